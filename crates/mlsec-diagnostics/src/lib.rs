@@ -1,0 +1,330 @@
+//! The findings model shared by every mlsec scanner, and the renderers that turn a [`Report`] into
+//! text, JSON or SARIF 2.1.0.
+//!
+//! A scanner never prints. It produces [`Finding`]s, each tied to a static [`Rule`] that carries the
+//! stable id, the documentation and the CWE / OWASP tags. The binary gathers findings and per-file
+//! errors into a [`Report`] and hands it to one renderer.
+//!
+//! # Brief overview
+//! * [`Rule`]: a stable id (`PKL001`), a kebab-case name, a default [`Severity`], docs and tags.
+//! * [`Finding`]: one problem found at one [`Location`], with a message and evidence.
+//! * [`Report`]: findings, per-file errors and scan statistics.
+//! * [`render`]: `text`, `json` and `sarif` renderers, one module each.
+//!
+//! # Example
+//! ```
+//! use mlsec_diagnostics::{Finding, Location, Report, Rule, Severity, render};
+//!
+//! static DEMO: Rule = Rule {
+//!     id: "DEMO001",
+//!     name: "demo-rule",
+//!     summary: "A demonstration rule",
+//!     severity: Severity::High,
+//!     cwe: &["CWE-502"],
+//!     owasp: &["ML06"],
+//!     what: "Shows how a rule is declared.",
+//!     why: "Documentation needs an example.",
+//!     example: "",
+//!     remediation: "Nothing to fix.",
+//!     references: &[],
+//! };
+//!
+//! let mut report = Report::default();
+//! report.findings.push(Finding::new(&DEMO, Location::file("model.pkl"), "demo finding"));
+//! let mut out = Vec::new();
+//! render::json::render(&report, &mut out).unwrap();
+//! assert!(String::from_utf8(out).unwrap().contains("DEMO001"));
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod render;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+/// How bad a finding is. Ordered: `Info < Low < Medium < High < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Info,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses the lower-case name used on the command line and in JSON.
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|sev| sev.as_str() == s)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Severity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A rule: the stable identity and documentation behind a family of findings.
+///
+/// Rules are `static` items owned by the scanner crate that raises them. Their `id` never changes
+/// once released; a retired rule keeps its id reserved.
+#[derive(Debug)]
+pub struct Rule {
+    /// Stable code, e.g. `PKL001`.
+    pub id: &'static str,
+    /// Stable kebab-case name, e.g. `pickle-dangerous-global`.
+    pub name: &'static str,
+    /// One line shown in listings.
+    pub summary: &'static str,
+    /// Default severity; a finding may raise or lower it with a reason.
+    pub severity: Severity,
+    /// CWE identifiers, e.g. `CWE-502`.
+    pub cwe: &'static [&'static str],
+    /// OWASP Machine Learning Security Top 10 (2023) identifiers, e.g. `ML06`.
+    pub owasp: &'static [&'static str],
+    /// "What it does".
+    pub what: &'static str,
+    /// "Why is this bad?".
+    pub why: &'static str,
+    /// "Example": a short description or snippet of what triggers the rule.
+    pub example: &'static str,
+    /// How to fix or avoid the problem.
+    pub remediation: &'static str,
+    /// Advisories and further reading.
+    pub references: &'static [&'static str],
+}
+
+impl PartialEq for Rule {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+/// Where a finding is: the file, the chain of container members inside it, and a position inside
+/// the innermost member.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Location {
+    /// The scanned file, as given on the command line or found under a given directory.
+    pub path: String,
+    /// Container members from outermost to innermost, e.g. `["inner.zip", "archive/data.pkl"]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// Byte offset inside the innermost member (or the file when `members` is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// The pickle opcode at `offset`, when the finding comes from pickle analysis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opcode: Option<String>,
+    /// A structural pointer, e.g. a JSON pointer into a config or a metadata key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl Location {
+    pub fn file(path: impl Into<String>) -> Location {
+        Location {
+            path: path.into(),
+            ..Location::default()
+        }
+    }
+
+    #[must_use]
+    pub fn member(mut self, name: impl Into<String>) -> Location {
+        self.members.push(name.into());
+        self
+    }
+
+    #[must_use]
+    pub fn at(mut self, offset: u64) -> Location {
+        self.offset = Some(offset);
+        self
+    }
+
+    #[must_use]
+    pub fn opcode(mut self, opcode: impl Into<String>) -> Location {
+        self.opcode = Some(opcode.into());
+        self
+    }
+
+    #[must_use]
+    pub fn field(mut self, field: impl Into<String>) -> Location {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path)?;
+        for m in &self.members {
+            write!(f, " > {m}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, " [{field}]")?;
+        }
+        if let Some(off) = self.offset {
+            write!(f, " @{off}")?;
+        }
+        if let Some(op) = &self.opcode {
+            write!(f, " ({op})")?;
+        }
+        Ok(())
+    }
+}
+
+/// One problem found by a scanner.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub rule: &'static Rule,
+    pub severity: Severity,
+    pub location: Location,
+    pub message: String,
+    /// What was seen, e.g. the resolved global `os.system('echo pwned')`.
+    pub evidence: Option<String>,
+}
+
+impl Finding {
+    /// A finding at the rule's default severity.
+    pub fn new(rule: &'static Rule, location: Location, message: impl Into<String>) -> Finding {
+        Finding {
+            rule,
+            severity: rule.severity,
+            location,
+            message: message.into(),
+            evidence: None,
+        }
+    }
+
+    #[must_use]
+    pub fn evidence(mut self, evidence: impl Into<String>) -> Finding {
+        self.evidence = Some(evidence.into());
+        self
+    }
+
+    /// Sets the evidence in place (for findings already pushed to a list).
+    pub fn set_evidence(&mut self, evidence: impl Into<String>) -> &mut Finding {
+        self.evidence = Some(evidence.into());
+        self
+    }
+
+    #[must_use]
+    pub fn severity(mut self, severity: Severity) -> Finding {
+        self.severity = severity;
+        self
+    }
+}
+
+impl Serialize for Finding {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Finding", 10)?;
+        st.serialize_field("rule_id", self.rule.id)?;
+        st.serialize_field("rule_name", self.rule.name)?;
+        st.serialize_field("severity", &self.severity)?;
+        st.serialize_field("location", &self.location)?;
+        st.serialize_field("message", &self.message)?;
+        st.serialize_field("evidence", &self.evidence)?;
+        st.serialize_field("remediation", self.rule.remediation)?;
+        st.serialize_field("cwe", self.rule.cwe)?;
+        st.serialize_field("owasp", self.rule.owasp)?;
+        st.end()
+    }
+}
+
+/// A file the tool could not process at all (I/O error, permission denied). Unlike a finding,
+/// an error means the tool failed to do its job for that path, and the exit code is 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Counters shown in the summary line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub files_scanned: u64,
+    pub files_skipped: u64,
+    pub bytes_scanned: u64,
+    #[serde(serialize_with = "ser_ms")]
+    pub duration: Duration,
+}
+
+fn ser_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Everything one run produced.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub errors: Vec<FileError>,
+    pub stats: Stats,
+    /// The rule catalogue of the scanners that ran, for SARIF `tool.driver.rules`.
+    pub rules: Vec<&'static Rule>,
+}
+
+impl Report {
+    /// Sorts findings by path, member chain, offset, then rule id, so output is deterministic
+    /// whatever order parallel workers finished in.
+    pub fn sort(&mut self) {
+        self.findings.sort_by(|a, b| {
+            (
+                &a.location.path,
+                &a.location.members,
+                a.location.offset,
+                a.rule.id,
+                &a.message,
+            )
+                .cmp(&(
+                    &b.location.path,
+                    &b.location.members,
+                    b.location.offset,
+                    b.rule.id,
+                    &b.message,
+                ))
+        });
+        self.errors.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+
+    /// The highest severity among findings, if any.
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+
+    /// Number of findings per severity, highest first.
+    pub fn counts(&self) -> [(Severity, usize); 5] {
+        Severity::ALL.map(|sev| {
+            (
+                sev,
+                self.findings.iter().filter(|f| f.severity == sev).count(),
+            )
+        })
+    }
+}

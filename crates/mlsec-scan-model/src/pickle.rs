@@ -1,0 +1,1442 @@
+//! Symbolic pickle analysis: a model of the pickle machine (stack, metastack of marks, memo) that
+//! tracks *what* each value is without ever creating it.
+//!
+//! Every callable a stream can reach is resolved: GLOBAL, STACK_GLOBAL (operands from constants,
+//! the memo or BUILD-set attributes), INST, OBJ, NEWOBJ(_EX), REDUCE, BUILD and EXT codes, plus the
+//! callables assembled indirectly through `getattr`, `__import__`/`importlib.import_module`,
+//! `pkgutil.resolve_name`, `operator.attrgetter`/`methodcaller` and `functools.partial`.
+//!
+//! Values are immutable and reference-counted; containers keep at most [`MAX_ITEMS_KEPT`] items and
+//! values nest at most [`MAX_VALUE_DEPTH`] deep, so hostile streams cannot make analysis quadratic,
+//! recurse without bound, or build cycles.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use mlsec_diagnostics::{Rule, Severity};
+use mlsec_formats::pickle::{Arg, Limits as OpLimits, Op, OpCode, OpReader, Payload, PickleError};
+use mlsec_formats::source::ReadAt;
+
+use crate::policy::{self, Verdict};
+use crate::rules;
+
+/// Most opcodes analysed in one stream.
+pub const MAX_OPCODES: u64 = 50_000_000;
+/// Most memo entries.
+pub const MAX_MEMO: usize = 1 << 20;
+/// Deepest stack (and metastack).
+pub const MAX_STACK: usize = 1 << 20;
+/// Items kept per container; the rest are counted, not kept.
+pub const MAX_ITEMS_KEPT: usize = 64;
+/// Deepest value nesting kept; deeper values become opaque.
+pub const MAX_VALUE_DEPTH: u32 = 48;
+/// Most hits reported per stream.
+pub const MAX_HITS: usize = 200;
+
+/// One thing found in a stream, before it becomes a finding.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub rule: &'static Rule,
+    pub severity: Severity,
+    pub offset: u64,
+    pub opcode: &'static str,
+    pub message: String,
+    pub evidence: Option<String>,
+}
+
+/// A byte payload inside the stream that looks like something scannable (a pickle, an archive).
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// Offset of the opcode that carries it.
+    pub opcode_offset: u64,
+    /// Where the bytes are in the source.
+    pub data_offset: u64,
+    pub len: u64,
+}
+
+/// The outcome of analysing one or more concatenated pickle streams.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    pub hits: Vec<Hit>,
+    pub embedded: Vec<Embedded>,
+    /// Complete streams (ending in STOP).
+    pub streams: u32,
+    /// Where analysis stopped.
+    pub end: u64,
+    /// Whether any global was imported.
+    pub imports: usize,
+    /// The parse error that ended analysis, if any (already reported as a hit).
+    pub error: Option<String>,
+    /// Whether joblib array data was skipped (the stream is a joblib pickle).
+    pub joblib_arrays: u32,
+}
+
+#[derive(Debug)]
+struct Global {
+    module: String,
+    name: String,
+}
+
+#[derive(Debug)]
+struct Obj {
+    func: Val,
+    args: Val,
+    state: Option<Val>,
+    depth: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeqKind {
+    List,
+    Tuple,
+    Set,
+}
+
+#[derive(Debug)]
+struct Seq {
+    kind: SeqKind,
+    items: Vec<Val>,
+    len: u64,
+    depth: u32,
+}
+
+#[derive(Debug)]
+struct Dict {
+    items: Vec<(Val, Val)>,
+    len: u64,
+    depth: u32,
+}
+
+#[derive(Debug, Clone)]
+enum Val {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float,
+    Str(Rc<str>),
+    Bytes { head: Rc<[u8]>, len: u64 },
+    Global(Rc<Global>),
+    Module(Rc<str>),
+    Obj(Rc<Obj>),
+    Seq(Rc<Seq>),
+    Dict(Rc<Dict>),
+    AttrGetter(Rc<str>),
+    MethodCaller(Rc<str>),
+    Partial(Rc<Val>),
+    Persistent,
+    Unknown,
+}
+
+impl Val {
+    fn depth(&self) -> u32 {
+        match self {
+            Val::Obj(o) => o.depth,
+            Val::Seq(s) => s.depth,
+            Val::Dict(d) => d.depth,
+            Val::Partial(_) => 1,
+            _ => 0,
+        }
+    }
+
+    /// Caps nesting: a value that would nest too deep is replaced by an opaque one.
+    fn capped(self) -> Val {
+        if self.depth() >= MAX_VALUE_DEPTH {
+            Val::Unknown
+        } else {
+            self
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn qualname(&self) -> Option<String> {
+        match self {
+            Val::Global(g) => Some(format!("{}.{}", g.module, g.name)),
+            Val::Module(m) => Some(m.to_string()),
+            _ => None,
+        }
+    }
+
+    fn items(&self) -> &[Val] {
+        match self {
+            Val::Seq(s) => &s.items,
+            _ => &[],
+        }
+    }
+}
+
+fn seq(kind: SeqKind, items: Vec<Val>, len: u64) -> Val {
+    let depth = items.iter().map(Val::depth).max().unwrap_or(0) + 1;
+    let items = items.into_iter().map(Val::capped).collect();
+    Val::Seq(Rc::new(Seq {
+        kind,
+        items,
+        len,
+        depth,
+    }))
+}
+
+fn obj(func: Val, args: Val, state: Option<Val>) -> Val {
+    let depth = func
+        .depth()
+        .max(args.depth())
+        .max(state.as_ref().map_or(0, Val::depth))
+        + 1;
+    Val::Obj(Rc::new(Obj {
+        func: func.capped(),
+        args: args.capped(),
+        state: state.map(Val::capped),
+        depth,
+    }))
+}
+
+/// Short, bounded rendering of a value for evidence.
+fn render(v: &Val, out: &mut String, depth: u32) {
+    if out.len() > 200 {
+        return;
+    }
+    if depth > 3 {
+        out.push_str("...");
+        return;
+    }
+    match v {
+        Val::None => out.push_str("None"),
+        Val::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
+        Val::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Val::Float => out.push_str("<float>"),
+        Val::Str(s) => {
+            let t: String = s.chars().take(120).collect();
+            let _ = write!(out, "{t:?}");
+            if s.chars().count() > 120 {
+                out.push_str("...");
+            }
+        }
+        Val::Bytes { head, len } => {
+            let shown: String = head
+                .iter()
+                .take(32)
+                .map(|&b| {
+                    if b.is_ascii_graphic() || b == b' ' {
+                        char::from(b).to_string()
+                    } else {
+                        format!("\\x{b:02x}")
+                    }
+                })
+                .collect();
+            let _ = write!(out, "b\"{shown}\"");
+            if *len > 32 {
+                let _ = write!(out, "...({len} bytes)");
+            }
+        }
+        Val::Global(g) => {
+            let _ = write!(out, "{}.{}", g.module, g.name);
+        }
+        Val::Module(m) => {
+            let _ = write!(out, "<module {m}>");
+        }
+        Val::Obj(o) => {
+            render(&o.func, out, depth + 1);
+            out.push('(');
+            render_items(o.args.items(), out, depth + 1);
+            out.push(')');
+        }
+        Val::Seq(s) => {
+            let (open, close) = match s.kind {
+                SeqKind::List => ('[', ']'),
+                SeqKind::Tuple => ('(', ')'),
+                SeqKind::Set => ('{', '}'),
+            };
+            out.push(open);
+            render_items(&s.items, out, depth + 1);
+            out.push(close);
+        }
+        Val::Dict(d) => {
+            out.push('{');
+            for (i, (k, v)) in d.items.iter().enumerate().take(6) {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                render(k, out, depth + 1);
+                out.push_str(": ");
+                render(v, out, depth + 1);
+            }
+            if d.len > 6 {
+                out.push_str(", ...");
+            }
+            out.push('}');
+        }
+        Val::AttrGetter(a) => {
+            let _ = write!(out, "attrgetter({a:?})");
+        }
+        Val::MethodCaller(a) => {
+            let _ = write!(out, "methodcaller({a:?})");
+        }
+        Val::Partial(f) => {
+            out.push_str("partial(");
+            render(f, out, depth + 1);
+            out.push(')');
+        }
+        Val::Persistent => out.push_str("<persistent id>"),
+        Val::Unknown => out.push('?'),
+    }
+}
+
+fn render_items(items: &[Val], out: &mut String, depth: u32) {
+    for (i, it) in items.iter().enumerate().take(6) {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        render(it, out, depth);
+    }
+    if items.len() > 6 {
+        out.push_str(", ...");
+    }
+}
+
+fn show(v: &Val) -> String {
+    let mut s = String::new();
+    render(v, &mut s, 0);
+    if s.len() > 240 {
+        let cut = (0..=240)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+struct ImportRec {
+    qual: String,
+    verdict: Verdict,
+    offset: u64,
+    opcode: &'static str,
+    via: Option<String>,
+    call: Option<String>,
+    count: u32,
+}
+
+struct Machine<'a> {
+    ops: OpReader<'a>,
+    stack: Vec<Val>,
+    marks: Vec<Vec<Val>>,
+    memo: HashMap<u64, Val>,
+    imports: Vec<ImportRec>,
+    import_index: HashMap<String, usize>,
+    hits: Vec<Hit>,
+    embedded: Vec<Embedded>,
+    opcodes: u64,
+    joblib_arrays: u32,
+    /// Set when joblib array data must be skipped after the current BUILD.
+    pending_joblib: Option<JoblibArray>,
+}
+
+enum JoblibArray {
+    Raw { bytes: u64, padded: bool },
+    Objects,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+type Fail = (u64, &'static str, String, &'static Rule);
+
+impl<'a> Machine<'a> {
+    fn new(src: &'a dyn ReadAt, start: u64) -> Machine<'a> {
+        Machine {
+            ops: OpReader::new(src, start, OpLimits::default()),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            imports: Vec::new(),
+            import_index: HashMap::new(),
+            hits: Vec::new(),
+            embedded: Vec::new(),
+            opcodes: 0,
+            joblib_arrays: 0,
+            pending_joblib: None,
+        }
+    }
+
+    fn hit(
+        &mut self,
+        rule: &'static Rule,
+        severity: Severity,
+        op: &Op,
+        message: String,
+        evidence: Option<String>,
+    ) {
+        if self.hits.len() < MAX_HITS {
+            self.hits.push(Hit {
+                rule,
+                severity,
+                offset: op.offset,
+                opcode: op.code.name(),
+                message,
+                evidence,
+            });
+        }
+    }
+
+    /// Records an import of `module.name` (or a module when `name` is empty).
+    fn import(&mut self, module: &str, name: &str, op: &Op, via: Option<&str>) {
+        let qual = if name.is_empty() {
+            module.to_owned()
+        } else {
+            format!("{module}.{name}")
+        };
+        if let Some(&i) = self.import_index.get(&qual) {
+            self.imports[i].count += 1;
+            return;
+        }
+        let verdict = if name.is_empty() {
+            match policy::dangerous_module(module) {
+                Some(what) => Verdict::Dangerous {
+                    severity: Severity::Critical,
+                    what,
+                },
+                None => Verdict::Unknown {
+                    severity: Severity::High,
+                    why: "a module imported by name at load time",
+                },
+            }
+        } else {
+            policy::classify(module, name)
+        };
+        self.import_index.insert(qual.clone(), self.imports.len());
+        self.imports.push(ImportRec {
+            qual,
+            verdict,
+            offset: op.offset,
+            opcode: op.code.name(),
+            via: via.map(str::to_owned),
+            call: None,
+            count: 1,
+        });
+    }
+
+    fn note_call(&mut self, func: &Val, args: &Val) {
+        let Some(q) = func.qualname() else { return };
+        if let Some(&i) = self.import_index.get(&q) {
+            let rec = &mut self.imports[i];
+            if rec.call.is_none() && !matches!(rec.verdict, Verdict::Safe) {
+                let mut s = String::new();
+                render_items(args.items(), &mut s, 1);
+                rec.call = Some(format!("{q}({s})"));
+            }
+        }
+    }
+
+    fn pop(&mut self, op: &Op) -> Result<Val, Fail> {
+        self.stack.pop().ok_or_else(|| {
+            (
+                op.offset,
+                op.code.name(),
+                "stack underflow".to_owned(),
+                &rules::PICKLE_MALFORMED,
+            )
+        })
+    }
+
+    fn top_mut(&mut self, op: &Op) -> Result<&mut Val, Fail> {
+        self.stack.last_mut().ok_or_else(|| {
+            (
+                op.offset,
+                op.code.name(),
+                "stack underflow".to_owned(),
+                &rules::PICKLE_MALFORMED,
+            )
+        })
+    }
+
+    fn pop_mark(&mut self, op: &Op) -> Result<Vec<Val>, Fail> {
+        let items = std::mem::take(&mut self.stack);
+        self.stack = self.marks.pop().ok_or_else(|| {
+            (
+                op.offset,
+                op.code.name(),
+                "no MARK on the metastack".to_owned(),
+                &rules::PICKLE_MALFORMED,
+            )
+        })?;
+        Ok(items)
+    }
+
+    fn push(&mut self, op: &Op, v: Val) -> Result<(), Fail> {
+        if self.stack.len() >= MAX_STACK {
+            return Err((
+                op.offset,
+                op.code.name(),
+                format!("stack deeper than MAX_STACK ({MAX_STACK})"),
+                &rules::PICKLE_LIMIT,
+            ));
+        }
+        self.stack.push(v);
+        Ok(())
+    }
+
+    fn memo_put(&mut self, op: &Op, idx: u64) -> Result<(), Fail> {
+        let v = self.stack.last().cloned().ok_or_else(|| {
+            (
+                op.offset,
+                op.code.name(),
+                "memo store from an empty stack".to_owned(),
+                &rules::PICKLE_MALFORMED,
+            )
+        })?;
+        if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&idx) {
+            return Err((
+                op.offset,
+                op.code.name(),
+                format!("more than MAX_MEMO ({MAX_MEMO}) memo entries"),
+                &rules::PICKLE_LIMIT,
+            ));
+        }
+        self.memo.insert(idx, v);
+        Ok(())
+    }
+
+    fn payload_val(&mut self, op: &Op, p: &Payload, text: bool) -> Val {
+        let (data_offset, inline) = match p {
+            Payload::Inline(v) => (None, Some(v)),
+            Payload::Skipped { offset, .. } => (Some(*offset), None),
+        };
+        let head = p.head();
+        let scannable =
+            mlsec_formats::pickle::looks_like_pickle(head) || mlsec_formats::zip::is_zip(head);
+        if scannable && p.len() >= 8 {
+            // Inline payload bytes sit right after the opcode's length prefix.
+            let start = data_offset.unwrap_or_else(|| self.ops.pos() - p.len());
+            self.embedded.push(Embedded {
+                opcode_offset: op.offset,
+                data_offset: start,
+                len: p.len(),
+            });
+        }
+        if text {
+            if let Some(v) = inline {
+                return Val::Str(Rc::from(String::from_utf8_lossy(v).as_ref()));
+            }
+        }
+        Val::Bytes {
+            head: Rc::from(&head[..head.len().min(64)]),
+            len: p.len(),
+        }
+    }
+
+    /// Resolves a call and returns the value it produces.
+    fn call(&mut self, op: &Op, func: Val, args: Val) -> Val {
+        self.note_call(&func, &args);
+        let first = args.items().first().cloned();
+        let second = args.items().get(1).cloned();
+        match &func {
+            Val::Global(g) => {
+                let q = format!("{}.{}", g.module, g.name);
+                let q = q
+                    .strip_prefix("__builtin__.")
+                    .map_or(q.clone(), |rest| format!("builtins.{rest}"));
+                match q.as_str() {
+                    "builtins.getattr" | "operator.getitem" => {
+                        if let (Some(target), Some(Val::Str(attr))) = (first, second) {
+                            return self.getattr(op, &target, &attr, &q);
+                        }
+                        return Val::Unknown;
+                    }
+                    "builtins.__import__" | "importlib.import_module" | "importlib.__import__" => {
+                        if let Some(Val::Str(m)) = first {
+                            self.import(&m, "", op, Some(&q));
+                            return Val::Module(m);
+                        }
+                        return Val::Unknown;
+                    }
+                    "pkgutil.resolve_name" | "pydoc.locate" | "pydoc.locate.__call__" => {
+                        if let Some(Val::Str(path)) = first {
+                            let (m, n) = match path.split_once(':') {
+                                Some((m, n)) => (m.to_owned(), n.to_owned()),
+                                None => match path.rsplit_once('.') {
+                                    Some((m, n)) => (m.to_owned(), n.to_owned()),
+                                    None => (path.to_string(), String::new()),
+                                },
+                            };
+                            self.import(&m, &n, op, Some(&q));
+                            return if n.is_empty() {
+                                Val::Module(Rc::from(m.as_str()))
+                            } else {
+                                Val::Global(Rc::new(Global { module: m, name: n }))
+                            };
+                        }
+                        return Val::Unknown;
+                    }
+                    "operator.attrgetter" | "_operator.attrgetter" => {
+                        if let Some(Val::Str(a)) = first {
+                            return Val::AttrGetter(a);
+                        }
+                        return Val::Unknown;
+                    }
+                    "operator.methodcaller" | "_operator.methodcaller" => {
+                        if let Some(Val::Str(a)) = first {
+                            return Val::MethodCaller(a);
+                        }
+                        return Val::Unknown;
+                    }
+                    "functools.partial" | "_functools.partial" => {
+                        if let Some(f) = first {
+                            return Val::Partial(Rc::new(f.capped()));
+                        }
+                        return Val::Unknown;
+                    }
+                    _ => {}
+                }
+                obj(func, args, None)
+            }
+            Val::AttrGetter(attr) => {
+                let attr = attr.clone();
+                match first {
+                    Some(target) => self.getattr(op, &target, &attr, "operator.attrgetter"),
+                    None => Val::Unknown,
+                }
+            }
+            Val::MethodCaller(m) => {
+                let m = m.clone();
+                if let Some(target) = first {
+                    let method = self.getattr(op, &target, &m, "operator.methodcaller");
+                    return obj(method, seq(SeqKind::Tuple, Vec::new(), 0), None);
+                }
+                Val::Unknown
+            }
+            Val::Partial(inner) => {
+                let inner = (**inner).clone();
+                self.call(op, inner, args)
+            }
+            Val::Obj(_) | Val::Module(_) | Val::Unknown => {
+                if matches!(func, Val::Unknown) || matches!(func, Val::Obj(_)) {
+                    self.hit(
+                        &rules::PICKLE_DYNAMIC_IMPORT,
+                        Severity::High,
+                        op,
+                        "pickle calls a callable computed at load time, which cannot be resolved statically".to_owned(),
+                        Some(format!("{}({})", show(&func), {
+                            let mut s = String::new();
+                            render_items(args.items(), &mut s, 1);
+                            s
+                        })),
+                    );
+                }
+                obj(func, args, None)
+            }
+            _ => {
+                self.hit(
+                    &rules::PICKLE_MALFORMED,
+                    Severity::Medium,
+                    op,
+                    format!("{} calls a value that is not callable", op.code),
+                    Some(show(&func)),
+                );
+                obj(func, args, None)
+            }
+        }
+    }
+
+    fn getattr(&mut self, op: &Op, target: &Val, attr: &str, via: &str) -> Val {
+        match target {
+            Val::Global(g) => {
+                let name = format!("{}.{attr}", g.name);
+                self.import(&g.module, &name, op, Some(via));
+                Val::Global(Rc::new(Global {
+                    module: g.module.clone(),
+                    name,
+                }))
+            }
+            Val::Module(m) => {
+                self.import(m, attr, op, Some(via));
+                Val::Global(Rc::new(Global {
+                    module: m.to_string(),
+                    name: attr.to_owned(),
+                }))
+            }
+            Val::Obj(o) => {
+                // An attribute set by BUILD: look it up in the state dict.
+                if let Some(Val::Dict(d)) = &o.state {
+                    for (k, v) in &d.items {
+                        if k.as_str() == Some(attr) {
+                            return v.clone();
+                        }
+                    }
+                }
+                Val::Unknown
+            }
+            _ => Val::Unknown,
+        }
+    }
+
+    fn step(&mut self, op: &Op) -> Result<Flow, Fail> {
+        use OpCode as O;
+        let malformed = |reason: &str| {
+            (
+                op.offset,
+                op.code.name(),
+                reason.to_owned(),
+                &rules::PICKLE_MALFORMED,
+            )
+        };
+        match (&op.code, &op.arg) {
+            (O::PROTO | O::FRAME, _) => {}
+            (O::STOP, _) => {
+                self.pop(op)?;
+                return Ok(Flow::Stop);
+            }
+            (O::MARK, _) => {
+                if self.marks.len() >= MAX_STACK {
+                    return Err((
+                        op.offset,
+                        op.code.name(),
+                        "metastack deeper than MAX_STACK".into(),
+                        &rules::PICKLE_LIMIT,
+                    ));
+                }
+                let cur = std::mem::take(&mut self.stack);
+                self.marks.push(cur);
+            }
+            (O::POP, _) => {
+                if self.stack.is_empty() {
+                    // CPython pops a MARK when the stack is empty.
+                    self.pop_mark(op)?;
+                } else {
+                    self.pop(op)?;
+                }
+            }
+            (O::POP_MARK, _) => {
+                self.pop_mark(op)?;
+            }
+            (O::DUP, _) => {
+                let v = self
+                    .stack
+                    .last()
+                    .cloned()
+                    .ok_or_else(|| malformed("DUP on an empty stack"))?;
+                self.push(op, v)?;
+            }
+            (O::NONE, _) => self.push(op, Val::None)?,
+            (O::NEWTRUE, _) => self.push(op, Val::Bool(true))?,
+            (O::NEWFALSE, _) => self.push(op, Val::Bool(false))?,
+            (
+                O::INT | O::BININT | O::BININT1 | O::BININT2 | O::LONG | O::LONG1 | O::LONG4,
+                Arg::Int(i),
+            ) => self.push(op, Val::Int(*i))?,
+            (O::INT | O::LONG | O::LONG1 | O::LONG4, Arg::BigInt(_)) => {
+                self.push(op, Val::Unknown)?
+            }
+            (O::FLOAT | O::BINFLOAT, _) => self.push(op, Val::Float)?,
+            (
+                O::STRING
+                | O::BINSTRING
+                | O::SHORT_BINSTRING
+                | O::UNICODE
+                | O::BINUNICODE
+                | O::SHORT_BINUNICODE
+                | O::BINUNICODE8,
+                Arg::Str(p),
+            ) => {
+                let v = self.payload_val(op, p, true);
+                self.push(op, v)?;
+            }
+            (O::BINBYTES | O::SHORT_BINBYTES | O::BINBYTES8 | O::BYTEARRAY8, Arg::Bytes(p)) => {
+                let v = self.payload_val(op, p, false);
+                self.push(op, v)?;
+            }
+            (O::EMPTY_LIST, _) => self.push(op, seq(SeqKind::List, Vec::new(), 0))?,
+            (O::EMPTY_TUPLE, _) => self.push(op, seq(SeqKind::Tuple, Vec::new(), 0))?,
+            (O::EMPTY_SET, _) => self.push(op, seq(SeqKind::Set, Vec::new(), 0))?,
+            (O::EMPTY_DICT, _) => self.push(
+                op,
+                Val::Dict(Rc::new(Dict {
+                    items: Vec::new(),
+                    len: 0,
+                    depth: 1,
+                })),
+            )?,
+            (O::LIST | O::TUPLE | O::FROZENSET, _) => {
+                let items = self.pop_mark(op)?;
+                let len = items.len() as u64;
+                let kind = match op.code {
+                    O::LIST => SeqKind::List,
+                    O::TUPLE => SeqKind::Tuple,
+                    _ => SeqKind::Set,
+                };
+                let kept: Vec<Val> = items.into_iter().take(MAX_ITEMS_KEPT).collect();
+                self.push(op, seq(kind, kept, len))?;
+            }
+            (O::TUPLE1 | O::TUPLE2 | O::TUPLE3, _) => {
+                let n = match op.code {
+                    O::TUPLE1 => 1,
+                    O::TUPLE2 => 2,
+                    _ => 3,
+                };
+                if self.stack.len() < n {
+                    return Err(malformed("stack underflow"));
+                }
+                let items = self.stack.split_off(self.stack.len() - n);
+                self.push(op, seq(SeqKind::Tuple, items, n as u64))?;
+            }
+            (O::DICT, _) => {
+                let items = self.pop_mark(op)?;
+                let d = make_dict(Vec::new(), 0, items);
+                self.push(op, d)?;
+            }
+            (O::APPEND | O::APPENDS | O::ADDITEMS, _) => {
+                let new: Vec<Val> = if op.code == O::APPEND {
+                    vec![self.pop(op)?]
+                } else {
+                    self.pop_mark(op)?
+                };
+                let top = self.top_mut(op)?;
+                match top {
+                    Val::Seq(s) => {
+                        let kind = s.kind;
+                        let len = s.len + new.len() as u64;
+                        let mut items = s.items.clone();
+                        items.extend(
+                            new.into_iter()
+                                .take(MAX_ITEMS_KEPT.saturating_sub(items.len())),
+                        );
+                        *top = seq(kind, items, len);
+                    }
+                    // list subclasses append through their own `append`/`extend`.
+                    Val::Obj(_) | Val::Unknown => {}
+                    _ => return Err(malformed("APPEND to a value that is not a list")),
+                }
+            }
+            (O::SETITEM | O::SETITEMS, _) => {
+                let new: Vec<Val> = if op.code == O::SETITEM {
+                    let v = self.pop(op)?;
+                    let k = self.pop(op)?;
+                    vec![k, v]
+                } else {
+                    self.pop_mark(op)?
+                };
+                if new.len() % 2 != 0 {
+                    return Err(malformed("SETITEMS with an odd number of items"));
+                }
+                let top = self.top_mut(op)?;
+                match top {
+                    Val::Dict(d) => {
+                        let d2 = make_dict(d.items.clone(), d.len, new);
+                        *top = d2;
+                    }
+                    Val::Obj(_) | Val::Unknown => {}
+                    _ => return Err(malformed("SETITEM on a value that is not a dict")),
+                }
+            }
+            (O::GLOBAL, Arg::Global(m, n)) => {
+                self.import(m, n, op, None);
+                self.push(
+                    op,
+                    Val::Global(Rc::new(Global {
+                        module: m.clone(),
+                        name: n.clone(),
+                    })),
+                )?;
+            }
+            (O::STACK_GLOBAL, _) => {
+                let name = self.pop(op)?;
+                let module = self.pop(op)?;
+                match (module.as_str(), name.as_str()) {
+                    (Some(m), Some(n)) => {
+                        let (m, n) = (m.to_owned(), n.to_owned());
+                        self.import(&m, &n, op, None);
+                        self.push(op, Val::Global(Rc::new(Global { module: m, name: n })))?;
+                    }
+                    _ => {
+                        self.hit(
+                            &rules::PICKLE_DYNAMIC_IMPORT,
+                            Severity::High,
+                            op,
+                            "STACK_GLOBAL operands are not constant strings; the import is computed at load time".to_owned(),
+                            Some(format!("module={}, name={}", show(&module), show(&name))),
+                        );
+                        self.push(op, Val::Unknown)?;
+                    }
+                }
+            }
+            (O::INST, Arg::Global(m, n)) => {
+                let args = self.pop_mark(op)?;
+                self.import(m, n, op, None);
+                let f = Val::Global(Rc::new(Global {
+                    module: m.clone(),
+                    name: n.clone(),
+                }));
+                let len = args.len() as u64;
+                let v = self.call(
+                    op,
+                    f,
+                    seq(
+                        SeqKind::Tuple,
+                        args.into_iter().take(MAX_ITEMS_KEPT).collect(),
+                        len,
+                    ),
+                );
+                self.push(op, v)?;
+            }
+            (O::OBJ, _) => {
+                let mut items = self.pop_mark(op)?;
+                if items.is_empty() {
+                    return Err(malformed("OBJ without a class"));
+                }
+                let cls = items.remove(0);
+                let len = items.len() as u64;
+                let v = self.call(
+                    op,
+                    cls,
+                    seq(
+                        SeqKind::Tuple,
+                        items.into_iter().take(MAX_ITEMS_KEPT).collect(),
+                        len,
+                    ),
+                );
+                self.push(op, v)?;
+            }
+            (O::REDUCE | O::NEWOBJ, _) => {
+                let args = self.pop(op)?;
+                let f = self.pop(op)?;
+                if !matches!(args, Val::Seq(_) | Val::Unknown) {
+                    return Err(malformed(&format!("{} arguments are not a tuple", op.code)));
+                }
+                let v = self.call(op, f, args);
+                self.push(op, v)?;
+            }
+            (O::NEWOBJ_EX, _) => {
+                let _kwargs = self.pop(op)?;
+                let args = self.pop(op)?;
+                let f = self.pop(op)?;
+                let v = self.call(op, f, args);
+                self.push(op, v)?;
+            }
+            (O::BUILD, _) => {
+                let state = self.pop(op)?;
+                let target = self
+                    .stack
+                    .last()
+                    .cloned()
+                    .ok_or_else(|| malformed("BUILD on an empty stack"))?;
+                match &target {
+                    Val::Global(g) => {
+                        let q = format!("{}.{}", g.module, g.name);
+                        self.hit(
+                            &rules::PICKLE_ATTRIBUTE_OVERWRITE,
+                            Severity::Critical,
+                            op,
+                            format!("BUILD sets attributes on the imported object {q} itself, not on an instance"),
+                            Some(format!("{q}.__setstate__({})", show(&state))),
+                        );
+                    }
+                    Val::Module(m) => {
+                        self.hit(
+                            &rules::PICKLE_ATTRIBUTE_OVERWRITE,
+                            Severity::Critical,
+                            op,
+                            format!("BUILD sets attributes on module {m}"),
+                            Some(show(&state)),
+                        );
+                    }
+                    Val::Obj(o) => {
+                        if let Val::Global(g) = &o.func {
+                            let q = format!("{}.{}", g.module, g.name);
+                            if q.ends_with("NumpyArrayWrapper")
+                                || (q == "copyreg._reconstructor" && is_joblib_wrapper(&o.args))
+                            {
+                                self.pending_joblib = joblib_array(&state);
+                                if self.pending_joblib.is_none() {
+                                    return Err(malformed(
+                                        "joblib array wrapper with an unreadable shape or dtype",
+                                    ));
+                                }
+                            }
+                        }
+                        let v = obj(o.func.clone(), o.args.clone(), Some(state));
+                        if let Some(top) = self.stack.last_mut() {
+                            *top = v;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (O::PUT | O::BINPUT | O::LONG_BINPUT, Arg::Int(i)) => {
+                let idx = u64::try_from(*i).map_err(|_| malformed("negative memo index"))?;
+                self.memo_put(op, idx)?;
+            }
+            (O::MEMOIZE, _) => {
+                let idx = self.memo.len() as u64;
+                self.memo_put(op, idx)?;
+            }
+            (O::GET | O::BINGET | O::LONG_BINGET, Arg::Int(i)) => {
+                let idx = u64::try_from(*i).map_err(|_| malformed("negative memo index"))?;
+                let v = self
+                    .memo
+                    .get(&idx)
+                    .cloned()
+                    .ok_or_else(|| malformed(&format!("memo key {idx} was never stored")))?;
+                self.push(op, v)?;
+            }
+            (O::PERSID, _) => self.push(op, Val::Persistent)?,
+            (O::BINPERSID, _) => {
+                self.pop(op)?;
+                self.push(op, Val::Persistent)?;
+            }
+            (O::EXT1 | O::EXT2 | O::EXT4, Arg::Int(code)) => {
+                self.hit(
+                    &rules::PICKLE_EXTENSION_CODE,
+                    Severity::High,
+                    op,
+                    format!("{} imports the global registered under extension code {code}, which cannot be resolved from the file", op.code),
+                    Some(format!("{}({code})", op.code)),
+                );
+                self.push(op, Val::Unknown)?;
+            }
+            (O::NEXT_BUFFER | O::READONLY_BUFFER, _) => {
+                if op.code == O::NEXT_BUFFER {
+                    self.push(op, Val::Unknown)?;
+                }
+            }
+            _ => return Err(malformed("opcode with an unexpected argument")),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Runs one stream to STOP. Returns `Ok(true)` at STOP, `Ok(false)` at the end of data before any opcode.
+    fn run(&mut self, depth: u32, analysis: &mut Analysis) -> Result<bool, Fail> {
+        let mut first = true;
+        loop {
+            let op = match self.ops.next_op() {
+                Ok(Some(op)) => op,
+                Ok(None) if first => return Ok(false),
+                Ok(None) => {
+                    return Err((
+                        self.ops.pos(),
+                        "",
+                        "stream ends without STOP (truncated)".into(),
+                        &rules::PICKLE_MALFORMED,
+                    ));
+                }
+                Err(e) => return Err(pickle_fail(&e)),
+            };
+            first = false;
+            self.opcodes += 1;
+            if self.opcodes > MAX_OPCODES {
+                return Err((
+                    op.offset,
+                    op.code.name(),
+                    format!("more than MAX_OPCODES ({MAX_OPCODES}) opcodes"),
+                    &rules::PICKLE_LIMIT,
+                ));
+            }
+            if let Flow::Stop = self.step(&op)? {
+                return Ok(true);
+            }
+            if let Some(arr) = self.pending_joblib.take() {
+                self.joblib_arrays += 1;
+                match arr {
+                    JoblibArray::Raw { bytes, padded } => {
+                        if padded {
+                            let pad = self.ops.raw_byte().map_err(|e| {
+                                (
+                                    self.ops.pos(),
+                                    "BUILD",
+                                    format!("joblib padding: {e}"),
+                                    &rules::PICKLE_MALFORMED,
+                                )
+                            })?;
+                            let pad = pad.ok_or_else(|| {
+                                (
+                                    self.ops.pos(),
+                                    "BUILD",
+                                    "joblib array data is truncated".to_owned(),
+                                    &rules::PICKLE_MALFORMED,
+                                )
+                            })?;
+                            self.ops.skip(u64::from(pad)).map_err(|_| {
+                                (
+                                    self.ops.pos(),
+                                    "BUILD",
+                                    "joblib padding is truncated".to_owned(),
+                                    &rules::PICKLE_MALFORMED,
+                                )
+                            })?;
+                        }
+                        self.ops.skip(bytes).map_err(|_| {
+                            (
+                                op.offset,
+                                "BUILD",
+                                format!(
+                                    "joblib array declares {bytes} bytes but the file ends first"
+                                ),
+                                &rules::PICKLE_MALFORMED,
+                            )
+                        })?;
+                    }
+                    JoblibArray::Objects => {
+                        // joblib writes object arrays as a separate pickle right here.
+                        if depth >= MAX_NESTING {
+                            return Err((
+                                op.offset,
+                                "BUILD",
+                                format!("pickles nested deeper than MAX_NESTING ({MAX_NESTING})"),
+                                &rules::PICKLE_LIMIT,
+                            ));
+                        }
+                        let src = self.ops.source();
+                        let inner = analyze_from(src, self.ops.pos(), depth + 1, StreamMode::One);
+                        self.hits.extend(inner.hits.into_iter().map(|mut h| {
+                            h.message = format!("in joblib object array: {}", h.message);
+                            h
+                        }));
+                        self.embedded.extend(inner.embedded);
+                        analysis.imports += inner.imports;
+                        self.ops.seek(inner.end);
+                        if inner.error.is_some() {
+                            return Err((
+                                inner.end,
+                                "",
+                                "joblib object array pickle is malformed".into(),
+                                &rules::PICKLE_MALFORMED,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, analysis: &mut Analysis) {
+        analysis.imports += self.imports.len();
+        for rec in self.imports.drain(..) {
+            let count = if rec.count > 1 {
+                format!(" ({} times)", rec.count)
+            } else {
+                String::new()
+            };
+            let via = rec
+                .via
+                .as_ref()
+                .map(|v| format!(" through {v}"))
+                .unwrap_or_default();
+            let mut evidence = rec.call.clone().unwrap_or_else(|| rec.qual.clone());
+            if let Some(v) = &rec.via {
+                evidence = format!("{evidence} [resolved through {v}]");
+            }
+            let (rule, severity, message) = match rec.verdict {
+                Verdict::Safe => continue,
+                Verdict::Dangerous { severity, what } => (
+                    &rules::PICKLE_DANGEROUS_GLOBAL,
+                    severity,
+                    format!(
+                        "pickle imports {}{via}{count}: {what} when the file is loaded",
+                        rec.qual
+                    ),
+                ),
+                Verdict::Unknown { severity, why } => (
+                    &rules::PICKLE_UNKNOWN_GLOBAL,
+                    severity,
+                    format!(
+                        "pickle imports {}{via}{count}, which is not known to be safe: {why}",
+                        rec.qual
+                    ),
+                ),
+            };
+            if self.hits.len() < MAX_HITS {
+                self.hits.push(Hit {
+                    rule,
+                    severity,
+                    offset: rec.offset,
+                    opcode: rec.opcode,
+                    message,
+                    evidence: Some(evidence),
+                });
+            }
+        }
+        self.import_index.clear();
+        analysis.hits.append(&mut self.hits);
+        analysis.embedded.append(&mut self.embedded);
+        analysis.joblib_arrays += self.joblib_arrays;
+        self.joblib_arrays = 0;
+    }
+}
+
+fn is_joblib_wrapper(args: &Val) -> bool {
+    matches!(args.items().first(), Some(Val::Global(g)) if g.name.ends_with("NumpyArrayWrapper"))
+}
+
+fn make_dict(mut items: Vec<(Val, Val)>, len: u64, flat: Vec<Val>) -> Val {
+    let mut len = len;
+    let mut it = flat.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        len += 1;
+        if let Some(slot) = items
+            .iter_mut()
+            .find(|(ek, _)| matches!((ek, &k), (Val::Str(a), Val::Str(b)) if a == b))
+        {
+            slot.1 = v.capped();
+        } else if items.len() < MAX_ITEMS_KEPT * 4 {
+            items.push((k.capped(), v.capped()));
+        }
+    }
+    let depth = items
+        .iter()
+        .map(|(k, v)| k.depth().max(v.depth()))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    Val::Dict(Rc::new(Dict { items, len, depth }))
+}
+
+fn dict_get<'v>(d: &'v Val, key: &str) -> Option<&'v Val> {
+    match d {
+        Val::Dict(d) => d
+            .items
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// Works out how many raw bytes joblib wrote after a `NumpyArrayWrapper` BUILD.
+fn joblib_array(state: &Val) -> Option<JoblibArray> {
+    let shape = dict_get(state, "shape")?;
+    let Val::Seq(s) = shape else { return None };
+    if s.items.len() as u64 != s.len {
+        return None;
+    }
+    let mut count: u64 = 1;
+    for d in &s.items {
+        let Val::Int(i) = d else { return None };
+        count = count.checked_mul(u64::try_from(*i).ok()?)?;
+    }
+    let dtype = dict_get(state, "dtype")?;
+    let Val::Obj(o) = dtype else { return None };
+    let type_str = o.args.items().first().and_then(Val::as_str)?.to_owned();
+    let st = o.state.as_ref().map(Val::items).unwrap_or(&[]);
+    let flags = match st.get(7) {
+        Some(Val::Int(f)) => *f,
+        _ => 0,
+    };
+    if type_str.starts_with('O') || flags & 1 != 0 {
+        return Some(JoblibArray::Objects);
+    }
+    let elsize = match st.get(5) {
+        Some(Val::Int(e)) if *e > 0 => u64::try_from(*e).ok()?,
+        _ => {
+            let t = type_str.trim_start_matches(['<', '>', '|', '=']);
+            let n: u64 = t.get(1..)?.parse().ok()?;
+            if t.starts_with('U') { n * 4 } else { n }
+        }
+    };
+    let padded = dict_get(state, "allow_mmap").is_some();
+    Some(JoblibArray::Raw {
+        bytes: count.checked_mul(elsize)?,
+        padded,
+    })
+}
+
+fn pickle_fail(e: &PickleError) -> Fail {
+    let rule = if matches!(e, PickleError::Limit { .. }) {
+        &rules::PICKLE_LIMIT
+    } else {
+        &rules::PICKLE_MALFORMED
+    };
+    (e.offset(), "", e.to_string(), rule)
+}
+
+/// Deepest nesting of pickles inside pickles (joblib object arrays).
+pub const MAX_NESTING: u32 = 8;
+
+/// How many streams to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamMode {
+    /// Exactly one stream.
+    One,
+    /// Up to `n` streams (legacy PyTorch: magic, protocol, sys info, model, storage keys).
+    Upto(u32),
+    /// Streams until the end of data; trailing bytes that are not a pickle are reported.
+    All,
+}
+
+/// Analyses pickle streams in `src` from offset 0.
+pub fn analyze(src: &dyn ReadAt, mode: StreamMode) -> Analysis {
+    analyze_from(src, 0, 0, mode)
+}
+
+fn analyze_from(src: &dyn ReadAt, start: u64, depth: u32, mode: StreamMode) -> Analysis {
+    let mut analysis = Analysis::default();
+    let mut pos = start;
+    loop {
+        let mut m = Machine::new(src, pos);
+        let result = m.run(depth, &mut analysis);
+        let end = m.ops.pos();
+        match result {
+            Ok(true) => {
+                analysis.streams += 1;
+                m.finish(&mut analysis);
+                pos = end;
+                let more = match mode {
+                    StreamMode::One => false,
+                    StreamMode::Upto(n) => analysis.streams < n,
+                    StreamMode::All => true,
+                };
+                if !more || pos >= src.len() {
+                    break;
+                }
+                if mode == StreamMode::All {
+                    let head = src.read_prefix(pos, 16).unwrap_or_default();
+                    let next_ok = head
+                        .first()
+                        .is_some_and(|&b| mlsec_formats::pickle::OpCode::from_byte(b).is_some());
+                    if !next_ok
+                        || !(mlsec_formats::pickle::looks_like_pickle(&head)
+                            || head.first() == Some(&0x80))
+                    {
+                        analysis.hits.push(Hit {
+                            rule: &rules::PICKLE_MALFORMED,
+                            severity: Severity::Low,
+                            offset: pos,
+                            opcode: "",
+                            message: format!(
+                                "{} bytes after the last pickle stream are not a pickle",
+                                src.len() - pos
+                            ),
+                            evidence: None,
+                        });
+                        break;
+                    }
+                }
+            }
+            Ok(false) => break,
+            Err((offset, opcode, reason, rule)) => {
+                m.finish(&mut analysis);
+                let sev = if std::ptr::eq(rule, &rules::PICKLE_LIMIT) {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                };
+                analysis.hits.push(Hit { rule, severity: sev, offset, opcode, message: format!("pickle analysis stopped: {reason}; everything resolved before this point is reported"), evidence: None });
+                analysis.error = Some(reason);
+                pos = end;
+                break;
+            }
+        }
+    }
+    analysis.end = pos;
+    analysis
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(data: &[u8]) -> Analysis {
+        analyze(&data, StreamMode::All)
+    }
+
+    fn has(a: &Analysis, needle: &str, sev: Severity) -> bool {
+        a.hits.iter().any(|h| {
+            h.severity == sev
+                && (h.message.contains(needle)
+                    || h.evidence.as_deref().is_some_and(|e| e.contains(needle)))
+        })
+    }
+
+    #[test]
+    fn protocol0_system() {
+        let a = run(b"cposix\nsystem\n(S'echo hi'\ntR.");
+        assert!(has(&a, "posix.system", Severity::Critical), "{:?}", a.hits);
+        assert!(
+            a.hits
+                .iter()
+                .any(|h| h.evidence.as_deref() == Some("posix.system(\"echo hi\")")),
+            "{:?}",
+            a.hits
+        );
+    }
+
+    #[test]
+    fn memoize_desync() {
+        // BINPUT 0 then MEMOIZE stores at index 1 (len(memo)), as CPython does.
+        let mut p = b"\x80\x04".to_vec();
+        p.extend_from_slice(b"\x8c\x05posixq\x00"); // 'posix' at memo 0
+        p.extend_from_slice(b"\x8c\x06system\x94"); // 'system' at memo 1 via MEMOIZE
+        p.extend_from_slice(b"0h\x00h\x01\x93"); // POP, GET 0, GET 1, STACK_GLOBAL
+        p.extend_from_slice(b"\x8c\x02id\x85R.");
+        let a = run(&p);
+        assert!(has(&a, "posix.system", Severity::Critical), "{:?}", a.hits);
+    }
+
+    #[test]
+    fn getattr_chain() {
+        // getattr(__import__('os'), 'system')('id')
+        let p = b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(S'os'\ntRS'system'\ntR(S'id'\ntR.";
+        let a = run(p);
+        assert!(has(&a, "os.system", Severity::Critical), "{:?}", a.hits);
+    }
+
+    #[test]
+    fn build_on_global_is_gadget() {
+        let p = b"cnumpy\nload\n}S'__defaults__'\n(I1\ntsb.";
+        let a = run(p);
+        assert!(a.hits.iter().any(|h| h.rule.id == "PKL005"), "{:?}", a.hits);
+    }
+
+    #[test]
+    fn broken_pickle_still_reports_payload() {
+        let a = run(b"cos\nsystem\n(S'x'\ntR\xff");
+        assert!(has(&a, "os.system", Severity::Critical));
+        assert!(a.hits.iter().any(|h| h.rule.id == "PKL006"));
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow() {
+        let mut p = b"\x80\x02)".to_vec();
+        p.extend(std::iter::repeat_n(0x85u8, 200_000));
+        p.push(b'.');
+        let a = run(&p);
+        assert!(a.error.is_none(), "{:?}", a.error);
+    }
+
+    #[test]
+    fn memo_bomb_is_linear() {
+        // A list appended to itself through the memo many times.
+        let mut p = b"\x80\x02]q\x00".to_vec();
+        for _ in 0..100_000 {
+            p.extend_from_slice(b"h\x00a");
+        }
+        p.push(b'.');
+        let a = run(&p);
+        assert!(a.error.is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = run(&data);
+        }
+
+        #[test]
+        fn never_panics_on_opcode_soup(ops in proptest::collection::vec(proptest::sample::select(b"()]}tlde.0123aubsRQNhqgjpr\x85\x86\x87\x93\x94\x81\x88\x89K".to_vec()), 0..256)) {
+            let mut data = b"\x80\x04".to_vec();
+            for o in ops {
+                data.push(o);
+                if matches!(o, b'h' | b'q' | b'K') { data.push(0); }
+            }
+            let _ = run(&data);
+        }
+    }
+}

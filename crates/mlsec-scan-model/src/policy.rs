@@ -1,0 +1,777 @@
+//! What a Python global means for safety: the allowlist of globals ML libraries put in their
+//! pickles, the denylist of code-execution, file and network primitives, and a severity for the
+//! rest.
+//!
+//! Names are classified as a whole dotted path (`module.name`, where `name` may itself be dotted in
+//! protocol 4). Attribute traversal through a module (`posixpath.os.system`) is re-rooted at every
+//! component, so a dangerous module reached through a harmless one is still found.
+
+use mlsec_diagnostics::Severity;
+
+/// The verdict on one global.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// On the allowlist.
+    Safe,
+    /// A known primitive; `what` says what it gives an attacker.
+    Dangerous {
+        severity: Severity,
+        what: &'static str,
+    },
+    /// Neither; severity by where it lives and what its name suggests.
+    Unknown {
+        severity: Severity,
+        why: &'static str,
+    },
+}
+
+const EXEC: &str = "code execution";
+const SHELL: &str = "command execution";
+const FILE: &str = "file system access";
+const NET: &str = "network access";
+const LOADER: &str = "nested deserialization";
+const TRAMPOLINE: &str = "string-to-callable trampoline";
+const INTROSPECT: &str = "interpreter internals";
+
+/// Denied dotted prefixes: a full name matches when it equals the prefix or continues it with `.`.
+static DENY: &[(&str, &str)] = &[
+    // Operating system and processes.
+    ("os", SHELL),
+    ("posix", SHELL),
+    ("nt", SHELL),
+    ("subprocess", SHELL),
+    ("_posixsubprocess", SHELL),
+    ("pty", SHELL),
+    ("commands", SHELL),
+    ("popen2", SHELL),
+    ("platform", SHELL),
+    ("multiprocessing", SHELL),
+    ("concurrent", EXEC),
+    ("asyncio", SHELL),
+    ("threading", EXEC),
+    ("_thread", EXEC),
+    ("thread", EXEC),
+    ("signal", EXEC),
+    ("ctypes", EXEC),
+    ("_ctypes", EXEC),
+    ("cffi", EXEC),
+    ("fcntl", FILE),
+    ("resource", EXEC),
+    ("mmap", FILE),
+    ("sys", INTROSPECT),
+    ("gc", INTROSPECT),
+    // Builtins that execute, import or reach interpreter internals.
+    ("builtins.eval", EXEC),
+    ("builtins.exec", EXEC),
+    ("builtins.execfile", EXEC),
+    ("builtins.compile", EXEC),
+    ("builtins.open", FILE),
+    ("builtins.file", FILE),
+    ("builtins.__import__", EXEC),
+    ("builtins.getattr", TRAMPOLINE),
+    ("builtins.setattr", EXEC),
+    ("builtins.delattr", EXEC),
+    ("builtins.globals", INTROSPECT),
+    ("builtins.locals", INTROSPECT),
+    ("builtins.vars", INTROSPECT),
+    ("builtins.breakpoint", EXEC),
+    ("builtins.input", EXEC),
+    ("builtins.help", EXEC),
+    ("builtins.reload", EXEC),
+    ("builtins.apply", EXEC),
+    ("builtins.exit", EXEC),
+    ("builtins.quit", EXEC),
+    ("builtins.print", EXEC),
+    ("builtins.memoryview", INTROSPECT),
+    // Running code from strings, files or modules.
+    ("runpy", EXEC),
+    ("importlib", EXEC),
+    ("imp", EXEC),
+    ("pkgutil", TRAMPOLINE),
+    ("pydoc", TRAMPOLINE),
+    ("zipimport", EXEC),
+    ("code", EXEC),
+    ("codeop", EXEC),
+    ("pdb", EXEC),
+    ("bdb", EXEC),
+    ("timeit", EXEC),
+    ("trace", EXEC),
+    ("cProfile", EXEC),
+    ("profile", EXEC),
+    ("doctest", EXEC),
+    ("idlelib", EXEC),
+    ("lib2to3", EXEC),
+    ("types", EXEC),
+    ("marshal", EXEC),
+    ("inspect", INTROSPECT),
+    ("site", EXEC),
+    ("sysconfig", EXEC),
+    ("ensurepip", EXEC),
+    ("pip", EXEC),
+    ("setuptools", EXEC),
+    ("distutils", EXEC),
+    ("venv", EXEC),
+    ("zipapp", EXEC),
+    ("logging.config", EXEC),
+    ("tkinter", EXEC),
+    ("operator.attrgetter", TRAMPOLINE),
+    ("operator.methodcaller", TRAMPOLINE),
+    ("operator.call", TRAMPOLINE),
+    ("_operator.attrgetter", TRAMPOLINE),
+    ("_operator.methodcaller", TRAMPOLINE),
+    ("_operator.call", TRAMPOLINE),
+    ("functools.partial", TRAMPOLINE),
+    ("functools.partialmethod", TRAMPOLINE),
+    ("functools.reduce", TRAMPOLINE),
+    ("_functools", TRAMPOLINE),
+    ("copyreg.add_extension", EXEC),
+    ("collections.namedtuple", EXEC),
+    // Files.
+    ("shutil", FILE),
+    ("tempfile", FILE),
+    ("glob", FILE),
+    ("io", FILE),
+    ("_io", FILE),
+    ("codecs.open", FILE),
+    ("fileinput", FILE),
+    ("tarfile", FILE),
+    ("zipfile", FILE),
+    ("shelve", LOADER),
+    ("dbm", FILE),
+    ("sqlite3", FILE),
+    // Network.
+    ("socket", NET),
+    ("_socket", NET),
+    ("ssl", NET),
+    ("http", NET),
+    ("httplib", NET),
+    ("urllib", NET),
+    ("urllib2", NET),
+    ("urllib3", NET),
+    ("requests", NET),
+    ("httpx", NET),
+    ("aiohttp", NET),
+    ("ftplib", NET),
+    ("smtplib", NET),
+    ("telnetlib", NET),
+    ("poplib", NET),
+    ("imaplib", NET),
+    ("nntplib", NET),
+    ("xmlrpc", NET),
+    ("xmlrpclib", NET),
+    ("socketserver", NET),
+    ("webbrowser", SHELL),
+    // Nested deserializers.
+    ("pickle", LOADER),
+    ("_pickle", LOADER),
+    ("cPickle", LOADER),
+    ("dill", LOADER),
+    ("cloudpickle", LOADER),
+    ("joblib.load", LOADER),
+    ("joblib.numpy_pickle.load", LOADER),
+    ("jsonpickle", LOADER),
+    ("yaml", LOADER),
+    // ML libraries' own loaders and runners.
+    ("torch.load", LOADER),
+    ("torch.serialization.load", LOADER),
+    ("torch.hub", NET),
+    ("torch.utils.collect_env", SHELL),
+    ("torch.utils.cpp_extension", EXEC),
+    ("torch._inductor", EXEC),
+    ("torch._dynamo", EXEC),
+    ("torch.jit", EXEC),
+    ("torch.package", EXEC),
+    ("torch.distributed", NET),
+    ("torch.ops", EXEC),
+    ("torch._ops", EXEC),
+    ("torch.fx.graph_module", EXEC),
+    ("torch._C", INTROSPECT),
+    ("numpy.load", LOADER),
+    ("numpy.lib.npyio", FILE),
+    ("numpy.lib._npyio_impl", FILE),
+    ("numpy.fromfile", FILE),
+    ("numpy.loadtxt", FILE),
+    ("numpy.genfromtxt", FILE),
+    ("numpy.memmap", FILE),
+    ("numpy.testing", EXEC),
+    ("numpy.f2py", EXEC),
+    ("numpy.distutils", EXEC),
+    ("numpy.ctypeslib", EXEC),
+    ("pandas.io", FILE),
+    ("pandas.read_pickle", LOADER),
+    ("pandas.core.computation", EXEC),
+    ("mlflow", EXEC),
+    ("keras.models.load_model", LOADER),
+    ("tensorflow.io", FILE),
+    ("tensorflow.keras.models.load_model", LOADER),
+    ("transformers.pipeline", NET),
+    ("huggingface_hub", NET),
+];
+
+/// Trampolines and loaders are high rather than critical when they stand alone: the callable they
+/// reach is reported separately when it can be resolved.
+fn deny_severity(what: &'static str) -> Severity {
+    if what == TRAMPOLINE {
+        Severity::High
+    } else {
+        Severity::Critical
+    }
+}
+
+/// Exact allowlisted full names.
+static SAFE: &[&str] = &[
+    "collections.OrderedDict",
+    "collections.defaultdict",
+    "collections.Counter",
+    "collections.deque",
+    "copyreg._reconstructor",
+    "copyreg.__newobj__",
+    "copyreg.__newobj_ex__",
+    "_codecs.encode",
+    "codecs.encode",
+    "builtins.set",
+    "builtins.frozenset",
+    "builtins.slice",
+    "builtins.range",
+    "builtins.complex",
+    "builtins.bytearray",
+    "builtins.bytes",
+    "builtins.object",
+    "builtins.int",
+    "builtins.float",
+    "builtins.bool",
+    "builtins.str",
+    "builtins.list",
+    "builtins.dict",
+    "builtins.tuple",
+    "datetime.datetime",
+    "datetime.date",
+    "datetime.time",
+    "datetime.timedelta",
+    "datetime.timezone",
+    "decimal.Decimal",
+    "fractions.Fraction",
+    "uuid.UUID",
+    "argparse.Namespace",
+    "re._compile",
+    "pathlib.Path",
+    "pathlib.PosixPath",
+    "pathlib.PurePosixPath",
+    "pathlib.WindowsPath",
+    "pathlib.PureWindowsPath",
+    "numpy.ndarray",
+    "numpy.dtype",
+    "numpy.core.multiarray._reconstruct",
+    "numpy._core.multiarray._reconstruct",
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+    "numpy.core.numeric._frombuffer",
+    "numpy._core.numeric._frombuffer",
+    "numpy.ma.core._mareconstruct",
+    "numpy.ma.core.MaskedArray",
+    "numpy.random._pickle.__randomstate_ctor",
+    "numpy.random._pickle.__bit_generator_ctor",
+    "numpy.random._pickle.__generator_ctor",
+    "numpy.random.mtrand.RandomState",
+    "numpy.random._mt19937.MT19937",
+    "numpy.random._pcg64.PCG64",
+    "numpy.random._pcg64.PCG64DXSM",
+    "numpy.random._philox.Philox",
+    "numpy.random._sfc64.SFC64",
+    "numpy.random._generator.Generator",
+    "torch.Tensor",
+    "torch.Size",
+    "torch.device",
+    "torch.storage.UntypedStorage",
+    "torch.storage.TypedStorage",
+    "torch.storage._load_from_bytes",
+    "torch.torch_version.TorchVersion",
+    "torch.nn.parameter.Parameter",
+    "torch.nn.parameter.Buffer",
+    "torch.nn.parameter.UninitializedParameter",
+    "torch.nn.parameter.UninitializedBuffer",
+    "torch.serialization._get_layout",
+    "torch.jit._pickle.build_intlist",
+    "torch.jit._pickle.build_tensorlist",
+    "torch.jit._pickle.build_doublelist",
+    "torch.jit._pickle.build_boollist",
+    "torch.jit._pickle.build_tensor_from_id",
+    "torch.jit._pickle.restore_type_tag",
+    "joblib.numpy_pickle.NumpyArrayWrapper",
+    "joblib.numpy_pickle_compat.NDArrayWrapper",
+    "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
+];
+
+static TORCH_DTYPES: &[&str] = &[
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "half",
+    "float",
+    "double",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool",
+    "complex32",
+    "complex64",
+    "complex128",
+    "cfloat",
+    "cdouble",
+    "long",
+    "int",
+    "short",
+    "qint8",
+    "quint8",
+    "qint32",
+    "quint4x2",
+    "quint2x4",
+    "float8_e4m3fn",
+    "float8_e5m2",
+    "float8_e4m3fnuz",
+    "float8_e5m2fnuz",
+    "strided",
+    "sparse_coo",
+    "sparse_csr",
+    "sparse_csc",
+    "sparse_bsr",
+    "sparse_bsc",
+    "_mkldnn",
+    "contiguous_format",
+    "channels_last",
+    "channels_last_3d",
+    "preserve_format",
+];
+
+static NUMPY_SCALARS: &[&str] = &[
+    "float16",
+    "float32",
+    "float64",
+    "longdouble",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool_",
+    "bool",
+    "complex64",
+    "complex128",
+    "clongdouble",
+    "str_",
+    "bytes_",
+    "void",
+    "object_",
+    "datetime64",
+    "timedelta64",
+    "intc",
+    "uintc",
+    "intp",
+    "uintp",
+    "longlong",
+    "ulonglong",
+    "half",
+    "single",
+    "double",
+];
+
+/// Packages whose pickled reconstructors and estimator classes are safe by pattern.
+static ML_CLASS_NAMESPACES: &[&str] = &[
+    "sklearn",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "torch.nn.modules",
+    "torch.optim",
+    "pandas.core",
+    "pandas._libs",
+    "scipy.sparse",
+    "scipy.stats",
+    "imblearn",
+    "category_encoders",
+    "statsmodels",
+];
+
+/// Libraries whose unknown globals are probably benign.
+static ML_ROOTS: &[&str] = &[
+    "torch",
+    "numpy",
+    "sklearn",
+    "scipy",
+    "pandas",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "transformers",
+    "tokenizers",
+    "collections",
+    "datetime",
+    "torchvision",
+    "torchaudio",
+    "timm",
+    "lightning",
+    "pytorch_lightning",
+    "__torch__",
+    "statsmodels",
+    "joblib",
+    "enum",
+    "typing",
+    "dataclasses",
+];
+
+static SUSPICIOUS_WORDS: &[&str] = &[
+    "exec",
+    "eval",
+    "system",
+    "popen",
+    "spawn",
+    "shell",
+    "run",
+    "call",
+    "load",
+    "open",
+    "import",
+    "compile",
+    "command",
+    "cmd",
+    "write",
+    "remove",
+    "unlink",
+    "rmtree",
+    "download",
+    "url",
+    "request",
+    "socket",
+    "connect",
+    "subprocess",
+    "pickle",
+    "marshal",
+    "getattr",
+    "setattr",
+    "globals",
+    "builtins",
+    "code",
+    "invoke",
+    "execute",
+    "upload",
+    "fetch",
+];
+
+/// Module aliases: Python 2 names and OS-specific implementations.
+fn canonical_root(root: &str) -> &str {
+    match root {
+        "__builtin__" | "__builtins__" => "builtins",
+        "copy_reg" => "copyreg",
+        "posix" | "nt" => "os",
+        other => other,
+    }
+}
+
+fn denied(full: &str) -> Option<&'static str> {
+    DENY.iter()
+        .filter(|(p, _)| {
+            full == *p || (full.starts_with(p) && full.as_bytes().get(p.len()) == Some(&b'.'))
+        })
+        .max_by_key(|(p, _)| p.len())
+        .map(|(_, what)| *what)
+}
+
+fn is_dunder(s: &str) -> bool {
+    s.len() > 4 && s.starts_with("__") && s.ends_with("__")
+}
+
+fn is_class_name(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn in_namespace(module: &str, ns: &str) -> bool {
+    module == ns || (module.starts_with(ns) && module.as_bytes().get(ns.len()) == Some(&b'.'))
+}
+
+fn safe(module: &str, name: &str) -> bool {
+    let full = format!("{module}.{name}");
+    if SAFE.contains(&full.as_str()) {
+        return true;
+    }
+    if name.contains('.') {
+        return false;
+    }
+    if module.starts_with("__torch__") {
+        return true;
+    }
+    if (module == "torch._utils" || module == "torch._tensor") && name.starts_with("_rebuild_") {
+        return true;
+    }
+    if module == "torch"
+        && (TORCH_DTYPES.contains(&name) || (name.ends_with("Storage") && is_class_name(name)))
+    {
+        return true;
+    }
+    if module == "torch.nn.functional" && !name.starts_with('_') {
+        return true;
+    }
+    if module == "numpy" && NUMPY_SCALARS.contains(&name) {
+        return true;
+    }
+    if module == "numpy.dtypes" && name.ends_with("DType") {
+        return true;
+    }
+    if module == "scipy.sparse" || module.starts_with("scipy.sparse.") {
+        return name.ends_with("_matrix") || name.ends_with("_array");
+    }
+    if ML_CLASS_NAMESPACES
+        .iter()
+        .any(|ns| in_namespace(module, ns))
+    {
+        if is_class_name(name) || name.starts_with("__pyx_unpickle_") {
+            return true;
+        }
+        if module.starts_with("pandas.")
+            && (name.starts_with("_new_")
+                || name.starts_with("_unpickle")
+                || name == "new_block"
+                || name == "_restore_state")
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Classifies `module.name`. `name` may be dotted (protocol 4 qualnames, getattr chains).
+pub fn classify(module: &str, name: &str) -> Verdict {
+    let module = module.trim();
+    let name = name.trim();
+    let mut comps: Vec<&str> = module.split('.').chain(name.split('.')).collect();
+    if let Some(first) = comps.first_mut() {
+        *first = canonical_root(first);
+    }
+    if comps.iter().any(|c| c.is_empty()) {
+        return Verdict::Unknown {
+            severity: Severity::High,
+            why: "malformed dotted name",
+        };
+    }
+    // Dunder attributes reach interpreter internals (`__globals__`, `__builtins__`, `__subclasses__`).
+    let module_len = module.split('.').count();
+    if comps
+        .iter()
+        .skip(module_len)
+        .any(|c| is_dunder(c) && !matches!(*c, "__newobj__" | "__newobj_ex__"))
+    {
+        return Verdict::Dangerous {
+            severity: Severity::Critical,
+            what: INTROSPECT,
+        };
+    }
+    // Re-root at every component: `posixpath.os.system`, `torch.serialization.pickle.loads`.
+    for start in 0..comps.len() {
+        let mut sub = comps[start..].to_vec();
+        sub[0] = canonical_root(sub[0]);
+        let full = sub.join(".");
+        if let Some(what) = denied(&full) {
+            // `os.path.join` and friends: path string helpers, not file access.
+            if full.starts_with("os.path.") && start == 0 && !name.contains('.') {
+                break;
+            }
+            return Verdict::Dangerous {
+                severity: deny_severity(what),
+                what,
+            };
+        }
+    }
+    let canon_module: String = {
+        let mut m: Vec<&str> = module.split('.').collect();
+        if let Some(first) = m.first_mut() {
+            *first = canonical_root(first);
+        }
+        m.join(".")
+    };
+    if safe(&canon_module, name) {
+        return Verdict::Safe;
+    }
+    if name.contains('.') {
+        return Verdict::Unknown {
+            severity: Severity::High,
+            why: "attribute traversal through an imported object",
+        };
+    }
+    let lower = format!("{canon_module}.{name}").to_ascii_lowercase();
+    if SUSPICIOUS_WORDS.iter().any(|w| {
+        lower
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.contains(w))
+    }) {
+        return Verdict::Unknown {
+            severity: Severity::High,
+            why: "its name suggests execution, loading or I/O",
+        };
+    }
+    let root = canon_module.split('.').next().unwrap_or("");
+    if ML_ROOTS.contains(&root) {
+        return Verdict::Unknown {
+            severity: Severity::Low,
+            why: "it is from a common ML library but not on the allowlist",
+        };
+    }
+    if root == "__main__" {
+        return Verdict::Unknown {
+            severity: Severity::Medium,
+            why: "it is custom code from the training script",
+        };
+    }
+    Verdict::Unknown {
+        severity: Severity::Medium,
+        why: "it is not on the allowlist of safe ML globals",
+    }
+}
+
+/// Is this a module path that, once imported, gives code execution (for `__import__('os')`)?
+pub fn dangerous_module(module: &str) -> Option<&'static str> {
+    let mut comps: Vec<&str> = module.split('.').collect();
+    if let Some(first) = comps.first_mut() {
+        *first = canonical_root(first);
+    }
+    denied(&comps.join("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dangerous(m: &str, n: &str) -> bool {
+        matches!(classify(m, n), Verdict::Dangerous { .. })
+    }
+
+    #[test]
+    fn denylist() {
+        for (m, n) in [
+            ("posix", "system"),
+            ("nt", "system"),
+            ("os", "system"),
+            ("subprocess", "Popen"),
+            ("builtins", "eval"),
+            ("__builtin__", "eval"),
+            ("builtins", "getattr"),
+            ("runpy", "_run_code"),
+            ("pip", "main"),
+            ("ensurepip", "_run_pip"),
+            ("cProfile", "run"),
+            ("profile", "Profile.run"),
+            ("trace", "Trace"),
+            ("doctest", "debug_script"),
+            ("code", "InteractiveInterpreter"),
+            ("idlelib.pyshell", "ModifiedInterpreter"),
+            ("lib2to3.main", "main"),
+            ("torch.utils.collect_env", "run"),
+            ("torch._inductor.codecache", "compile_file"),
+            ("torch.jit.unsupported_tensor_ops", "execWrapper"),
+            ("torch._dynamo.guards", "GuardBuilder"),
+            ("numpy.testing._private.utils", "runstring"),
+            ("numpy.f2py.diagnose", "run_command"),
+            ("multiprocessing.util", "spawnv_passfds"),
+            ("asyncio.unix_events", "_UnixSubprocessTransport"),
+            ("mlflow.pyfunc", "load_model"),
+            ("pandas.io.parsers.readers", "read_csv"),
+            ("pandas", "read_pickle"),
+            ("urllib.request", "urlopen"),
+            ("pkgutil", "resolve_name"),
+            ("importlib", "import_module"),
+            ("operator", "attrgetter"),
+            ("functools", "partial"),
+            ("marshal", "loads"),
+            ("types", "FunctionType"),
+            ("webbrowser", "open"),
+            ("socket", "create_connection"),
+            ("shutil", "rmtree"),
+        ] {
+            assert!(dangerous(m, n), "{m}.{n} should be dangerous");
+        }
+    }
+
+    #[test]
+    fn rerooted_traversal() {
+        assert!(dangerous("posixpath", "os.system"));
+        assert!(dangerous("torch.serialization", "pickle.loads"));
+        assert!(dangerous("numpy", "__builtins__.eval"));
+        assert!(dangerous("collections", "OrderedDict.__init__.__globals__"));
+    }
+
+    #[test]
+    fn allowlist() {
+        for (m, n) in [
+            ("torch._utils", "_rebuild_tensor_v2"),
+            ("torch", "FloatStorage"),
+            ("torch", "float32"),
+            ("collections", "OrderedDict"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "dtype"),
+            ("sklearn.linear_model._logistic", "LogisticRegression"),
+            ("sklearn.tree._tree", "Tree"),
+            ("xgboost.core", "Booster"),
+            ("lightgbm.basic", "Booster"),
+            ("torch.nn.modules.linear", "Linear"),
+            ("__builtin__", "set"),
+            ("copy_reg", "_reconstructor"),
+            ("_codecs", "encode"),
+        ] {
+            assert_eq!(classify(m, n), Verdict::Safe, "{m}.{n} should be safe");
+        }
+    }
+
+    #[test]
+    fn unknown_severity() {
+        assert!(matches!(
+            classify("torch.nn.modules.linear", "helper"),
+            Verdict::Unknown {
+                severity: Severity::Low,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify("mypkg", "run_hook"),
+            Verdict::Unknown {
+                severity: Severity::High,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify("__main__", "Net"),
+            Verdict::Unknown {
+                severity: Severity::Medium,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify("sklearn.base", "clone.x"),
+            Verdict::Unknown {
+                severity: Severity::High,
+                ..
+            }
+        ));
+        // A safe module reached by a dotted path is not safe.
+        assert!(!matches!(
+            classify("torch._utils", "_rebuild_tensor_v2.x"),
+            Verdict::Safe
+        ));
+        assert_eq!(
+            classify("os.path", "join"),
+            Verdict::Unknown {
+                severity: Severity::Medium,
+                why: "it is not on the allowlist of safe ML globals"
+            }
+        );
+    }
+}

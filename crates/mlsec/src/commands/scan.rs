@@ -1,0 +1,105 @@
+//! `mlsec scan`: resolve settings, run the model scanner, render, pick the exit code.
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use mlsec_diagnostics::{Severity, render};
+use mlsec_scan_model::Progress;
+
+use crate::args::{ColorChoice, Format, ScanArgs, SeverityArg};
+use crate::{EXIT_ERROR, EXIT_FINDINGS};
+
+fn severity(s: SeverityArg) -> Option<Severity> {
+    match s {
+        SeverityArg::Info => Some(Severity::Info),
+        SeverityArg::Low => Some(Severity::Low),
+        SeverityArg::Medium => Some(Severity::Medium),
+        SeverityArg::High => Some(Severity::High),
+        SeverityArg::Critical => Some(Severity::Critical),
+        SeverityArg::Never => None,
+    }
+}
+
+fn scan_with_progress(args: &ScanArgs) -> mlsec_diagnostics::Report {
+    let show_bar = !args.quiet && io::stderr().is_terminal();
+    if !show_bar {
+        return mlsec_scan_model::scan_paths(&args.paths, None);
+    }
+    let progress = Progress::default();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let bar_thread = s.spawn(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} files {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            while !done.load(Ordering::Relaxed) {
+                bar.set_length(progress.files_total.load(Ordering::Relaxed));
+                bar.set_position(progress.files_done.load(Ordering::Relaxed));
+                bar.set_message(render::human_bytes(
+                    progress.bytes_done.load(Ordering::Relaxed),
+                ));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        });
+        let report = mlsec_scan_model::scan_paths(&args.paths, Some(&progress));
+        done.store(true, Ordering::Relaxed);
+        let _ = bar_thread.join();
+        report
+    })
+}
+
+pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    if let Some(jobs) = args.jobs {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.max(1))
+            .build_global()
+            .context("cannot start worker threads")?;
+    }
+    let mut report = scan_with_progress(args);
+    if let Some(min) = severity(args.min_severity) {
+        report.findings.retain(|f| f.severity >= min);
+    }
+    let to_file = args.output.is_some();
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            !to_file
+                && io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    let mut buf: Vec<u8> = Vec::new();
+    match args.format {
+        Format::Text => render::text::render(&report, &mut buf, color)?,
+        Format::Json => render::json::render(&report, &mut buf)?,
+        Format::Sarif => render::sarif::render(&report, &mut buf)?,
+    }
+    if let Some(path) = &args.output {
+        fs_err::write(path, &buf)?;
+    } else {
+        let stdout = io::stdout();
+        let mut out = stdout.lock();
+        out.write_all(&buf)?;
+        out.flush()?;
+    }
+    if !args.quiet {
+        let _ = writeln!(io::stderr(), "{}", render::text::summary(&report));
+    }
+    if !report.errors.is_empty() {
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    let fail =
+        severity(args.fail_on).is_some_and(|t| report.findings.iter().any(|f| f.severity >= t));
+    Ok(if fail {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,43 @@
+//! The `mlsec` binary: argument parsing and dispatch. The work happens in the libraries.
+#![forbid(unsafe_code)]
+
+mod args;
+mod commands;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code when the tool itself failed (bad arguments, unreadable paths, I/O errors).
+pub const EXIT_ERROR: u8 = 2;
+/// Exit code when findings reach the `--fail-on` threshold.
+pub const EXIT_FINDINGS: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (`mlsec scan . | head`) is not a failure.
+            if e.chain().any(|c| {
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            let _ = writeln!(io::stderr(), "mlsec: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
