@@ -590,6 +590,13 @@ impl<'a> Machine<'a> {
                         }
                         return Val::Unknown;
                     }
+                    "dill._dill._create_array" => {
+                        // `_create_array(f, args, state)` returns `f(*args)`.
+                        if let (Some(f), Some(a)) = (first, second) {
+                            return self.call(op, f, a);
+                        }
+                        return Val::Unknown;
+                    }
                     "functools.partial" | "_functools.partial" => {
                         if let Some(f) = first {
                             return Val::Partial(Rc::new(f.capped()));

@@ -199,6 +199,23 @@ static DENY: &[(&str, &str)] = &[
     ("numpy.ctypeslib", EXEC),
     ("pandas.io", FILE),
     ("pandas.read_pickle", LOADER),
+    ("pandas.eval", EXEC),
+    ("pandas.read_csv", NET),
+    ("pandas.read_table", NET),
+    ("pandas.read_json", NET),
+    ("pandas.read_html", NET),
+    ("pandas.read_xml", NET),
+    ("pandas.read_excel", NET),
+    ("pandas.read_parquet", NET),
+    ("pandas.read_feather", NET),
+    ("pandas.read_orc", NET),
+    ("pandas.read_fwf", NET),
+    ("pandas.read_sql", NET),
+    ("pandas.read_hdf", FILE),
+    ("pandas.read_stata", NET),
+    ("pandas.read_sas", NET),
+    ("pandas.read_spss", FILE),
+    ("pandas.read_clipboard", EXEC),
     ("pandas.core.computation", EXEC),
     ("mlflow", EXEC),
     ("keras.models.load_model", LOADER),
@@ -300,6 +317,10 @@ static SAFE: &[&str] = &[
     "joblib.numpy_pickle.NumpyArrayWrapper",
     "joblib.numpy_pickle_compat.NDArrayWrapper",
     "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
+    // dill's reconstructors: `_create_array(f, args, state)` calls `f(*args)`, and the analyser
+    // follows that call; `_load_type` maps a name to a builtin type from a fixed table.
+    "dill._dill._create_array",
+    "dill._dill._load_type",
 ];
 
 static TORCH_DTYPES: &[&str] = &[
@@ -392,8 +413,7 @@ static ML_CLASS_NAMESPACES: &[&str] = &[
     "catboost",
     "torch.nn.modules",
     "torch.optim",
-    "pandas.core",
-    "pandas._libs",
+    "pandas",
     "scipy.sparse",
     "scipy.stats",
     "imblearn",
@@ -536,7 +556,7 @@ fn safe(module: &str, name: &str) -> bool {
         if is_class_name(name) || name.starts_with("__pyx_unpickle_") {
             return true;
         }
-        if module.starts_with("pandas.")
+        if in_namespace(module, "pandas")
             && (name.starts_with("_new_")
                 || name.starts_with("_unpickle")
                 || name == "new_block"
@@ -561,6 +581,10 @@ pub fn classify(module: &str, name: &str) -> Verdict {
             severity: Severity::High,
             why: "malformed dotted name",
         };
+    }
+    let exact = format!("{}.{}", comps[..module.split('.').count()].join("."), name);
+    if SAFE.contains(&exact.as_str()) {
+        return Verdict::Safe;
     }
     // Dunder attributes reach interpreter internals (`__globals__`, `__builtins__`, `__subclasses__`).
     let module_len = module.split('.').count();

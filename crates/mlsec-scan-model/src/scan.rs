@@ -42,7 +42,6 @@ pub const MODEL_EXTENSIONS: &[&str] = &[
     "hdf5",
     "keras",
     "onnx",
-    "pb",
     "safetensors",
     "gguf",
     "ggml",
