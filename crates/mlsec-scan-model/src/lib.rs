@@ -103,10 +103,15 @@ fn collect(paths: &[PathBuf], errors: &mut Vec<FileError>) -> Vec<Job> {
             }
         };
         if meta.is_file() {
+            let is_py = root.extension().is_some_and(|x| x == "py");
+            let in_model_dir = is_py
+                && root
+                    .parent()
+                    .is_some_and(|d| d.join("config.json").is_file());
             jobs.push(Job {
                 path: root.clone(),
                 display: root.display().to_string(),
-                python_in_model_dir: false,
+                python_in_model_dir: in_model_dir,
             });
             continue;
         }

@@ -249,6 +249,14 @@ rule!(KERAS_MALFORMED, "KER004", "keras-malformed", Medium, &["CWE-20"], ML06,
     fix: "Re-obtain the file.",
     refs: &[]);
 
+rule!(HDF5_MALFORMED, "H5001", "hdf5-malformed", Medium, &["CWE-20"], ML06,
+    summary: "HDF5 file is truncated or its superblock is invalid",
+    what: "Checks the HDF5 superblock (version, offset sizes, end-of-file address) against the file.",
+    why: "A truncated or inconsistent HDF5 file cannot be verified; its model_config may be cut off or hidden past the declared end.",
+    example: "A .h5 model cut in half during download.",
+    fix: "Re-obtain the file.",
+    refs: &["https://docs.hdfgroup.org/hdf5/develop/_f_m_t3.html"]);
+
 rule!(TF_DANGEROUS_OP, "TF001", "tensorflow-dangerous-op", High, &["CWE-73", "CWE-94"], ML06,
     summary: "TensorFlow graph uses an op that reads or writes files or runs Python",
     what: "Flags SavedModel graph and function nodes using ops such as ReadFile, WriteFile, MatchingFiles, PyFunc or EagerPyFunc. The checkpoint ops every SavedModel uses (SaveV2, RestoreV2) are not flagged.",
@@ -319,6 +327,7 @@ pub static ALL: &[&Rule] = &[
     &KERAS_UNSAFE_MODULE,
     &KERAS_CUSTOM_OBJECT,
     &KERAS_MALFORMED,
+    &HDF5_MALFORMED,
     &TF_DANGEROUS_OP,
     &TF_MALFORMED,
     &HF_TRUST_REMOTE_CODE,

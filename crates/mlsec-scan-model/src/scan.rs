@@ -893,6 +893,9 @@ impl Scanner {
     }
 
     fn scan_h5(&mut self, src: &dyn ReadAt, loc: &Location) {
+        if let Err(problem) = hdf5_superblock_check(src) {
+            self.add(&rules::HDF5_MALFORMED, loc, problem);
+        }
         // Keras writes model_config as a JSON string attribute before the weights; find it by content.
         let limit = src.len().min(MAX_H5_SCAN);
         let chunk = 8 * 1024 * 1024u64;
@@ -970,6 +973,46 @@ impl Scanner {
     pub fn python_in_model_dir(&mut self, loc: &Location) {
         self.add(&rules::HF_CUSTOM_CODE_FILE, loc, "Python file inside a model folder; it runs with trust_remote_code=True or when imported");
     }
+}
+
+/// Checks the HDF5 superblock at offset 0: version, offset size, and the end-of-file address
+/// against the real length (a truncated file declares more than it has).
+fn hdf5_superblock_check(src: &dyn ReadAt) -> Result<(), String> {
+    let sb = src
+        .read_prefix(0, 128)
+        .map_err(|e| format!("cannot read the superblock: {e}"))?;
+    let version = *sb.get(8).ok_or("truncated superblock")?;
+    let (size_of_offsets, eof_at) = match version {
+        0 | 1 => {
+            let so = *sb.get(13).ok_or("truncated superblock")?;
+            // sig(8) versions(5) sizes(2) reserved(1) K(4) flags(4) [v1: K(2) reserved(2)] base free eof
+            let fixed = if version == 0 { 24 } else { 28 };
+            (so, fixed + 2 * usize::from(so))
+        }
+        2 | 3 => {
+            let so = *sb.get(9).ok_or("truncated superblock")?;
+            // sig(8) version(1) sizes(2) flags(1) base ext eof
+            (so, 12 + 2 * usize::from(so))
+        }
+        v => return Err(format!("unknown superblock version {v}")),
+    };
+    if !matches!(size_of_offsets, 2 | 4 | 8) {
+        return Err(format!("invalid size of offsets {size_of_offsets}"));
+    }
+    let raw = sb
+        .get(eof_at..eof_at + usize::from(size_of_offsets))
+        .ok_or("truncated superblock")?;
+    let eof = raw
+        .iter()
+        .rev()
+        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    if eof != u64::MAX && eof > src.len() {
+        return Err(format!(
+            "superblock declares {eof} bytes but the file has {} (truncated)",
+            src.len()
+        ));
+    }
+    Ok(())
 }
 
 fn is_storage_blob(name: &str) -> bool {

@@ -1,0 +1,250 @@
+//! Hostile input built in the test: bombs, huge declared lengths, broken structure.
+
+use std::io::Write;
+
+use mlsec_diagnostics::Severity;
+
+use crate::{assert_caught, dump, scan};
+
+/// A minimal zip writer (stored or deflated members), enough to build hostile archives.
+struct Zip {
+    out: Vec<u8>,
+    central: Vec<u8>,
+    count: u16,
+}
+
+impl Zip {
+    fn new() -> Zip {
+        Zip {
+            out: Vec::new(),
+            central: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        deflate: bool,
+        local_name: Option<&str>,
+    ) -> &mut Zip {
+        let crc = {
+            let mut c = flate2::Crc::new();
+            c.update(data);
+            c.sum()
+        };
+        let body = if deflate {
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        } else {
+            data.to_vec()
+        };
+        let method: u16 = if deflate { 8 } else { 0 };
+        let offset = u32::try_from(self.out.len()).unwrap();
+        let lname = local_name.unwrap_or(name);
+        self.out.extend_from_slice(b"PK\x03\x04");
+        self.out.extend_from_slice(&20u16.to_le_bytes());
+        self.out.extend_from_slice(&0u16.to_le_bytes());
+        self.out.extend_from_slice(&method.to_le_bytes());
+        self.out.extend_from_slice(&[0; 4]);
+        self.out.extend_from_slice(&crc.to_le_bytes());
+        self.out
+            .extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+        self.out
+            .extend_from_slice(&u32::try_from(data.len()).unwrap().to_le_bytes());
+        self.out
+            .extend_from_slice(&u16::try_from(lname.len()).unwrap().to_le_bytes());
+        self.out.extend_from_slice(&0u16.to_le_bytes());
+        self.out.extend_from_slice(lname.as_bytes());
+        self.out.extend_from_slice(&body);
+        self.central.extend_from_slice(b"PK\x01\x02");
+        self.central.extend_from_slice(&20u16.to_le_bytes());
+        self.central.extend_from_slice(&20u16.to_le_bytes());
+        self.central.extend_from_slice(&0u16.to_le_bytes());
+        self.central.extend_from_slice(&method.to_le_bytes());
+        self.central.extend_from_slice(&[0; 4]);
+        self.central.extend_from_slice(&crc.to_le_bytes());
+        self.central
+            .extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+        self.central
+            .extend_from_slice(&u32::try_from(data.len()).unwrap().to_le_bytes());
+        self.central
+            .extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
+        self.central.extend_from_slice(&[0; 12]);
+        self.central.extend_from_slice(&offset.to_le_bytes());
+        self.central.extend_from_slice(name.as_bytes());
+        self.count += 1;
+        self
+    }
+
+    fn finish(&self) -> Vec<u8> {
+        let mut v = self.out.clone();
+        let cd_off = u32::try_from(v.len()).unwrap();
+        v.extend_from_slice(&self.central);
+        v.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+        v.extend_from_slice(&self.count.to_le_bytes());
+        v.extend_from_slice(&self.count.to_le_bytes());
+        v.extend_from_slice(&u32::try_from(self.central.len()).unwrap().to_le_bytes());
+        v.extend_from_slice(&cd_off.to_le_bytes());
+        v.extend_from_slice(&0u16.to_le_bytes());
+        v
+    }
+}
+
+fn payload() -> Vec<u8> {
+    b"\x80\x02cposix\nsystem\nX\x11\x00\x00\x00echo MLSEC_MARKER\x85R.".to_vec()
+}
+
+#[test]
+fn zip_bomb_by_ratio() {
+    let z = Zip::new()
+        .add("archive/data.pkl", &vec![0u8; 50 * 1024 * 1024], true, None)
+        .finish();
+    assert!(z.len() < 200_000);
+    assert_caught(
+        &scan(&z, "bomb.pt"),
+        "ARC006",
+        Severity::High,
+        "inflates past",
+    );
+}
+
+#[test]
+fn nested_zip_depth_limit() {
+    let mut inner = payload();
+    let mut name = "data.pkl".to_owned();
+    for i in 0..12 {
+        inner = Zip::new().add(&name, &inner, false, None).finish();
+        name = format!("level{i}.zip");
+    }
+    let f = scan(&inner, "deep.zip");
+    assert_caught(&f, "ARC006", Severity::High, "MAX_NESTING");
+}
+
+#[test]
+fn zip_name_mismatch_and_payload() {
+    let z = Zip::new()
+        .add(
+            "archive/data.pkl",
+            &payload(),
+            false,
+            Some("archive/data.txt"),
+        )
+        .finish();
+    let f = scan(&z, "m.pt");
+    assert_caught(&f, "ARC001", Severity::High, "archive/data.txt");
+    assert_caught(&f, "PKL001", Severity::Critical, "posix.system");
+}
+
+#[test]
+fn zip_unsafe_member_path() {
+    let z = Zip::new()
+        .add("../../.bashrc", b"echo hi", false, None)
+        .finish();
+    assert_caught(
+        &scan(&z, "m.zip"),
+        "ARC007",
+        Severity::High,
+        "../../.bashrc",
+    );
+}
+
+#[test]
+fn zip_member_past_end() {
+    let mut z = Zip::new()
+        .add("archive/data.pkl", &payload(), false, None)
+        .finish();
+    // Declare a compressed size far beyond the file in the central directory.
+    let cen = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    z[cen + 20..cen + 24].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let f = scan(&z, "m.pt");
+    assert!(!f.is_empty(), "scanned clean");
+    assert_caught(&f, "ARC009", Severity::Medium, "past the end");
+}
+
+#[test]
+fn pickle_huge_declared_lengths() {
+    for op in [
+        &b"\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\x7f"[..],
+        b"\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\xff",
+        b"\x80\x04X\xff\xff\xff\xff",
+        b"\x80\x02\x8b\xff\xff\xff\x7f",
+    ] {
+        let f = scan(op, "m.pkl");
+        assert!(
+            f.iter().any(|x| matches!(x.rule.id, "PKL006" | "PKL007")),
+            "{}",
+            dump(&f)
+        );
+    }
+}
+
+#[test]
+fn safetensors_huge_header_length() {
+    let mut d = u64::MAX.to_le_bytes().to_vec();
+    d.extend_from_slice(b"{}");
+    assert_caught(
+        &scan(&d, "m.safetensors"),
+        "ST001",
+        Severity::High,
+        "MAX_HEADER",
+    );
+}
+
+#[test]
+fn gguf_huge_string_length() {
+    let mut d = b"GGUF\x03\x00\x00\x00".to_vec();
+    d.extend_from_slice(&0u64.to_le_bytes());
+    d.extend_from_slice(&1u64.to_le_bytes());
+    d.extend_from_slice(&u64::MAX.to_le_bytes());
+    assert_caught(&scan(&d, "m.gguf"), "GGUF001", Severity::High, "MAX_STRING");
+}
+
+#[test]
+fn compressed_bomb() {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1024 * 1024];
+    for _ in 0..1100 {
+        e.write_all(&zeros).unwrap();
+    }
+    let gz = e.finish().unwrap();
+    assert_caught(
+        &scan(&gz, "model.pkl.gz"),
+        "ARC006",
+        Severity::High,
+        "MAX_STREAM_INFLATED",
+    );
+}
+
+#[test]
+fn npy_object_array_payload() {
+    let header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }";
+    let mut d = b"\x93NUMPY\x01\x00".to_vec();
+    d.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
+    d.extend_from_slice(header.as_bytes());
+    d.extend_from_slice(&payload());
+    let f = scan(&d, "a.npy");
+    assert_caught(&f, "NPY001", Severity::Medium, "objects");
+    assert_caught(&f, "PKL001", Severity::Critical, "posix.system");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 512, ..Default::default() })]
+
+    #[test]
+    fn scan_bytes_never_panics(data in proptest::collection::vec(proptest::num::u8::ANY, 0..2048), ext in proptest::sample::select(vec!["pkl", "pt", "npy", "gguf", "safetensors", "onnx", "h5", "keras", "zip", "joblib", "bin"])) {
+        let _ = mlsec_scan_model::scan_bytes(&data, &format!("m.{ext}"));
+    }
+
+    #[test]
+    fn scan_never_panics_on_mutated_zip(flips in proptest::collection::vec((0usize..400, proptest::num::u8::ANY), 1..8)) {
+        let mut z = Zip::new().add("archive/data.pkl", &payload(), false, None).add("archive/version", b"3", true, None).finish();
+        for (i, b) in flips {
+            let n = z.len();
+            z[i % n] = b;
+        }
+        let _ = mlsec_scan_model::scan_bytes(&z, "m.pt");
+    }
+}
