@@ -1,0 +1,219 @@
+//! End-to-end tests of the `mlsec` binary: exit codes, stdout/stderr separation, output files,
+//! the JSON and SARIF contracts, and `mlsec rules`.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mlsec"));
+    c.env_remove("NO_COLOR").current_dir(repo());
+    c
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+#[test]
+fn benign_folder_exits_0_with_empty_stdout() {
+    let o = run(&["scan", "fixtures/benign"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o), "");
+    assert!(stderr(&o).starts_with("scanned "), "{}", stderr(&o));
+    assert!(stderr(&o).contains("0 critical, 0 high, 0 medium, 0 low, 0 info"));
+}
+
+#[test]
+fn malicious_file_exits_1_and_names_the_global() {
+    let o = run(&["scan", "fixtures/malicious/torch_zip.pt"]);
+    assert_eq!(code(&o), 1);
+    let out = stdout(&o);
+    assert!(out.contains("PKL001"), "{out}");
+    assert!(out.contains("posix.system(\"echo MLSEC_MARKER\")"), "{out}");
+    assert!(
+        !out.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+}
+
+#[test]
+fn fail_on_threshold() {
+    // Only a medium finding (custom ONNX operator).
+    let f = "fixtures/malicious/onnx_custom_op.onnx";
+    assert_eq!(code(&run(&["scan", f])), 0);
+    assert_eq!(code(&run(&["scan", f, "--fail-on", "medium"])), 1);
+    assert_eq!(
+        code(&run(&[
+            "scan",
+            "fixtures/malicious/torch_zip.pt",
+            "--fail-on",
+            "never"
+        ])),
+        0
+    );
+    // --min-severity filters what is reported.
+    let o = run(&["scan", f, "--min-severity", "high"]);
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn missing_path_exits_2() {
+    let o = run(&["scan", "does/not/exist.pt"]);
+    assert_eq!(code(&o), 2);
+    assert!(stdout(&o).contains("does/not/exist.pt"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("1 error"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    assert_eq!(code(&run(&["scan"])), 2);
+    assert_eq!(code(&run(&["scan", "x", "--format", "yaml"])), 2);
+    assert_eq!(code(&run(&["--version"])), 0);
+}
+
+#[test]
+fn json_output_file_matches_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let o = run(&[
+        "scan",
+        "fixtures/malicious",
+        "fixtures/evasive",
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(stdout(&o), "", "report goes to the file, not stdout");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../docs/report.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(v["summary"]["findings"]["critical"].as_u64().unwrap() > 20);
+}
+
+#[test]
+fn sarif_matches_official_schema() {
+    let o = run(&[
+        "scan",
+        "fixtures/malicious",
+        "fixtures/evasive",
+        "fixtures/malformed",
+        "--format",
+        "sarif",
+    ]);
+    assert_eq!(code(&o), 1);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../mlsec-diagnostics/tests/it/data/sarif-schema-2.1.0.json"
+    ))
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let rules = v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), mlsec_rule_count());
+}
+
+fn mlsec_rule_count() -> usize {
+    let o = run(&["rules", "--format", "json"]);
+    serde_json::from_str::<serde_json::Value>(&stdout(&o))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn rules_lists_and_documents() {
+    let o = run(&["rules"]);
+    assert_eq!(code(&o), 0);
+    let out = stdout(&o);
+    for id in [
+        "PKL001", "ARC001", "ST001", "GGUF002", "ONNX002", "KER001", "TF001", "HF001",
+    ] {
+        assert!(out.contains(id), "{id} missing from `mlsec rules`");
+    }
+    let o = run(&["rules", "PKL001"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("What it does") && out.contains("Why is this bad?") && out.contains("CWE-502"),
+        "{out}"
+    );
+    assert_eq!(code(&run(&["rules", "NOPE999"])), 2);
+}
+
+#[test]
+fn text_output_snapshot() {
+    let o = run(&[
+        "scan",
+        "fixtures/evasive/torch_name_mismatch.pt",
+        "fixtures/malformed/safetensors_overlap.safetensors",
+        "--color",
+        "never",
+    ]);
+    insta::assert_snapshot!(stdout(&o));
+}
+
+#[test]
+fn forced_colour() {
+    let o = run(&[
+        "scan",
+        "fixtures/malicious/system_p0.pkl",
+        "--color",
+        "always",
+    ]);
+    assert!(stdout(&o).contains('\x1b'));
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    let mut child = bin()
+        .args(["scan", "fixtures", "--format", "json", "--fail-on", "never"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn renamed_files_are_detected_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("README.txt");
+    std::fs::copy(repo().join("fixtures/malicious/system_p4.pkl"), &target).unwrap();
+    let o = run(&["scan", dir.path().to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(stdout(&o).contains("posix.system"));
+}
