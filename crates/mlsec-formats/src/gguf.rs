@@ -217,7 +217,7 @@ impl R<'_> {
                 let b = fixed(self, 2)?;
                 Value::Int(i128::from(i16::from_le_bytes([b[0], b[1]])))
             }
-            4 | 5 | 6 => {
+            4..=6 => {
                 let b = fixed(self, 4)?;
                 let a = [b[0], b[1], b[2], b[3]];
                 match t {
@@ -446,7 +446,7 @@ pub fn validate(g: &Gguf, file_len: u64) -> Vec<Issue> {
         let end = bytes.and_then(|b| g.data_start.checked_add(t.offset)?.checked_add(b));
         match end {
             Some(e) if e <= file_len => {
-                ranges.push((t.offset, t.offset + bytes.unwrap_or(0), t.name.as_str()))
+                ranges.push((t.offset, t.offset + bytes.unwrap_or(0), t.name.as_str()));
             }
             _ => issues.push(Issue::OutOfBounds {
                 tensor: t.name.clone(),

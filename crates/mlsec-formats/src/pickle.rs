@@ -414,10 +414,11 @@ impl<'a> OpReader<'a> {
                     for (i, byte) in b.iter().enumerate() {
                         v |= i64::from(*byte) << (8 * i);
                     }
-                    if let Some(&last) = b.last() {
-                        if last & 0x80 != 0 && b.len() < 8 {
-                            v -= 1i64 << (8 * b.len());
-                        }
+                    if let Some(&last) = b.last()
+                        && last & 0x80 != 0
+                        && b.len() < 8
+                    {
+                        v -= 1i64 << (8 * b.len());
                     }
                     Arg::Int(v)
                 } else {
@@ -578,17 +579,16 @@ fn decode_raw_unicode_escape(l: &[u8]) -> String {
                 Some(b'U') => 8,
                 _ => 0,
             };
-            if width > 0 {
-                if let Some(ch) = l
+            if width > 0
+                && let Some(ch) = l
                     .get(i + 2..i + 2 + width)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u32::from_str_radix(h, 16).ok())
                     .and_then(char::from_u32)
-                {
-                    out.push(ch);
-                    i += 2 + width;
-                    continue;
-                }
+            {
+                out.push(ch);
+                i += 2 + width;
+                continue;
             }
         }
         out.push(char::from(l[i]));
@@ -705,7 +705,8 @@ mod tests {
 
     #[test]
     fn unknown_opcode() {
-        let mut r = OpReader::new(&b"\xff"[..], 0, Limits::default());
+        let data: &[u8] = b"\xff";
+        let mut r = OpReader::new(&data, 0, Limits::default());
         assert!(matches!(
             r.next_op(),
             Err(PickleError::UnknownOpcode {

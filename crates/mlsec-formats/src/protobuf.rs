@@ -230,7 +230,7 @@ pub mod onnx {
                             (1, w @ Wire::Len { .. }) => name = read_string(src, w)?,
                             (10, w @ Wire::Len { .. }) => domain = read_string(src, w)?,
                             (7, Wire::Len { offset, len }) => {
-                                node(src, offset, offset + len, &mut m, &mut b, 1)?
+                                node(src, offset, offset + len, &mut m, &mut b, 1)?;
                             }
                             _ => {}
                         }
@@ -308,7 +308,7 @@ pub mod onnx {
                 match (no, w) {
                     (5 | 10, Wire::Len { offset, len }) => tensor(src, offset, offset + len, m, b)?,
                     (6 | 11, Wire::Len { offset, len }) => {
-                        graph(src, offset, offset + len, m, b, depth + 1)?
+                        graph(src, offset, offset + len, m, b, depth + 1)?;
                     }
                     _ => {}
                 }
@@ -495,6 +495,6 @@ mod tests {
     #[test]
     fn length_past_end_is_truncation() {
         let data = [0x3a, 0xff, 0xff, 0xff, 0x0f];
-        assert!(matches!(onnx::parse(&data[..]), Err(Error::Truncated(_))));
+        assert!(matches!(onnx::parse(&&data[..]), Err(Error::Truncated(_))));
     }
 }

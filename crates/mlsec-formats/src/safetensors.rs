@@ -185,7 +185,7 @@ pub fn sniff(head: &[u8], file_len: u64) -> bool {
     let mut a = [0u8; 8];
     a.copy_from_slice(&head[..8]);
     let n = u64::from_le_bytes(a);
-    n >= 2 && n <= MAX_HEADER && n + 8 <= file_len && head[8] == b'{'
+    (2..=MAX_HEADER).contains(&n) && n + 8 <= file_len && head[8] == b'{'
 }
 
 /// Reads and parses the header (one 8-byte read and one header read).

@@ -53,7 +53,7 @@ pub trait ReadAt: Send + Sync {
 
 impl ReadAt for File {
     fn len(&self) -> u64 {
-        self.metadata().map(|m| m.len()).unwrap_or(0)
+        self.metadata().map_or(0, |m| m.len())
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {

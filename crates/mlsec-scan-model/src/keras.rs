@@ -34,6 +34,14 @@ fn is_keras_module(m: &str) -> bool {
     KERAS_MODULES.contains(&root)
 }
 
+fn is_builtin_type(module: &str, target: &str) -> bool {
+    module == "builtins"
+        && matches!(
+            target,
+            "function" | "list" | "dict" | "tuple" | "set" | "int" | "float" | "str" | "bool"
+        )
+}
+
 /// Walks a config and returns what it risks.
 pub fn risks(v: &Value) -> Vec<Risk> {
     let mut out = Vec::new();
@@ -130,21 +138,7 @@ fn walk(v: &Value, ptr: String, depth: usize, nodes: &mut usize, out: &mut Vec<R
                         ),
                         evidence: short(v),
                     }),
-                    _ if !is_keras_module(module)
-                        && !(module == "builtins"
-                            && matches!(
-                                target,
-                                "function"
-                                    | "list"
-                                    | "dict"
-                                    | "tuple"
-                                    | "set"
-                                    | "int"
-                                    | "float"
-                                    | "str"
-                                    | "bool"
-                            )) =>
-                    {
+                    _ if !is_keras_module(module) && !is_builtin_type(module, target) => {
                         out.push(Risk {
                             rule: &rules::KERAS_CUSTOM_OBJECT,
                             severity: Severity::Low,
@@ -153,7 +147,7 @@ fn walk(v: &Value, ptr: String, depth: usize, nodes: &mut usize, out: &mut Vec<R
                                 "config loads {module}.{target}, code from outside Keras"
                             ),
                             evidence: format!("module={module:?} class_name={cls:?}"),
-                        })
+                        });
                     }
                     _ => {}
                 }

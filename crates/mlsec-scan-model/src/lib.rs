@@ -172,7 +172,7 @@ pub fn scan_paths(paths: &[PathBuf], progress: Option<&Progress>) -> Report {
         let outcome = if job.python_in_model_dir {
             let mut s = Scanner::new();
             s.python_in_model_dir(&Location::file(&job.display));
-            let bytes = std::fs::metadata(&job.path).map(|m| m.len()).unwrap_or(0);
+            let bytes = std::fs::metadata(&job.path).map_or(0, |m| m.len());
             FileOutcome {
                 path: job.display.clone(),
                 kind: Kind::PythonInModelDir,

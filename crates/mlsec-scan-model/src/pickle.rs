@@ -524,10 +524,8 @@ impl<'a> Machine<'a> {
                 len: p.len(),
             });
         }
-        if text {
-            if let Some(v) = inline {
-                return Val::Str(Rc::from(String::from_utf8_lossy(v).as_ref()));
-            }
+        if text && let Some(v) = inline {
+            return Val::Str(Rc::from(String::from_utf8_lossy(v).as_ref()));
         }
         Val::Bytes {
             head: Rc::from(&head[..head.len().min(64)]),
@@ -742,7 +740,7 @@ impl<'a> Machine<'a> {
                 Arg::Int(i),
             ) => self.push(op, Val::Int(*i))?,
             (O::INT | O::LONG | O::LONG1 | O::LONG4, Arg::BigInt(_)) => {
-                self.push(op, Val::Unknown)?
+                self.push(op, Val::Unknown)?;
             }
             (O::FLOAT | O::BINFLOAT, _) => self.push(op, Val::Float)?,
             (
@@ -832,7 +830,7 @@ impl<'a> Machine<'a> {
                 } else {
                     self.pop_mark(op)?
                 };
-                if new.len() % 2 != 0 {
+                if !new.len().is_multiple_of(2) {
                     return Err(malformed("SETITEMS with an odd number of items"));
                 }
                 let top = self.top_mut(op)?;
@@ -858,22 +856,19 @@ impl<'a> Machine<'a> {
             (O::STACK_GLOBAL, _) => {
                 let name = self.pop(op)?;
                 let module = self.pop(op)?;
-                match (module.as_str(), name.as_str()) {
-                    (Some(m), Some(n)) => {
-                        let (m, n) = (m.to_owned(), n.to_owned());
-                        self.import(&m, &n, op, None);
-                        self.push(op, Val::Global(Rc::new(Global { module: m, name: n })))?;
-                    }
-                    _ => {
-                        self.hit(
-                            &rules::PICKLE_DYNAMIC_IMPORT,
-                            Severity::High,
-                            op,
-                            "STACK_GLOBAL operands are not constant strings; the import is computed at load time".to_owned(),
-                            Some(format!("module={}, name={}", show(&module), show(&name))),
-                        );
-                        self.push(op, Val::Unknown)?;
-                    }
+                if let (Some(m), Some(n)) = (module.as_str(), name.as_str()) {
+                    let (m, n) = (m.to_owned(), n.to_owned());
+                    self.import(&m, &n, op, None);
+                    self.push(op, Val::Global(Rc::new(Global { module: m, name: n })))?;
+                } else {
+                    self.hit(
+                        &rules::PICKLE_DYNAMIC_IMPORT,
+                        Severity::High,
+                        op,
+                        "STACK_GLOBAL operands are not constant strings; the import is computed at load time".to_owned(),
+                        Some(format!("module={}, name={}", show(&module), show(&name))),
+                    );
+                    self.push(op, Val::Unknown)?;
                 }
             }
             (O::INST, Arg::Global(m, n)) => {
@@ -1232,7 +1227,7 @@ fn joblib_array(state: &Val) -> Option<JoblibArray> {
     let dtype = dict_get(state, "dtype")?;
     let Val::Obj(o) = dtype else { return None };
     let type_str = o.args.items().first().and_then(Val::as_str)?.to_owned();
-    let st = o.state.as_ref().map(Val::items).unwrap_or(&[]);
+    let st = o.state.as_ref().map_or(&[][..], Val::items);
     let flags = match st.get(7) {
         Some(Val::Int(f)) => *f,
         _ => 0,
@@ -1330,7 +1325,7 @@ fn analyze_from(src: &dyn ReadAt, start: u64, depth: u32, mode: StreamMode) -> A
             Ok(false) => break,
             Err((offset, opcode, reason, rule)) => {
                 m.finish(&mut analysis);
-                let sev = if std::ptr::eq(rule, &rules::PICKLE_LIMIT) {
+                let sev = if std::ptr::eq(rule, &raw const rules::PICKLE_LIMIT) {
                     Severity::High
                 } else {
                     Severity::Medium

@@ -708,18 +708,18 @@ impl Scanner {
                     self.add(&rules::GGUF_MALFORMED, loc, issue.to_string());
                 }
                 for (k, v) in &g.metadata {
-                    if let gguf::Value::Str(s) = v {
-                        if k.starts_with("tokenizer.chat_template") {
-                            for risk in template::risks(s) {
-                                self.add(
-                                    &rules::GGUF_TEMPLATE_INJECTION,
-                                    &loc.clone().field(k),
-                                    risk.message,
-                                )
-                                .severity = risk.severity;
-                                let last = self.findings.len() - 1;
-                                self.findings[last].evidence = Some(risk.evidence);
-                            }
+                    if let gguf::Value::Str(s) = v
+                        && k.starts_with("tokenizer.chat_template")
+                    {
+                        for risk in template::risks(s) {
+                            self.add(
+                                &rules::GGUF_TEMPLATE_INJECTION,
+                                &loc.clone().field(k),
+                                risk.message,
+                            )
+                            .severity = risk.severity;
+                            let last = self.findings.len() - 1;
+                            self.findings[last].evidence = Some(risk.evidence);
                         }
                     }
                 }
@@ -784,11 +784,11 @@ impl Scanner {
             }
             if let Some(d) = dir {
                 let p = d.join(location);
-                if let (Ok(real), Ok(base)) = (p.canonicalize(), d.canonicalize()) {
-                    if !real.starts_with(&base) {
-                        self.add(&rules::ONNX_EXTERNAL_TRAVERSAL, &l, format!("external data {location:?} resolves outside the model directory through a symlink"))
+                if let (Ok(real), Ok(base)) = (p.canonicalize(), d.canonicalize())
+                    && !real.starts_with(&base)
+                {
+                    self.add(&rules::ONNX_EXTERNAL_TRAVERSAL, &l, format!("external data {location:?} resolves outside the model directory through a symlink"))
                             .set_evidence(real.display().to_string());
-                    }
                 }
             }
         }

@@ -111,11 +111,10 @@ pub fn to_value(report: &Report, tool: ToolInfo) -> Value {
                 text.push_str(ev);
             }
             let mut physical = json!({ "artifactLocation": { "uri": uri(&f.location.path) } });
-            if f.location.members.is_empty() {
-                if let Some(off) = f.location.offset {
+            if f.location.members.is_empty()
+                && let Some(off) = f.location.offset {
                     physical["region"] = json!({ "byteOffset": off });
                 }
-            }
             let mut loc = json!({ "physicalLocation": physical });
             if !f.location.members.is_empty() {
                 loc["logicalLocations"] = json!([{

@@ -440,7 +440,7 @@ fn malicious_evasive_and_malformed_are_caught() {
     let mut failures = Vec::new();
     for (file, rule, sev, needle) in EXPECTED {
         let path = root().join(file);
-        let r = mlsec_scan_model::scan_paths(&[path.clone()], None);
+        let r = mlsec_scan_model::scan_paths(std::slice::from_ref(&path), None);
         let ok = r.findings.iter().any(|f| {
             f.rule.id == *rule
                 && f.severity >= *sev
@@ -471,7 +471,7 @@ fn every_non_benign_fixture_has_an_expectation() {
                     || (rel.starts_with(p.rsplit_once('/').map_or("", |x| x.0))
                         && p.matches('/').count() > 1)
             });
-            let r = mlsec_scan_model::scan_paths(&[f.clone()], None);
+            let r = mlsec_scan_model::scan_paths(std::slice::from_ref(&f), None);
             assert!(
                 covered || !r.findings.is_empty(),
                 "{rel} has no expectation and no finding"
