@@ -4,96 +4,10 @@ use std::io::Write;
 
 use mlsec_diagnostics::Severity;
 
+use crate::writer::Zip;
 use crate::{assert_caught, dump, scan};
 
-/// A minimal zip writer (stored or deflated members), enough to build hostile archives.
-struct Zip {
-    out: Vec<u8>,
-    central: Vec<u8>,
-    count: u16,
-}
-
-impl Zip {
-    fn new() -> Zip {
-        Zip {
-            out: Vec::new(),
-            central: Vec::new(),
-            count: 0,
-        }
-    }
-
-    fn add(
-        &mut self,
-        name: &str,
-        data: &[u8],
-        deflate: bool,
-        local_name: Option<&str>,
-    ) -> &mut Zip {
-        let crc = {
-            let mut c = flate2::Crc::new();
-            c.update(data);
-            c.sum()
-        };
-        let body = if deflate {
-            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-            e.write_all(data).unwrap();
-            e.finish().unwrap()
-        } else {
-            data.to_vec()
-        };
-        let method: u16 = if deflate { 8 } else { 0 };
-        let offset = u32::try_from(self.out.len()).unwrap();
-        let lname = local_name.unwrap_or(name);
-        self.out.extend_from_slice(b"PK\x03\x04");
-        self.out.extend_from_slice(&20u16.to_le_bytes());
-        self.out.extend_from_slice(&0u16.to_le_bytes());
-        self.out.extend_from_slice(&method.to_le_bytes());
-        self.out.extend_from_slice(&[0; 4]);
-        self.out.extend_from_slice(&crc.to_le_bytes());
-        self.out
-            .extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
-        self.out
-            .extend_from_slice(&u32::try_from(data.len()).unwrap().to_le_bytes());
-        self.out
-            .extend_from_slice(&u16::try_from(lname.len()).unwrap().to_le_bytes());
-        self.out.extend_from_slice(&0u16.to_le_bytes());
-        self.out.extend_from_slice(lname.as_bytes());
-        self.out.extend_from_slice(&body);
-        self.central.extend_from_slice(b"PK\x01\x02");
-        self.central.extend_from_slice(&20u16.to_le_bytes());
-        self.central.extend_from_slice(&20u16.to_le_bytes());
-        self.central.extend_from_slice(&0u16.to_le_bytes());
-        self.central.extend_from_slice(&method.to_le_bytes());
-        self.central.extend_from_slice(&[0; 4]);
-        self.central.extend_from_slice(&crc.to_le_bytes());
-        self.central
-            .extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
-        self.central
-            .extend_from_slice(&u32::try_from(data.len()).unwrap().to_le_bytes());
-        self.central
-            .extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
-        self.central.extend_from_slice(&[0; 12]);
-        self.central.extend_from_slice(&offset.to_le_bytes());
-        self.central.extend_from_slice(name.as_bytes());
-        self.count += 1;
-        self
-    }
-
-    fn finish(&self) -> Vec<u8> {
-        let mut v = self.out.clone();
-        let cd_off = u32::try_from(v.len()).unwrap();
-        v.extend_from_slice(&self.central);
-        v.extend_from_slice(b"PK\x05\x06\0\0\0\0");
-        v.extend_from_slice(&self.count.to_le_bytes());
-        v.extend_from_slice(&self.count.to_le_bytes());
-        v.extend_from_slice(&u32::try_from(self.central.len()).unwrap().to_le_bytes());
-        v.extend_from_slice(&cd_off.to_le_bytes());
-        v.extend_from_slice(&0u16.to_le_bytes());
-        v
-    }
-}
-
-fn payload() -> Vec<u8> {
+pub fn payload() -> Vec<u8> {
     b"\x80\x02cposix\nsystem\nX\x11\x00\x00\x00echo MLSEC_MARKER\x85R.".to_vec()
 }
 

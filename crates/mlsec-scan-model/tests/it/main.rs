@@ -5,6 +5,7 @@
 mod bypasses;
 mod fixtures;
 mod hostile;
+mod rules;
 mod writer;
 
 use mlsec_diagnostics::{Finding, Severity};
