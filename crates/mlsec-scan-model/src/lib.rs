@@ -181,7 +181,14 @@ pub fn scan_paths(paths: &[PathBuf], progress: Option<&Progress>) -> Report {
                 error: None,
             }
         } else {
-            scan_file(&job.path, &job.display)
+            // Defence in depth: a bug must cost one file, reported, not the whole run.
+            std::panic::catch_unwind(|| scan_file(&job.path, &job.display)).unwrap_or_else(|_| FileOutcome {
+                path: job.display.clone(),
+                kind: Kind::Other,
+                bytes: 0,
+                findings: Vec::new(),
+                error: Some("internal error while scanning (a bug in mlsec; please report it with the file)".to_owned()),
+            })
         };
         if let Some(p) = progress {
             p.files_done.fetch_add(1, Ordering::Relaxed);

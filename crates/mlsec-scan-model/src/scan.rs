@@ -183,8 +183,7 @@ impl Scanner {
             return self.scan_zip(src, loc, name, dir, depth);
         }
         if head.starts_with(SEVEN_ZIP_MAGIC) {
-            self.add(&rules::ARCHIVE_UNSCANNABLE, loc, "7z archive: its content cannot be inspected, and 7z-packed checkpoints are a known scanner bypass")
-                .set_evidence("7z signature 37 7a bc af 27 1c");
+            self.scan_7z(src, loc, dir, depth);
             return Kind::SevenZip;
         }
         if let Some(kind) = compression(&head) {
@@ -543,6 +542,106 @@ impl Scanner {
             .set_evidence(format!("first bytes: {preview}"));
         }
         Kind::Other
+    }
+
+    fn scan_7z(&mut self, src: &dyn ReadAt, loc: &Location, dir: Option<&Path>, depth: u32) {
+        // A third-party decoder on hostile input: contain a panic as a finding.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sevenz_rust2::ArchiveReader::new(
+                ReadAtReader { src, pos: 0 },
+                sevenz_rust2::Password::empty(),
+            )
+        }));
+        let mut ar = match opened {
+            Ok(Ok(ar)) => ar,
+            Ok(Err(e)) => {
+                self.add(
+                    &rules::ARCHIVE_UNSCANNABLE,
+                    loc,
+                    format!("7z archive cannot be opened ({e}); its content is not inspected"),
+                )
+                .set_evidence("7z signature 37 7a bc af 27 1c");
+                return;
+            }
+            Err(_) => {
+                self.add(
+                    &rules::ARCHIVE_MALFORMED,
+                    loc,
+                    "7z archive crashed the 7z decoder; its content is not inspected",
+                );
+                return;
+            }
+        };
+        let entries = ar.archive().files.len();
+        if entries > zip::MAX_ENTRIES {
+            self.add(
+                &rules::ARCHIVE_LIMIT,
+                loc,
+                format!(
+                    "7z archive lists {entries} entries, more than MAX_ENTRIES ({})",
+                    zip::MAX_ENTRIES
+                ),
+            );
+            return;
+        }
+        let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut over: Vec<String> = Vec::new();
+        let budget = MAX_TOTAL_INFLATED.saturating_sub(self.inflated);
+        let cap = MAX_STREAM_INFLATED.min(budget);
+        let mut used = 0u64;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ar.for_each_entries(|entry, rd| {
+                if entry.is_directory() {
+                    return Ok(true);
+                }
+                let mut buf = Vec::new();
+                let left = cap.saturating_sub(used);
+                rd.take(left + 1).read_to_end(&mut buf)?;
+                if buf.len() as u64 > left {
+                    over.push(entry.name().to_owned());
+                    return Ok(false);
+                }
+                used += buf.len() as u64;
+                members.push((entry.name().to_owned(), buf));
+                Ok(true)
+            })
+        }));
+        self.inflated += used;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.add(
+                    &rules::ARCHIVE_UNSCANNABLE,
+                    loc,
+                    format!("7z content cannot be decoded ({e}); the rest is not inspected"),
+                );
+            }
+            Err(_) => {
+                self.add(
+                    &rules::ARCHIVE_MALFORMED,
+                    loc,
+                    "7z archive crashed the 7z decoder; the rest is not inspected",
+                );
+            }
+        }
+        for name in over {
+            self.add(
+                &rules::ARCHIVE_LIMIT,
+                &loc.clone().member(&name),
+                format!("7z member inflates past {cap} bytes; not scanned"),
+            );
+        }
+        for (name, data) in members {
+            let mloc = loc.clone().member(&name);
+            if zip::is_unsafe_path(&name) {
+                self.add(
+                    &rules::ARCHIVE_UNSAFE_PATH,
+                    &mloc,
+                    format!("member path {name:?} is absolute or escapes with '..'"),
+                );
+            }
+            self.scan(&data, &mloc, &name, dir, depth + 1);
+        }
     }
 
     fn scan_tar(

@@ -294,7 +294,12 @@ const EXPECTED: &[(&str, &str, Severity, &str)] = &[
         Severity::Critical,
         "posix.system",
     ),
-    ("evasive/torch_7z.pt", "ARC008", Severity::Medium, "7z"),
+    (
+        "evasive/torch_7z.pt",
+        "PKL001",
+        Severity::Critical,
+        "posix.system",
+    ),
     (
         "evasive/zip_duplicate.pt",
         "ARC002",

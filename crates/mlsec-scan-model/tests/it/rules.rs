@@ -120,6 +120,11 @@ fn examples() -> BTreeMap<&'static str, Vec<Finding>> {
         ),
     );
     m.insert("ARC008", scan(b"7z\xbc\xaf\x27\x1c\x00\x04", "m.pt"));
+    m.insert("ARC008", {
+        let mut f = scan(b"7z\xbc\xaf\x27\x1c\x00\x04", "m.pt");
+        f.extend(fixture("evasive/torch_unreadable_first.pt"));
+        f
+    });
     m.insert(
         "ARC009",
         scan(b"PK\x03\x04 then nothing useful at all", "m.pt"),
