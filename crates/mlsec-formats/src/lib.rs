@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod gguf;
+pub mod hdf5;
 pub mod npy;
 pub mod pickle;
 pub mod protobuf;

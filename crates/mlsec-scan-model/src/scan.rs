@@ -7,7 +7,7 @@ use std::path::Path;
 use mlsec_diagnostics::{Finding, Location, Rule, Severity};
 use mlsec_formats::protobuf::{onnx, saved_model};
 use mlsec_formats::source::{ReadAt, Slice};
-use mlsec_formats::{gguf, npy, pickle as pk, safetensors, zip};
+use mlsec_formats::{gguf, hdf5, npy, pickle as pk, safetensors, zip};
 
 use crate::pickle::{self, StreamMode};
 use crate::{keras, rules, template};
@@ -992,10 +992,55 @@ impl Scanner {
     }
 
     fn scan_h5(&mut self, src: &dyn ReadAt, loc: &Location) {
-        if let Err(problem) = hdf5_superblock_check(src) {
-            self.add(&rules::HDF5_MALFORMED, loc, problem);
+        match hdf5::superblock(src) {
+            Ok(sb) if sb.eof != u64::MAX && sb.eof > src.len() => {
+                self.add(
+                    &rules::HDF5_MALFORMED,
+                    loc,
+                    format!(
+                        "superblock declares {} bytes but the file has {} (truncated)",
+                        sb.eof,
+                        src.len()
+                    ),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.add(
+                    &rules::HDF5_MALFORMED,
+                    loc,
+                    format!("superblock is invalid: {e}"),
+                );
+                return;
+            }
         }
-        // Keras writes model_config as a JSON string attribute before the weights; find it by content.
+        match hdf5::root_attributes(src) {
+            Ok(attrs) => {
+                for (name, value) in attrs {
+                    if let (true, hdf5::Value::Str(json)) =
+                        (name == "model_config" || name == "training_config", value)
+                    {
+                        self.keras_json(json.as_bytes(), &loc.clone().field(name));
+                    }
+                }
+            }
+            Err(hdf5::Error::Unsupported(why)) => {
+                // Layouts this reader does not walk (dense attribute storage): find the config by content.
+                self.h5_search_config(src, loc, &why);
+            }
+            Err(e) => {
+                self.add(
+                    &rules::HDF5_MALFORMED,
+                    loc,
+                    format!("root attributes cannot be read: {e}"),
+                );
+                self.h5_search_config(src, loc, "unreadable header");
+            }
+        }
+    }
+
+    /// Fallback: Keras writes model_config as JSON; look for it in the first MAX_H5_SCAN bytes.
+    fn h5_search_config(&mut self, src: &dyn ReadAt, loc: &Location, why: &str) {
         let limit = src.len().min(MAX_H5_SCAN);
         let chunk = 8 * 1024 * 1024u64;
         let mut off = 0u64;
@@ -1020,7 +1065,9 @@ impl Scanner {
                         self.add(
                             &rules::KERAS_MALFORMED,
                             &loc.clone().field("model_config"),
-                            "model_config JSON is truncated or larger than MAX_JSON",
+                            format!(
+                                "model_config JSON ({why}) is truncated or larger than MAX_JSON"
+                            ),
                         );
                     }
                 }
@@ -1072,46 +1119,6 @@ impl Scanner {
     pub fn python_in_model_dir(&mut self, loc: &Location) {
         self.add(&rules::HF_CUSTOM_CODE_FILE, loc, "Python file inside a model folder; it runs with trust_remote_code=True or when imported");
     }
-}
-
-/// Checks the HDF5 superblock at offset 0: version, offset size, and the end-of-file address
-/// against the real length (a truncated file declares more than it has).
-fn hdf5_superblock_check(src: &dyn ReadAt) -> Result<(), String> {
-    let sb = src
-        .read_prefix(0, 128)
-        .map_err(|e| format!("cannot read the superblock: {e}"))?;
-    let version = *sb.get(8).ok_or("truncated superblock")?;
-    let (size_of_offsets, eof_at) = match version {
-        0 | 1 => {
-            let so = *sb.get(13).ok_or("truncated superblock")?;
-            // sig(8) versions(5) sizes(2) reserved(1) K(4) flags(4) [v1: K(2) reserved(2)] base free eof
-            let fixed = if version == 0 { 24 } else { 28 };
-            (so, fixed + 2 * usize::from(so))
-        }
-        2 | 3 => {
-            let so = *sb.get(9).ok_or("truncated superblock")?;
-            // sig(8) version(1) sizes(2) flags(1) base ext eof
-            (so, 12 + 2 * usize::from(so))
-        }
-        v => return Err(format!("unknown superblock version {v}")),
-    };
-    if !matches!(size_of_offsets, 2 | 4 | 8) {
-        return Err(format!("invalid size of offsets {size_of_offsets}"));
-    }
-    let raw = sb
-        .get(eof_at..eof_at + usize::from(size_of_offsets))
-        .ok_or("truncated superblock")?;
-    let eof = raw
-        .iter()
-        .rev()
-        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-    if eof != u64::MAX && eof > src.len() {
-        return Err(format!(
-            "superblock declares {eof} bytes but the file has {} (truncated)",
-            src.len()
-        ));
-    }
-    Ok(())
 }
 
 fn is_storage_blob(name: &str) -> bool {

@@ -541,3 +541,24 @@ fn json_evidence_names_the_resolved_global() {
         Some("posix.system(\"echo MLSEC_MARKER\")")
     );
 }
+
+#[test]
+fn hdf5_root_attributes_are_read_structurally() {
+    // h5py writes model_config as a variable-length string in the global heap; the reader walks
+    // superblock -> root object header -> attribute message -> heap, not a byte search.
+    for f in ["benign/keras_mlp.h5", "malicious/keras_lambda.h5"] {
+        let file = std::fs::File::open(root().join(f)).unwrap();
+        let attrs = mlsec_formats::hdf5::root_attributes(&file).unwrap();
+        let cfg = attrs
+            .iter()
+            .find(|(n, _)| n == "model_config")
+            .unwrap_or_else(|| panic!("{f}: {attrs:?}"));
+        match &cfg.1 {
+            mlsec_formats::hdf5::Value::Str(s) => assert!(
+                s.starts_with('{') && s.contains("\"class_name\""),
+                "{f}: {s}"
+            ),
+            other @ mlsec_formats::hdf5::Value::Other => panic!("{f}: {other:?}"),
+        }
+    }
+}

@@ -162,3 +162,19 @@ proptest::proptest! {
         let _ = mlsec_scan_model::scan_bytes(&z, "m.pt");
     }
 }
+
+#[test]
+fn fuzz_regressions_never_panic() {
+    // Inputs that once crashed a fuzz target (fuzz/regressions/), replayed through every parser.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(e.unwrap().path()).unwrap();
+        let _ = mlsec_formats::hdf5::root_attributes(&data);
+        for name in ["m.h5", "m.pkl", "m.pt", "m.onnx", "m.gguf", "m.safetensors", "m.npy"] {
+            let _ = mlsec_scan_model::scan_bytes(&data, name);
+        }
+        n += 1;
+    }
+    assert!(n > 0);
+}
