@@ -323,6 +323,10 @@ struct ImportRec {
     via: Option<String>,
     call: Option<String>,
     count: u32,
+    /// For `getattr`: calls whose target and attribute were both resolved.
+    resolved_calls: u32,
+    /// For `getattr`: calls that could not be resolved statically.
+    unresolved_calls: u32,
 }
 
 struct Machine<'a> {
@@ -423,6 +427,8 @@ impl<'a> Machine<'a> {
             via: via.map(str::to_owned),
             call: None,
             count: 1,
+            resolved_calls: 0,
+            unresolved_calls: 0,
         });
     }
 
@@ -545,7 +551,17 @@ impl<'a> Machine<'a> {
                     .strip_prefix("__builtin__.")
                     .map_or(q.clone(), |rest| format!("builtins.{rest}"));
                 match q.as_str() {
-                    "builtins.getattr" | "operator.getitem" => {
+                    "builtins.getattr" => {
+                        let key = format!("{}.{}", g.module, g.name);
+                        if let (Some(target), Some(Val::Str(attr))) = (first, second) {
+                            let (v, resolved) = self.getattr_checked(op, &target, &attr, &q);
+                            self.count_getattr(&key, resolved);
+                            return v;
+                        }
+                        self.count_getattr(&key, false);
+                        return Val::Unknown;
+                    }
+                    "operator.getitem" => {
                         if let (Some(target), Some(Val::Str(attr))) = (first, second) {
                             return self.getattr(op, &target, &attr, &q);
                         }
@@ -650,6 +666,42 @@ impl<'a> Machine<'a> {
                 );
                 obj(func, args, None)
             }
+        }
+    }
+
+    fn count_getattr(&mut self, key: &str, resolved: bool) {
+        if let Some(&i) = self.import_index.get(key) {
+            if resolved {
+                self.imports[i].resolved_calls += 1;
+            } else {
+                self.imports[i].unresolved_calls += 1;
+            }
+        }
+    }
+
+    /// `getattr(target, attr)`, and whether it was resolved to something classified. A plain
+    /// method name on an instance is how pickle stores bound methods (`getattr(obj, 'forward')`);
+    /// a dunder name is a reach into interpreter internals.
+    fn getattr_checked(&mut self, op: &Op, target: &Val, attr: &str, via: &str) -> (Val, bool) {
+        if attr.starts_with("__") && attr.ends_with("__") && attr.len() > 4 {
+            self.hit(
+                &rules::PICKLE_DANGEROUS_GLOBAL,
+                Severity::Critical,
+                op,
+                format!("pickle reads the internal attribute {attr} through {via}: interpreter internals when the file is loaded"),
+                Some(format!("{via}({}, {attr:?})", show(target))),
+            );
+            return (Val::Unknown, true);
+        }
+        match target {
+            Val::Global(_) | Val::Module(_) => (self.getattr(op, target, attr, via), true),
+            Val::Obj(o) => {
+                let v = self.getattr(op, target, attr, via);
+                // Resolved if the instance's class is itself resolved (its import is classified).
+                let known = matches!(o.func, Val::Global(_));
+                (v, known)
+            }
+            _ => (Val::Unknown, false),
         }
     }
 
@@ -1122,6 +1174,14 @@ impl<'a> Machine<'a> {
     fn finish(&mut self, analysis: &mut Analysis) {
         analysis.imports += self.imports.len();
         for rec in self.imports.drain(..) {
+            // `getattr` whose every use was resolved: what it reached is reported on its own.
+            let is_getattr = matches!(
+                rec.qual.as_str(),
+                "builtins.getattr" | "__builtin__.getattr"
+            );
+            if is_getattr && rec.resolved_calls > 0 && rec.unresolved_calls == 0 {
+                continue;
+            }
             let count = if rec.count > 1 {
                 format!(" ({} times)", rec.count)
             } else {

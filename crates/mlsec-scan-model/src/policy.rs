@@ -321,6 +321,82 @@ static SAFE: &[&str] = &[
     // follows that call; `_load_type` maps a name to a builtin type from a fixed table.
     "dill._dill._create_array",
     "dill._dill._load_type",
+    "torch.utils.hooks.RemovableHandle",
+    // Functions scikit-learn stores as hyperparameters (score_func, algorithm helpers).
+    "sklearn.feature_selection._univariate_selection.f_classif",
+    "sklearn.feature_selection._univariate_selection.f_regression",
+    "sklearn.feature_selection._univariate_selection.f_oneway",
+    "sklearn.feature_selection._univariate_selection.chi2",
+    "sklearn.feature_selection._univariate_selection.r_regression",
+    "sklearn.feature_selection._mutual_info.mutual_info_classif",
+    "sklearn.feature_selection._mutual_info.mutual_info_regression",
+    "sklearn.cluster._kmeans._kmeans_single_lloyd",
+    "sklearn.cluster._kmeans._kmeans_single_elkan",
+    "sklearn.metrics._scorer._passthrough_scorer",
+    "scipy._lib.array_api_compat.numpy._aliases.asarray",
+];
+
+/// NumPy functions models store as callables (aggregations, transforms).
+static NUMPY_FUNCTIONS: &[&str] = &[
+    "mean",
+    "median",
+    "sum",
+    "prod",
+    "max",
+    "min",
+    "amax",
+    "amin",
+    "std",
+    "var",
+    "log",
+    "log1p",
+    "log2",
+    "log10",
+    "exp",
+    "expm1",
+    "sqrt",
+    "abs",
+    "absolute",
+    "square",
+    "tanh",
+    "sign",
+    "round",
+    "clip",
+    "percentile",
+    "quantile",
+    "nanmean",
+    "nanmedian",
+    "nansum",
+    "nanmax",
+    "nanmin",
+    "nanstd",
+    "argmax",
+    "argmin",
+    "asarray",
+    "array",
+    "cumsum",
+    "maximum",
+    "minimum",
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "true_divide",
+    "power",
+    "reciprocal",
+    "negative",
+    "floor",
+    "ceil",
+    "rint",
+    "sin",
+    "cos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "identity",
+    "average",
+    "isnan",
+    "isfinite",
 ];
 
 static TORCH_DTYPES: &[&str] = &[
@@ -412,10 +488,14 @@ static ML_CLASS_NAMESPACES: &[&str] = &[
     "lightgbm",
     "catboost",
     "torch.nn.modules",
+    "torch.nn.parallel",
     "torch.optim",
     "pandas",
+    "numpy.random",
     "scipy.sparse",
     "scipy.stats",
+    "scipy.interpolate",
+    "scipy.spatial",
     "imblearn",
     "category_encoders",
     "statsmodels",
@@ -509,9 +589,11 @@ fn is_dunder(s: &str) -> bool {
     s.len() > 4 && s.starts_with("__") && s.ends_with("__")
 }
 
+/// `CamelCase`, or a private `_CamelCase` class.
 fn is_class_name(s: &str) -> bool {
-    s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    let t = s.strip_prefix('_').unwrap_or(s);
+    t.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn in_namespace(module: &str, ns: &str) -> bool {
@@ -540,7 +622,7 @@ fn safe(module: &str, name: &str) -> bool {
     if module == "torch.nn.functional" && !name.starts_with('_') {
         return true;
     }
-    if module == "numpy" && NUMPY_SCALARS.contains(&name) {
+    if module == "numpy" && (NUMPY_SCALARS.contains(&name) || NUMPY_FUNCTIONS.contains(&name)) {
         return true;
     }
     if module == "numpy.dtypes" && name.ends_with("DType") {
@@ -553,7 +635,11 @@ fn safe(module: &str, name: &str) -> bool {
         .iter()
         .any(|ns| in_namespace(module, ns))
     {
-        if is_class_name(name) || name.starts_with("__pyx_unpickle_") {
+        // Cython's pickle helpers: `__pyx_unpickle_Class` and scikit-learn's `newObj(cls)`.
+        if is_class_name(name)
+            || name.starts_with("__pyx_unpickle_")
+            || (module.starts_with("sklearn.") && name == "newObj")
+        {
             return true;
         }
         if in_namespace(module, "pandas")

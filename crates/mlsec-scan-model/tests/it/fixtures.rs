@@ -562,3 +562,32 @@ fn hdf5_root_attributes_are_read_structurally() {
         }
     }
 }
+
+#[test]
+fn fixture_set_matches_sha256sums() {
+    // Every committed fixture is listed (with its origin documented in fixtures/README.md), and
+    // nothing else has crept in (a fuzzer writing new inputs into a seed folder, say).
+    let listed: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(root().join("SHA256SUMS"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once("  ").map(|(_, p)| p.to_owned()))
+            .collect();
+    let mut present = std::collections::BTreeSet::new();
+    for sub in ["benign", "malicious", "evasive", "malformed"] {
+        for f in files(sub) {
+            present.insert(
+                f.strip_prefix(root())
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+            );
+        }
+    }
+    let extra: Vec<_> = present.difference(&listed).collect();
+    let missing: Vec<_> = listed.difference(&present).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "not in SHA256SUMS: {extra:?}\nlisted but missing: {missing:?}"
+    );
+}

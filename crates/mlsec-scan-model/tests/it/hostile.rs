@@ -171,7 +171,15 @@ fn fuzz_regressions_never_panic() {
     for e in std::fs::read_dir(dir).unwrap() {
         let data = std::fs::read(e.unwrap().path()).unwrap();
         let _ = mlsec_formats::hdf5::root_attributes(&data);
-        for name in ["m.h5", "m.pkl", "m.pt", "m.onnx", "m.gguf", "m.safetensors", "m.npy"] {
+        for name in [
+            "m.h5",
+            "m.pkl",
+            "m.pt",
+            "m.onnx",
+            "m.gguf",
+            "m.safetensors",
+            "m.npy",
+        ] {
             let _ = mlsec_scan_model::scan_bytes(&data, name);
         }
         n += 1;
