@@ -120,7 +120,9 @@ fn collect(paths: &[PathBuf], errors: &mut Vec<FileError>) -> Vec<Job> {
             .sort_by_file_name()
         {
             match entry {
-                Ok(e) if e.file_type().is_file() => {
+                // A symlink to a file is scanned (Hugging Face caches link snapshots to blobs);
+                // symlinks to directories are not followed, so walks cannot loop.
+                Ok(e) if e.file_type().is_file() || (e.path_is_symlink() && e.path().is_file()) => {
                     let p = e.path();
                     let is_py = p.extension().is_some_and(|x| x == "py");
                     let in_model_dir =

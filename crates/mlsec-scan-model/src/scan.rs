@@ -23,18 +23,18 @@ pub const MAX_JSON: u64 = 64 * 1024 * 1024;
 /// How far into an HDF5 file the Keras model_config is searched for.
 pub const MAX_H5_SCAN: u64 = 256 * 1024 * 1024;
 
-/// Extensions that mean "this is a model"; an unrecognised file with one is reported.
+/// Extensions that mean "this is a model"; an unrecognised file with one is reported. `.bin`
+/// and `.model` are read as pickle when they are one but not reported otherwise: they are also
+/// raw weights (OpenVINO, ONNX external data) and sentencepiece tokenizers.
 pub const MODEL_EXTENSIONS: &[&str] = &[
     "pkl",
     "pickle",
     "pt",
     "pth",
-    "bin",
     "ckpt",
     "joblib",
     "dill",
     "sav",
-    "model",
     "p",
     "npy",
     "npz",

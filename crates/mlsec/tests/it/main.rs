@@ -217,3 +217,23 @@ fn renamed_files_are_detected_by_content() {
     assert_eq!(code(&o), 1, "{}", stdout(&o));
     assert!(stdout(&o).contains("posix.system"));
 }
+
+#[test]
+fn symlinked_model_files_are_scanned() {
+    // Hugging Face caches link snapshot files to blobs.
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = dir.path().join("blobs");
+    let snap = dir.path().join("snapshots");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::copy(
+        repo().join("fixtures/malicious/torch_zip.pt"),
+        blobs.join("abc123"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(blobs.join("abc123"), snap.join("pytorch_model.bin")).unwrap();
+    std::os::unix::fs::symlink(&snap, snap.join("loop")).unwrap();
+    let o = run(&["scan", snap.to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("pytorch_model.bin"), "{}", stdout(&o));
+}
