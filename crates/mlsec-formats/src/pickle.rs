@@ -238,10 +238,19 @@ impl<'a> OpReader<'a> {
     }
 
     fn uint(&mut self, code: OpCode, offset: u64, n: usize) -> Result<u64, PickleError> {
-        let b = self.fixed(code, offset, n)?;
+        // Byte by byte from the cursor's buffer: no allocation for the commonest arguments.
         let mut v: u64 = 0;
-        for (i, byte) in b.iter().enumerate() {
-            v |= u64::from(*byte) << (8 * i);
+        for i in 0..n {
+            match self.cur.byte() {
+                Ok(Some(byte)) => v |= u64::from(byte) << (8 * i),
+                Ok(None) => {
+                    return Err(PickleError::Truncated {
+                        op: code.name(),
+                        offset,
+                    });
+                }
+                Err(e) => return Err(io_err(code, offset, e)),
+            }
         }
         Ok(v)
     }

@@ -23,8 +23,10 @@ use crate::rules;
 
 /// Most opcodes analysed in one stream.
 pub const MAX_OPCODES: u64 = 50_000_000;
-/// Most memo entries.
-pub const MAX_MEMO: usize = 1 << 20;
+/// Most memo entries kept. Past it, analysis goes on with the memo saturated: new entries are
+/// not stored and reads of them yield opaque values (an import computed from one is then
+/// reported as dynamic), and a low-severity PKL007 says so.
+pub const MAX_MEMO: usize = 1 << 22;
 /// Deepest stack (and metastack).
 pub const MAX_STACK: usize = 1 << 20;
 /// Items kept per container; the rest are counted, not kept.
@@ -96,14 +98,15 @@ enum SeqKind {
 #[derive(Debug)]
 struct Seq {
     kind: SeqKind,
-    items: Vec<Val>,
+    /// Shared, so appending to a full list is O(1) even while the memo holds the old value.
+    items: Rc<Vec<Val>>,
     len: u64,
     depth: u32,
 }
 
 #[derive(Debug)]
 struct Dict {
-    items: Vec<(Val, Val)>,
+    items: Rc<Vec<(Val, Val)>>,
     len: u64,
     depth: u32,
 }
@@ -173,7 +176,7 @@ impl Val {
 
 fn seq(kind: SeqKind, items: Vec<Val>, len: u64) -> Val {
     let depth = items.iter().map(Val::depth).max().unwrap_or(0) + 1;
-    let items = items.into_iter().map(Val::capped).collect();
+    let items = Rc::new(items.into_iter().map(Val::capped).collect());
     Val::Seq(Rc::new(Seq {
         kind,
         items,
@@ -315,6 +318,45 @@ fn show(v: &Val) -> String {
     s
 }
 
+/// The memo: dense for the sequential keys pickle writes, a map for sparse ones.
+#[derive(Default)]
+struct Memo {
+    dense: Vec<Option<Val>>,
+    sparse: HashMap<u64, Val>,
+    /// Distinct keys stored (CPython's `len(memo)`, which MEMOIZE uses as its key).
+    count: usize,
+    saturated: bool,
+}
+
+/// How far past the dense end a key may land and still extend the dense part.
+const DENSE_SLACK: u64 = 4096;
+
+impl Memo {
+    fn get(&self, idx: u64) -> Option<&Val> {
+        match usize::try_from(idx).ok().and_then(|i| self.dense.get(i)) {
+            Some(slot) => slot.as_ref(),
+            None => self.sparse.get(&idx),
+        }
+    }
+
+    fn put(&mut self, idx: u64, v: Val) {
+        let dense_len = self.dense.len() as u64;
+        if idx < dense_len {
+            let slot = &mut self.dense[idx as usize];
+            if slot.is_none() {
+                self.count += 1;
+            }
+            *slot = Some(v);
+        } else if idx < dense_len + DENSE_SLACK && !self.sparse.contains_key(&idx) {
+            self.dense.resize(idx as usize + 1, None);
+            self.dense[idx as usize] = Some(v);
+            self.count += 1;
+        } else if self.sparse.insert(idx, v).is_none() {
+            self.count += 1;
+        }
+    }
+}
+
 struct ImportRec {
     qual: String,
     verdict: Verdict,
@@ -333,7 +375,7 @@ struct Machine<'a> {
     ops: OpReader<'a>,
     stack: Vec<Val>,
     marks: Vec<Vec<Val>>,
-    memo: HashMap<u64, Val>,
+    memo: Memo,
     imports: Vec<ImportRec>,
     import_index: HashMap<String, usize>,
     hits: Vec<Hit>,
@@ -362,7 +404,7 @@ impl<'a> Machine<'a> {
             ops: OpReader::new(src, start, OpLimits::default()),
             stack: Vec::new(),
             marks: Vec::new(),
-            memo: HashMap::new(),
+            memo: Memo::default(),
             imports: Vec::new(),
             import_index: HashMap::new(),
             hits: Vec::new(),
@@ -501,15 +543,20 @@ impl<'a> Machine<'a> {
                 &rules::PICKLE_MALFORMED,
             )
         })?;
-        if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&idx) {
-            return Err((
-                op.offset,
-                op.code.name(),
-                format!("more than MAX_MEMO ({MAX_MEMO}) memo entries"),
-                &rules::PICKLE_LIMIT,
-            ));
+        if self.memo.count >= MAX_MEMO && self.memo.get(idx).is_none() {
+            if !self.memo.saturated {
+                self.memo.saturated = true;
+                self.hit(
+                    &rules::PICKLE_LIMIT,
+                    Severity::Low,
+                    op,
+                    format!("more than MAX_MEMO ({MAX_MEMO}) memo entries; later entries are analysed as opaque values"),
+                    None,
+                );
+            }
+            return Ok(());
         }
-        self.memo.insert(idx, v);
+        self.memo.put(idx, v);
         Ok(())
     }
 
@@ -725,7 +772,7 @@ impl<'a> Machine<'a> {
             Val::Obj(o) => {
                 // An attribute set by BUILD: look it up in the state dict.
                 if let Some(Val::Dict(d)) = &o.state {
-                    for (k, v) in &d.items {
+                    for (k, v) in d.items.iter() {
                         if k.as_str() == Some(attr) {
                             return v.clone();
                         }
@@ -818,7 +865,7 @@ impl<'a> Machine<'a> {
             (O::EMPTY_DICT, _) => self.push(
                 op,
                 Val::Dict(Rc::new(Dict {
-                    items: Vec::new(),
+                    items: Rc::new(Vec::new()),
                     len: 0,
                     depth: 1,
                 })),
@@ -860,14 +907,24 @@ impl<'a> Machine<'a> {
                 let top = self.top_mut(op)?;
                 match top {
                     Val::Seq(s) => {
-                        let kind = s.kind;
                         let len = s.len + new.len() as u64;
-                        let mut items = s.items.clone();
-                        items.extend(
-                            new.into_iter()
-                                .take(MAX_ITEMS_KEPT.saturating_sub(items.len())),
-                        );
-                        *top = seq(kind, items, len);
+                        if s.items.len() >= MAX_ITEMS_KEPT {
+                            // Full: count, share the kept items.
+                            *top = Val::Seq(Rc::new(Seq {
+                                kind: s.kind,
+                                items: s.items.clone(),
+                                len,
+                                depth: s.depth,
+                            }));
+                        } else {
+                            let kind = s.kind;
+                            let mut items = (*s.items).clone();
+                            items.extend(
+                                new.into_iter()
+                                    .take(MAX_ITEMS_KEPT.saturating_sub(items.len())),
+                            );
+                            *top = seq(kind, items, len);
+                        }
                     }
                     // list subclasses append through their own `append`/`extend`.
                     Val::Obj(_) | Val::Unknown => {}
@@ -888,8 +945,21 @@ impl<'a> Machine<'a> {
                 let top = self.top_mut(op)?;
                 match top {
                     Val::Dict(d) => {
-                        let d2 = make_dict(d.items.clone(), d.len, new);
-                        *top = d2;
+                        let full = d.items.len() >= MAX_ITEMS_KEPT * 4;
+                        let touches_kept = new.iter().step_by(2).any(|k| {
+                            d.items.iter().any(
+                                |(ek, _)| matches!((ek, k), (Val::Str(a), Val::Str(b)) if a == b),
+                            )
+                        });
+                        if full && !touches_kept {
+                            *top = Val::Dict(Rc::new(Dict {
+                                items: d.items.clone(),
+                                len: d.len + (new.len() / 2) as u64,
+                                depth: d.depth,
+                            }));
+                        } else {
+                            *top = make_dict((*d.items).clone(), d.len, new);
+                        }
                     }
                     Val::Obj(_) | Val::Unknown => {}
                     _ => return Err(malformed("SETITEM on a value that is not a dict")),
@@ -1030,16 +1100,16 @@ impl<'a> Machine<'a> {
                 self.memo_put(op, idx)?;
             }
             (O::MEMOIZE, _) => {
-                let idx = self.memo.len() as u64;
+                let idx = self.memo.count as u64;
                 self.memo_put(op, idx)?;
             }
             (O::GET | O::BINGET | O::LONG_BINGET, Arg::Int(i)) => {
                 let idx = u64::try_from(*i).map_err(|_| malformed("negative memo index"))?;
-                let v = self
-                    .memo
-                    .get(&idx)
-                    .cloned()
-                    .ok_or_else(|| malformed(&format!("memo key {idx} was never stored")))?;
+                let v = match self.memo.get(idx) {
+                    Some(v) => v.clone(),
+                    None if self.memo.saturated => Val::Unknown,
+                    None => return Err(malformed(&format!("memo key {idx} was never stored"))),
+                };
                 self.push(op, v)?;
             }
             (O::PERSID, _) => self.push(op, Val::Persistent)?,
@@ -1258,7 +1328,11 @@ fn make_dict(mut items: Vec<(Val, Val)>, len: u64, flat: Vec<Val>) -> Val {
         .max()
         .unwrap_or(0)
         + 1;
-    Val::Dict(Rc::new(Dict { items, len, depth }))
+    Val::Dict(Rc::new(Dict {
+        items: Rc::new(items),
+        len,
+        depth,
+    }))
 }
 
 fn dict_get<'v>(d: &'v Val, key: &str) -> Option<&'v Val> {
@@ -1280,7 +1354,7 @@ fn joblib_array(state: &Val) -> Option<JoblibArray> {
         return None;
     }
     let mut count: u64 = 1;
-    for d in &s.items {
+    for d in s.items.iter() {
         let Val::Int(i) = d else { return None };
         count = count.checked_mul(u64::try_from(*i).ok()?)?;
     }
@@ -1471,6 +1545,16 @@ mod tests {
         p.push(b'.');
         let a = run(&p);
         assert!(a.error.is_none(), "{:?}", a.error);
+    }
+
+    #[test]
+    fn sparse_and_dense_memo_keys() {
+        // LONG_BINPUT at a huge key, MEMOIZE after it uses len(memo) == 1.
+        let mut p = b"\x80\x04\x8c\x05posixr\x00\xca\x9a\x3b".to_vec();
+        p.extend_from_slice(b"\x8c\x06system\x940");
+        p.extend_from_slice(b"j\x00\xca\x9a\x3bh\x01\x93N\x85R.");
+        let a = run(&p);
+        assert!(has(&a, "posix.system", Severity::Critical), "{:?}", a.hits);
     }
 
     #[test]
