@@ -25,6 +25,22 @@ fn context(t: &str, at: usize) -> String {
     t[start..end].replace('\n', "\\n")
 }
 
+/// First occurrence of `needle` that does not continue an identifier (`retrieval(` is not
+/// `eval(`); needles starting with punctuation match anywhere.
+fn find_word(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let needs_boundary = needle.first().is_some_and(|&b| ident(b));
+    let mut from = 0;
+    while let Some(p) = memchr::memmem::find(&hay[from..], needle) {
+        let at = from + p;
+        if !needs_boundary || at == 0 || !ident(hay[at - 1]) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 pub fn risks(template: &str) -> Vec<Risk> {
     let cut = (0..=template.len().min(MAX_TEMPLATE))
         .rev()
@@ -155,7 +171,7 @@ pub fn risks(template: &str) -> Vec<Risk> {
         ),
     ];
     for (needle, sev, msg) in checks {
-        if let Some(p) = memchr::memmem::find(b, needle.as_bytes()) {
+        if let Some(p) = find_word(b, needle.as_bytes()) {
             out.push(Risk {
                 severity: *sev,
                 message: (*msg).to_owned(),
@@ -174,6 +190,26 @@ mod tests {
     fn real_template_is_quiet() {
         let t = "{% for message in messages %}{% if message['role'] == 'user' %}{{ '<|user|>\\n' + message['content'] | trim }}{% elif loop.last %}{{ raise_exception('x') }}{% endif %}{% endfor %}{% set ns = namespace(a=1) %}";
         assert!(risks(t).is_empty());
+    }
+
+    #[test]
+    fn common_chat_template_shapes_are_quiet() {
+        let chatml = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+        let llama3 = "{%- set date_string = strftime_now('%d %b %Y') %}{{- bos_token }}{%- if tools is not none %}{%- for t in tools %}{{- t | tojson(indent=4) }}{%- endfor %}{%- endif %}{%- for message in messages %}{%- if message.role == 'ipython' %}{{- '<|start_header_id|>ipython<|end_header_id|>\\n\\n' }}{%- elif 'tool_calls' in message %}{%- set tool_call = message.tool_calls[0].function %}{{- '{\"name\": \"' + tool_call.name + '\", ' }}{{- tool_call.arguments | tojson }}{%- endif %}{{- message['content'] | trim + '<|eot_id|>' }}{%- endfor %}";
+        let mistral = "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] %}{%- set loop_messages = messages[1:] %}{%- endif %}{%- for message in loop_messages %}{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{- raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{%- endif %}{%- endfor %}{%- set ns = namespace(found=false) %}";
+        for t in [chatml, llama3, mistral] {
+            let r = risks(t);
+            assert!(
+                r.is_empty(),
+                "{:?}",
+                r.iter().map(|x| &x.message).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn words_inside_identifiers_are_not_matches() {
+        assert!(risks("{{ retrieval(x) }} {{ executor(y) }} {{ mycycler }}").is_empty());
     }
 
     #[test]
