@@ -27,6 +27,9 @@ pub const MAX_ENTRIES: usize = 100_000;
 pub const MAX_CENTRAL_DIRECTORY: u64 = 64 * 1024 * 1024;
 pub const MAX_MEMBER_INFLATED: u64 = 512 * 1024 * 1024;
 pub const MAX_RATIO: u64 = 1000;
+/// Members that inflate to less than this are never treated as bombs, whatever their ratio
+/// (zeros compress about 1000:1, and small zero-filled arrays are ordinary).
+pub const RATIO_FLOOR: u64 = 32 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -394,7 +397,7 @@ pub fn member<'a>(
             let cap = limits.max_member_inflated.min(
                 e.compressed_size
                     .saturating_mul(limits.max_ratio)
-                    .max(1024 * 1024),
+                    .max(RATIO_FLOOR),
             );
             let comp = raw.read_vec(
                 0,
@@ -417,12 +420,71 @@ pub fn member<'a>(
                     ),
                 });
             }
+            if out.len() as u64 != e.uncompressed_size {
+                return Err(corrupt(format!(
+                    "inflates to {} bytes but declares {} (readers that trust the declared size see other data)",
+                    out.len(),
+                    e.uncompressed_size
+                )));
+            }
             Ok(MemberData::Inflated(out))
         }
         m => Err(ZipError::UnsupportedMethod {
             name: e.name.clone(),
             method: m,
         }),
+    }
+}
+
+/// The first `n` bytes of a member, inflating only that much: enough to identify it and read a
+/// header without inflating a large member.
+pub fn member_prefix(src: &dyn ReadAt, e: &Entry, n: usize) -> Result<Vec<u8>, ZipError> {
+    let corrupt = |reason: String| ZipError::Corrupt {
+        name: e.name.clone(),
+        reason,
+    };
+    let data_off = e
+        .data_offset
+        .ok_or_else(|| corrupt("unreadable local header".into()))?;
+    if data_off
+        .checked_add(e.compressed_size)
+        .is_none_or(|end| end > src.len())
+    {
+        return Err(corrupt("data runs past the end of the archive".into()));
+    }
+    let raw = Slice::new(src, data_off, e.compressed_size);
+    match e.method {
+        0 => Ok(raw.read_prefix(0, n)?),
+        8 => {
+            let mut out = Vec::with_capacity(n);
+            let reader = crate::source::Cursor::new(&raw, 0);
+            let mut dec = flate2::read::DeflateDecoder::new(CursorRead(reader)).take(n as u64);
+            dec.read_to_end(&mut out)
+                .map_err(|err| corrupt(format!("inflate failed: {err}")))?;
+            Ok(out)
+        }
+        m => Err(ZipError::UnsupportedMethod {
+            name: e.name.clone(),
+            method: m,
+        }),
+    }
+}
+
+/// `Read` over a [`Cursor`](crate::source::Cursor).
+struct CursorRead<'a>(crate::source::Cursor<'a>);
+
+impl Read for CursorRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = usize::try_from(self.0.remaining())
+            .unwrap_or(usize::MAX)
+            .min(buf.len())
+            .min(64 * 1024);
+        if n == 0 {
+            return Ok(0);
+        }
+        let v = self.0.take(n)?;
+        buf[..n].copy_from_slice(&v);
+        Ok(n)
     }
 }
 

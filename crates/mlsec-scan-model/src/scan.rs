@@ -18,6 +18,9 @@ pub const MAX_NESTING: u32 = 8;
 pub const MAX_TOTAL_INFLATED: u64 = 4 * 1024 * 1024 * 1024;
 /// Largest compressed stream (gzip, bz2, xz, lzma, zlib) inflated into memory.
 pub const MAX_STREAM_INFLATED: u64 = 1024 * 1024 * 1024;
+/// Deflated zip members larger than this are identified from their first bytes before being
+/// inflated in full.
+pub const LAZY_INFLATE: u64 = 16 * 1024 * 1024;
 /// Largest JSON config read (Keras config.json, HF config.json).
 pub const MAX_JSON: u64 = 64 * 1024 * 1024;
 /// How far into an HDF5 file the Keras model_config is searched for.
@@ -400,6 +403,26 @@ impl Scanner {
             if kind == Kind::Keras && entry.name.ends_with(".weights.h5") {
                 continue;
             }
+            // Large deflated members: identify them from their first bytes, and inflate them in
+            // full only if they can hold code (pickles, archives, object arrays).
+            if entry.method == 8 && entry.uncompressed_size > LAZY_INFLATE {
+                match zip::member_prefix(src, entry, 64 * 1024) {
+                    Ok(head) if !self.needs_full_member(&head, &mloc, entry.uncompressed_size) => {
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        self.add(
+                            &rules::ARCHIVE_MALFORMED,
+                            &mloc,
+                            format!(
+                                "member cannot be read: {err}; the other members are still scanned"
+                            ),
+                        );
+                        continue;
+                    }
+                }
+            }
             if entry.method == 8 {
                 self.inflated = self.inflated.saturating_add(entry.uncompressed_size);
                 if self.inflated > MAX_TOTAL_INFLATED {
@@ -472,6 +495,35 @@ impl Scanner {
             self.scan(rd, &mloc, &entry.name, dir, depth + 1);
         }
         kind
+    }
+
+    /// Decides from a large member's first bytes whether it must be inflated in full. Plain
+    /// numeric `.npy` arrays are checked from their header alone.
+    fn needs_full_member(&mut self, head: &[u8], loc: &Location, size: u64) -> bool {
+        if npy::sniff(head) {
+            return match npy::parse(&head) {
+                Ok(h) if !h.has_object() => {
+                    if let Some(need) = h.data_len() {
+                        let have = size.saturating_sub(h.data_offset);
+                        if have < need {
+                            self.add(&rules::NUMPY_MALFORMED, loc, format!("header declares {need} bytes of data but only {have} follow (truncated)"));
+                        }
+                    }
+                    false
+                }
+                // Object arrays, and headers that need more than the prefix: read it all.
+                _ => true,
+            };
+        }
+        pk::looks_like_pickle(head)
+            || zip::is_zip(head)
+            || compression(head).is_some()
+            || head.starts_with(SEVEN_ZIP_MAGIC)
+            || head.get(257..262) == Some(b"ustar")
+            || gguf::sniff(head)
+            || head.starts_with(HDF5_MAGIC)
+            || safetensors::sniff(head, size)
+            || head.first() == Some(&b'{')
     }
 
     fn scan_compressed(

@@ -12,17 +12,45 @@ pub fn payload() -> Vec<u8> {
 }
 
 #[test]
-fn zip_bomb_by_ratio() {
-    let z = Zip::new()
+fn zip_bomb_lying_about_its_size() {
+    let mut z = Zip::new()
         .add("archive/data.pkl", &vec![0u8; 50 * 1024 * 1024], true, None)
         .finish();
     assert!(z.len() < 200_000);
+    // Declare 1 KiB uncompressed in both headers.
+    let cen = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    z[cen + 24..cen + 28].copy_from_slice(&1024u32.to_le_bytes());
+    z[22..26].copy_from_slice(&1024u32.to_le_bytes());
     assert_caught(
         &scan(&z, "bomb.pt"),
         "ARC006",
         Severity::High,
         "inflates past",
     );
+}
+
+#[test]
+fn small_lie_about_size_is_reported() {
+    let mut z = Zip::new()
+        .add("archive/data.pkl", &payload(), true, None)
+        .finish();
+    let cen = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    z[cen + 24..cen + 28].copy_from_slice(&3u32.to_le_bytes());
+    let f = scan(&z, "m.pt");
+    assert_caught(&f, "ARC009", Severity::Medium, "declares 3");
+}
+
+#[test]
+fn honest_large_zero_member_is_not_a_bomb() {
+    // np.savez_compressed of a large zero array: 1000:1, declared honestly, not code.
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (8000000,), }";
+    npy.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend(std::iter::repeat_n(0u8, 64_000_000));
+    let z = Zip::new().add("a.npy", &npy, true, None).finish();
+    let f = scan(&z, "weights.npz");
+    assert!(f.is_empty(), "{}", dump(&f));
 }
 
 #[test]
