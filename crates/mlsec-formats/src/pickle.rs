@@ -299,6 +299,12 @@ impl<'a> OpReader<'a> {
         })
     }
 
+    /// A payload preceded by its unsigned little-endian length of `width` bytes.
+    fn sized(&mut self, code: OpCode, offset: u64, width: usize) -> Result<Payload, PickleError> {
+        let n = self.uint(code, offset, width)?;
+        self.payload(code, offset, n)
+    }
+
     fn payload(&mut self, code: OpCode, offset: u64, len: u64) -> Result<Payload, PickleError> {
         if len > self.cur.remaining() {
             return Err(PickleError::Truncated {
@@ -459,34 +465,12 @@ impl<'a> OpReader<'a> {
                 }
                 Arg::Str(self.payload(code, offset, n as u64)?)
             }
-            O::SHORT_BINSTRING => {
-                let n = self.uint(code, offset, 1)?;
-                Arg::Str(self.payload(code, offset, n)?)
-            }
-            O::BINUNICODE => {
-                let n = self.uint(code, offset, 4)?;
-                Arg::Str(self.payload(code, offset, n)?)
-            }
-            O::SHORT_BINUNICODE => {
-                let n = self.uint(code, offset, 1)?;
-                Arg::Str(self.payload(code, offset, n)?)
-            }
-            O::BINUNICODE8 => {
-                let n = self.uint(code, offset, 8)?;
-                Arg::Str(self.payload(code, offset, n)?)
-            }
-            O::BINBYTES => {
-                let n = self.uint(code, offset, 4)?;
-                Arg::Bytes(self.payload(code, offset, n)?)
-            }
-            O::SHORT_BINBYTES => {
-                let n = self.uint(code, offset, 1)?;
-                Arg::Bytes(self.payload(code, offset, n)?)
-            }
-            O::BINBYTES8 | O::BYTEARRAY8 => {
-                let n = self.uint(code, offset, 8)?;
-                Arg::Bytes(self.payload(code, offset, n)?)
-            }
+            O::SHORT_BINSTRING | O::SHORT_BINUNICODE => Arg::Str(self.sized(code, offset, 1)?),
+            O::BINUNICODE => Arg::Str(self.sized(code, offset, 4)?),
+            O::BINUNICODE8 => Arg::Str(self.sized(code, offset, 8)?),
+            O::SHORT_BINBYTES => Arg::Bytes(self.sized(code, offset, 1)?),
+            O::BINBYTES => Arg::Bytes(self.sized(code, offset, 4)?),
+            O::BINBYTES8 | O::BYTEARRAY8 => Arg::Bytes(self.sized(code, offset, 8)?),
             O::GLOBAL | O::INST => {
                 let module = self.text_line(code, offset)?;
                 let name = self.text_line(code, offset)?;
