@@ -222,6 +222,16 @@ static DENY: &[(&str, &str)] = &[
     ("tensorflow.io", FILE),
     ("tensorflow.keras.models.load_model", LOADER),
     ("transformers.pipeline", NET),
+    ("transformers.pipelines", NET),
+    ("transformers.dynamic_module_utils", EXEC),
+    ("transformers.agents", EXEC),
+    ("transformers.tools", EXEC),
+    ("transformers.commands", EXEC),
+    ("transformers.utils.hub", NET),
+    ("transformers.hf_argparser", EXEC),
+    ("accelerate.commands", EXEC),
+    ("accelerate.launchers", EXEC),
+    ("accelerate.utils.launch", EXEC),
     ("huggingface_hub", NET),
 ];
 
@@ -489,6 +499,9 @@ static ML_CLASS_NAMESPACES: &[&str] = &[
     "catboost",
     "torch.nn.modules",
     "torch.nn.parallel",
+    "transformers",
+    "accelerate",
+    "peft",
     "torch.optim",
     "pandas",
     "numpy.random",
@@ -596,6 +609,18 @@ fn is_class_name(s: &str) -> bool {
         && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Modules of pure tensor functions that full checkpoints reference as activation callables.
+fn is_functional_module(module: &str) -> bool {
+    matches!(
+        module,
+        "torch.nn.functional"
+            | "torch._C._nn"
+            | "torch._C._special"
+            | "torch._C._linalg"
+            | "torch._C._fft"
+    )
+}
+
 fn in_namespace(module: &str, ns: &str) -> bool {
     module == ns || (module.starts_with(ns) && module.as_bytes().get(ns.len()) == Some(&b'.'))
 }
@@ -619,7 +644,7 @@ fn safe(module: &str, name: &str) -> bool {
     {
         return true;
     }
-    if module == "torch.nn.functional" && !name.starts_with('_') {
+    if is_functional_module(module) && !name.starts_with('_') {
         return true;
     }
     if module == "numpy" && (NUMPY_SCALARS.contains(&name) || NUMPY_FUNCTIONS.contains(&name)) {
@@ -668,8 +693,13 @@ pub fn classify(module: &str, name: &str) -> Verdict {
             why: "malformed dotted name",
         };
     }
-    let exact = format!("{}.{}", comps[..module.split('.').count()].join("."), name);
-    if SAFE.contains(&exact.as_str()) {
+    let exact_module = comps[..module.split('.').count()].join(".");
+    let exact = format!("{exact_module}.{name}");
+    // Exact allowlist entries and compiled functional ops win over a denied parent module
+    // (`torch._C._nn.gelu` under `torch._C`).
+    if SAFE.contains(&exact.as_str())
+        || (is_functional_module(&exact_module) && !name.contains('.') && !name.starts_with('_'))
+    {
         return Verdict::Safe;
     }
     // Dunder attributes reach interpreter internals (`__globals__`, `__builtins__`, `__subclasses__`).
