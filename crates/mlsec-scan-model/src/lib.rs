@@ -169,7 +169,12 @@ pub fn scan_paths(paths: &[PathBuf], progress: Option<&Progress>) -> Report {
     if let Some(p) = progress {
         p.files_total.store(jobs.len() as u64, Ordering::Relaxed);
     }
-    let outcomes: Mutex<Vec<FileOutcome>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    // Only outcomes with findings or errors are kept; clean files are counted and dropped, so
+    // memory follows findings, not the number of files.
+    let outcomes: Mutex<Vec<FileOutcome>> = Mutex::new(Vec::new());
+    let scanned = AtomicU64::new(0);
+    let skipped = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
     jobs.par_iter().for_each(|job| {
         let outcome = if job.python_in_model_dir {
             let mut s = Scanner::new();
@@ -196,8 +201,18 @@ pub fn scan_paths(paths: &[PathBuf], progress: Option<&Progress>) -> Report {
             p.files_done.fetch_add(1, Ordering::Relaxed);
             p.bytes_done.fetch_add(outcome.bytes, Ordering::Relaxed);
         }
-        if let Ok(mut v) = outcomes.lock() {
-            v.push(outcome);
+        if outcome.error.is_none() {
+            if outcome.kind == Kind::Other && outcome.findings.is_empty() {
+                skipped.fetch_add(1, Ordering::Relaxed);
+            } else {
+                scanned.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(outcome.bytes, Ordering::Relaxed);
+            }
+        }
+        if outcome.error.is_some() || !outcome.findings.is_empty() {
+            if let Ok(mut v) = outcomes.lock() {
+                v.push(outcome);
+            }
         }
     });
     let outcomes = outcomes.into_inner().unwrap_or_default();
@@ -205,7 +220,12 @@ pub fn scan_paths(paths: &[PathBuf], progress: Option<&Progress>) -> Report {
         rules: rules::ALL.to_vec(),
         ..Report::default()
     };
-    let mut stats = Stats::default();
+    let mut stats = Stats {
+        files_scanned: scanned.into_inner(),
+        files_skipped: skipped.into_inner(),
+        bytes_scanned: bytes.into_inner(),
+        ..Stats::default()
+    };
     for o in outcomes {
         if let Some(e) = o.error {
             errors.push(FileError {
@@ -213,12 +233,6 @@ pub fn scan_paths(paths: &[PathBuf], progress: Option<&Progress>) -> Report {
                 message: e,
             });
             continue;
-        }
-        if o.kind == Kind::Other && o.findings.is_empty() {
-            stats.files_skipped += 1;
-        } else {
-            stats.files_scanned += 1;
-            stats.bytes_scanned += o.bytes;
         }
         report.findings.extend(o.findings);
     }
