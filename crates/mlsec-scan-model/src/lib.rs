@@ -209,10 +209,10 @@ pub fn scan_paths(paths: &[PathBuf], progress: Option<&Progress>) -> Report {
                 bytes.fetch_add(outcome.bytes, Ordering::Relaxed);
             }
         }
-        if outcome.error.is_some() || !outcome.findings.is_empty() {
-            if let Ok(mut v) = outcomes.lock() {
-                v.push(outcome);
-            }
+        if (outcome.error.is_some() || !outcome.findings.is_empty())
+            && let Ok(mut v) = outcomes.lock()
+        {
+            v.push(outcome);
         }
     });
     let outcomes = outcomes.into_inner().unwrap_or_default();
