@@ -393,6 +393,14 @@ pub mod saved_model {
         Ok(out)
     }
 
+    /// A bare `GraphDef` (a TensorFlow 1 frozen graph `.pb`).
+    pub fn parse_graph_def(src: &dyn ReadAt) -> Result<SavedModel, Error> {
+        let mut out = SavedModel::default();
+        let mut b = Budget { fields: 0 };
+        graph_def(src, 0, src.len(), &mut out, &mut b)?;
+        Ok(out)
+    }
+
     fn graph_def(
         src: &dyn ReadAt,
         start: u64,

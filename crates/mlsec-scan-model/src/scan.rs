@@ -227,6 +227,9 @@ impl Scanner {
             self.scan_saved_model(src, loc);
             return Kind::SavedModel;
         }
+        if e == "pb" && base != "keras_metadata.pb" && self.scan_graph_def(src, loc) {
+            return Kind::SavedModel;
+        }
         if base == "keras_metadata.pb" {
             self.scan_keras_metadata(src, loc);
             return Kind::KerasMetadata;
@@ -979,6 +982,50 @@ impl Scanner {
         }
     }
 
+    /// A TensorFlow 1 frozen graph. Returns false (and reports nothing) when the bytes do not
+    /// decode as a GraphDef with plausible op names: many `.pb` files are other messages.
+    fn scan_graph_def(&mut self, src: &dyn ReadAt, loc: &Location) -> bool {
+        let g = match saved_model::parse_graph_def(src) {
+            Ok(g) => g,
+            Err(e) => {
+                // A GraphDef that starts with a well-formed node but breaks later is a damaged
+                // frozen graph; anything else is some other protobuf.
+                if starts_like_graph_def(src) {
+                    self.add(
+                        &rules::TF_MALFORMED,
+                        loc,
+                        format!("frozen graph cannot be parsed: {e}"),
+                    );
+                    return true;
+                }
+                return false;
+            }
+        };
+        let plausible = !g.nodes.is_empty()
+            && g.nodes.iter().all(|(op, _, _)| {
+                !op.is_empty() && op.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+        if !plausible {
+            return false;
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (op, node, _) in &g.nodes {
+            if let Some(what) = dangerous_tf_op(op) {
+                if seen.contains(&op.as_str()) {
+                    continue;
+                }
+                seen.push(op);
+                self.add(
+                    &rules::TF_DANGEROUS_OP,
+                    &loc.clone().field(format!("node {node}")),
+                    format!("graph uses op {op}: {what}"),
+                )
+                .set_evidence(op.clone());
+            }
+        }
+        true
+    }
+
     fn scan_keras_metadata(&mut self, src: &dyn ReadAt, loc: &Location) {
         let Ok(data) = src.read_prefix(0, MAX_JSON as usize) else {
             return;
@@ -1171,6 +1218,30 @@ impl Scanner {
     pub fn python_in_model_dir(&mut self, loc: &Location) {
         self.add(&rules::HF_CUSTOM_CODE_FILE, loc, "Python file inside a model folder; it runs with trust_remote_code=True or when imported");
     }
+}
+
+/// Is the first field a GraphDef `node` whose name and op are identifiers?
+fn starts_like_graph_def(src: &dyn ReadAt) -> bool {
+    use mlsec_formats::protobuf::{Fields, Wire, read_string};
+    let mut f = Fields::whole(src);
+    let Ok(Some((1, Wire::Len { offset, len }))) = f.next_field() else {
+        return false;
+    };
+    let mut node = Fields::new(src, offset, offset + len);
+    let (mut name, mut op) = (String::new(), String::new());
+    while let Ok(Some((no, w))) = node.next_field() {
+        match no {
+            1 => name = read_string(src, w).unwrap_or_default(),
+            2 => op = read_string(src, w).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'/' || b == b'.')
+    };
+    ident(&name) && ident(&op)
 }
 
 fn is_storage_blob(name: &str) -> bool {
