@@ -153,6 +153,14 @@ rule!(ARCHIVE_MALFORMED, "ARC009", "archive-malformed", Medium, &["CWE-20"], ML0
     fix: "Re-obtain the file from its source.",
     refs: &[]);
 
+rule!(TORCHSCRIPT_CUSTOM_OPERATOR, "TS001", "torchscript-custom-operator", Medium, &["CWE-829"], ML06,
+    summary: "TorchScript code calls an operator from a custom namespace",
+    what: "Flags `ops.<namespace>.<op>` calls in a TorchScript archive's code whose namespace is not one PyTorch itself provides (aten, prim, quantized, ...).",
+    why: "Custom operators are implemented in native libraries loaded into the process (torch.ops.load_library); the model cannot run without trusting that code.",
+    example: "`return ops.my_ext.fused_attention(x)` in code/__torch__.py.",
+    fix: "Check that the operator library comes from a trusted source and is pinned.",
+    refs: &["https://pytorch.org/tutorials/advanced/torch_script_custom_ops.html"]);
+
 rule!(NUMPY_OBJECT_ARRAY, "NPY001", "numpy-object-array", Medium, &["CWE-502"], ML06,
     summary: "NumPy array with an object dtype: its data is a pickle",
     what: "Flags .npy arrays (also inside .npz) whose dtype holds Python objects. The embedded pickle is analysed and its findings reported too.",
@@ -315,6 +323,7 @@ pub static ALL: &[&Rule] = &[
     &ARCHIVE_UNSAFE_PATH,
     &ARCHIVE_UNSCANNABLE,
     &ARCHIVE_MALFORMED,
+    &TORCHSCRIPT_CUSTOM_OPERATOR,
     &NUMPY_OBJECT_ARRAY,
     &NUMPY_MALFORMED,
     &SAFETENSORS_INVALID,

@@ -485,6 +485,13 @@ impl Scanner {
                 self.scan_keras_config(rd, &mloc);
                 continue;
             }
+            if kind == Kind::TorchScript
+                && entry.name.ends_with(".py")
+                && entry.name.contains("/code/")
+            {
+                self.scan_torchscript_code(rd, &mloc);
+                continue;
+            }
             if is_pickle_name {
                 let head = rd.read_prefix(0, 512).unwrap_or_default();
                 if !pk::looks_like_pickle(&head)
@@ -1026,6 +1033,43 @@ impl Scanner {
         true
     }
 
+    /// TorchScript source: `ops.<ns>.<op>` calls into namespaces PyTorch does not provide.
+    fn scan_torchscript_code(&mut self, src: &dyn ReadAt, loc: &Location) {
+        let Ok(code) = src.read_prefix(0, MAX_JSON as usize) else {
+            return;
+        };
+        let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let mut seen: Vec<String> = Vec::new();
+        let mut from = 0;
+        while let Some(p) = memchr::memmem::find(&code[from..], b"ops.") {
+            let at = from + p;
+            from = at + 4;
+            // `torch.ops.ns` or a bare `ops.ns`, not `myops.ns`.
+            if at > 0 && ident(code[at - 1]) {
+                continue;
+            }
+            let ns_end = code[from..]
+                .iter()
+                .position(|&b| !ident(b))
+                .map_or(code.len(), |n| from + n);
+            if code.get(ns_end) != Some(&b'.') || ns_end == from {
+                continue;
+            }
+            let ns = String::from_utf8_lossy(&code[from..ns_end]).into_owned();
+            let op_end = code[ns_end + 1..]
+                .iter()
+                .position(|&b| !ident(b))
+                .map_or(code.len(), |n| ns_end + 1 + n);
+            let op = String::from_utf8_lossy(&code[ns_end + 1..op_end]).into_owned();
+            if is_torch_op_namespace(&ns) || seen.contains(&ns) {
+                continue;
+            }
+            self.add(&rules::TORCHSCRIPT_CUSTOM_OPERATOR, loc, format!("TorchScript calls operator {ns}::{op}, which needs a native library outside the model"))
+                .set_evidence(format!("ops.{ns}.{op}"));
+            seen.push(ns);
+        }
+    }
+
     fn scan_keras_metadata(&mut self, src: &dyn ReadAt, loc: &Location) {
         let Ok(data) = src.read_prefix(0, MAX_JSON as usize) else {
             return;
@@ -1252,6 +1296,40 @@ fn is_storage_blob(name: &str) -> bool {
         && !last.is_empty()
         && last.bytes().all(|b| b.is_ascii_digit())
         || name.contains("/.data/") && !name.ends_with(".pkl")
+}
+
+/// Operator namespaces PyTorch itself registers.
+fn is_torch_op_namespace(ns: &str) -> bool {
+    matches!(
+        ns,
+        "aten"
+            | "prim"
+            | "prims"
+            | "quantized"
+            | "_quantized"
+            | "quantized_decomposed"
+            | "profiler"
+            | "_caffe2"
+            | "cuda"
+            | "mkldnn"
+            | "mkldnn_prepacked"
+            | "_c10d_functional"
+            | "c10d"
+            | "c10d_functional"
+            | "_nnapi"
+            | "xnnpack"
+            | "cudnn"
+            | "higher_order"
+            | "inductor"
+            | "_inductor_test"
+            | "debugprims"
+            | "rngprims"
+            | "sparse"
+            | "fbgemm"
+            | "onednn"
+            | "image"
+            | "torchvision"
+    )
 }
 
 fn is_standard_onnx_domain(d: &str) -> bool {

@@ -211,6 +211,7 @@ fn examples() -> BTreeMap<&'static str, Vec<Finding>> {
         "HF002",
         fixture("malicious/hf_remote_code/modeling_evil.py"),
     );
+    m.insert("TS001", fixture("malicious/torchscript_custom_op.pt"));
     m.insert("GEN001", scan(b"\x00\x01not a model", "weights.pt"));
     m
 }
