@@ -107,6 +107,9 @@ pub enum Anomaly {
     EntryCountMismatch { declared: u64, found: u64 },
     /// A member name that is absolute or climbs out with `..`.
     UnsafePath(String),
+    /// Bytes before the archive (offsets are relative to a later start): Python's `zipfile`
+    /// reads such archives, miniz and `numpy.load` do not.
+    PrependedData(u64),
 }
 
 /// A parsed archive: entries in central-directory order, plus anomalies.
@@ -140,6 +143,17 @@ fn u64le(b: &[u8], at: usize) -> u64 {
     })
 }
 
+/// True if an end-of-central-directory record sits in the last 64 KiB: a zip archive, possibly
+/// with data before it (which Python's `zipfile`, and so Keras, accepts).
+pub fn has_end_record(src: &dyn ReadAt) -> bool {
+    let len = src.len();
+    let tail_len = len.min(22 + 65535);
+    let Ok(tail) = src.read_vec(len - tail_len, tail_len as usize) else {
+        return false;
+    };
+    memchr::memmem::rfind(&tail, b"PK\x05\x06").is_some()
+}
+
 /// True if the data starts like a zip archive (local header or empty-archive end record).
 pub fn is_zip(head: &[u8]) -> bool {
     head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06")
@@ -160,6 +174,7 @@ impl Archive {
         let mut total = u64::from(u16le(e, 10));
         let mut cd_size = u64::from(u32le(e, 12));
         let mut cd_offset = u64::from(u32le(e, 16));
+        let mut zip64 = false;
         if (total == 0xffff || cd_size == 0xffff_ffff || cd_offset == 0xffff_ffff) && eocd_abs >= 20
         {
             let loc = src.read_vec(eocd_abs - 20, 20)?;
@@ -175,6 +190,7 @@ impl Archive {
                 total = u64le(&rec, 32);
                 cd_size = u64le(&rec, 40);
                 cd_offset = u64le(&rec, 48);
+                zip64 = true;
             }
         }
         if cd_size > limits.max_central_directory {
@@ -185,6 +201,25 @@ impl Archive {
         }
         if cd_offset.checked_add(cd_size).is_none_or(|end| end > len) {
             return Err(ZipError::Truncated("central directory"));
+        }
+        // Data prepended to the archive shifts every offset. Python's zipfile detects this from
+        // where the central directory really ends and adds the difference; so does this reader,
+        // but only when the unshifted offset does not hold a central directory.
+        let mut concat = 0u64;
+        let cd_end = if zip64 {
+            eocd_abs.saturating_sub(20 + 56)
+        } else {
+            eocd_abs
+        };
+        if cd_size > 0 && cd_offset.saturating_add(cd_size) < cd_end {
+            let at_declared = src.read_prefix(cd_offset, 4)?;
+            let shift = cd_end - cd_offset - cd_size;
+            if u32le(&at_declared, 0) != CDH_SIG
+                && u32le(&src.read_prefix(cd_offset + shift, 4)?, 0) == CDH_SIG
+            {
+                concat = shift;
+                cd_offset += shift;
+            }
         }
         let cd = src.read_vec(cd_offset, cd_size as usize)?;
         let mut entries = Vec::new();
@@ -239,12 +274,15 @@ impl Archive {
                 crc32: u32le(h, 16),
                 compressed_size: csize,
                 uncompressed_size: usize_,
-                local_header_offset: offset,
+                local_header_offset: offset.saturating_add(concat),
                 data_offset: None,
                 local_name: None,
                 local_error: None,
             });
             p += 46 + name_len + extra_len + comment_len;
+        }
+        if concat > 0 {
+            anomalies.push(Anomaly::PrependedData(concat));
         }
         if entries.len() as u64 != total {
             anomalies.push(Anomaly::EntryCountMismatch {

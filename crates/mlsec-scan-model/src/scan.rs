@@ -238,6 +238,15 @@ impl Scanner {
             self.scan_hf_config(src, loc);
             return Kind::HfConfig;
         }
+        let model_named =
+            MODEL_EXTENSIONS.contains(&e.as_str()) || PICKLE_EXTENSIONS.contains(&e.as_str());
+        if model_named
+            && zip::has_end_record(src)
+            && zip::Archive::open(src, zip::Limits::default()).is_ok_and(|a| !a.entries.is_empty())
+        {
+            // A zip with data in front of it: not a zip by its first bytes, but Python reads it.
+            return self.scan_zip(src, loc, name, dir, depth);
+        }
         if PICKLE_EXTENSIONS.contains(&e.as_str()) && !head.is_empty() {
             // Protocol 0/1 pickles have no header; try before giving up.
             let a = pickle::analyze(src, StreamMode::All);
@@ -354,6 +363,10 @@ impl Scanner {
                 }
                 zip::Anomaly::EntryCountMismatch { declared, found } => {
                     self.add(&rules::ARCHIVE_MALFORMED, loc, format!("end record declares {declared} entries but the central directory holds {found}"));
+                }
+                zip::Anomaly::PrependedData(n) => {
+                    self.add(&rules::ARCHIVE_MALFORMED, loc, format!("{n} bytes precede the zip archive; Python's zipfile (and Keras) read it anyway, other readers and scanners may not"))
+                        .set_evidence(format!("archive offsets shifted by {n}"));
                 }
                 zip::Anomaly::UnsafePath(n) => {
                     self.add(

@@ -214,3 +214,19 @@ fn fuzz_regressions_never_panic() {
     }
     assert!(n > 0);
 }
+
+#[test]
+fn zip_with_prepended_data_is_still_scanned() {
+    // Python's zipfile (and so Keras) reads an archive with bytes in front of it; offsets in the
+    // archive are relative to its own start.
+    let config = br#"{"module": "os", "class_name": "function", "config": "system"}"#;
+    let z = Zip::new()
+        .add("metadata.json", b"{}", false, None)
+        .add("config.json", config, true, None)
+        .finish();
+    let mut prefixed = b"#!/bin/sh\nthis is not a zip\n".to_vec();
+    prefixed.extend_from_slice(&z);
+    let f = scan(&prefixed, "model.keras");
+    assert_caught(&f, "KER002", Severity::Critical, "os.system");
+    assert_caught(&f, "ARC009", Severity::Medium, "precede the zip archive");
+}
