@@ -92,18 +92,15 @@ pub fn superblock(src: &dyn ReadAt) -> Result<Superblock, Error> {
         });
     }
     let o = usize::from(os);
-    let t = Error::Truncated("superblock");
-    let base = uint(&sb, addr_at, os).ok_or(Error::Truncated("superblock"))?;
-    let (eof, root_header) = if version <= 1 {
-        // base, free-space, eof, driver, then the root symbol table entry (link name offset, header).
-        let eof = uint(&sb, addr_at + 2 * o, os).ok_or(Error::Truncated("superblock"))?;
-        let root = uint(&sb, addr_at + 4 * o + o, os).ok_or(t)?;
-        (eof, root)
+    let field = |at: usize| uint(&sb, at, os).ok_or(Error::Truncated("superblock"));
+    let base = field(addr_at)?;
+    // Both layouts put the end-of-file address third. Versions 0-1 then have the driver block and
+    // the root symbol table entry (link name offset, object header); versions 2-3 the root header.
+    let eof = field(addr_at + 2 * o)?;
+    let root_header = if version <= 1 {
+        field(addr_at + 5 * o)?
     } else {
-        // base, superblock extension, eof, root object header.
-        let eof = uint(&sb, addr_at + 2 * o, os).ok_or(Error::Truncated("superblock"))?;
-        let root = uint(&sb, addr_at + 3 * o, os).ok_or(t)?;
-        (eof, root)
+        field(addr_at + 3 * o)?
     };
     Ok(Superblock {
         version,
@@ -323,27 +320,15 @@ fn attribute(cx: &Ctx<'_>, a: &[u8]) -> Result<(String, Value), Error> {
     let name_size = uint(a, 2, 2).ok_or(Error::Truncated("attribute message"))? as usize;
     let dt_size = uint(a, 4, 2).ok_or(Error::Truncated("attribute message"))? as usize;
     let ds_size = uint(a, 6, 2).ok_or(Error::Truncated("attribute message"))? as usize;
-    let (name_at, dt_at, ds_at, data_at) = match version {
-        1 => {
-            let n = 8;
-            let d = n + pad8(name_size);
-            let s = d + pad8(dt_size);
-            (n, d, s, s + pad8(ds_size))
-        }
-        2 => (
-            8,
-            8 + name_size,
-            8 + name_size + dt_size,
-            8 + name_size + dt_size + ds_size,
-        ),
-        3 => (
-            9,
-            9 + name_size,
-            9 + name_size + dt_size,
-            9 + name_size + dt_size + ds_size,
-        ),
+    // Name, datatype and dataspace follow the fixed part; version 1 pads each to 8 bytes.
+    let (name_at, pad): (usize, fn(usize) -> usize) = match version {
+        1 => (8, pad8),
+        2 => (8, |n| n),
+        3 => (9, |n| n),
         v => return Err(bad(&format!("version {v}"))),
     };
+    let dt_at = name_at + pad(name_size);
+    let data_at = dt_at + pad(dt_size) + pad(ds_size);
     let name_raw = a
         .get(name_at..name_at + name_size)
         .ok_or(Error::Truncated("attribute name"))?;
@@ -352,7 +337,6 @@ fn attribute(cx: &Ctx<'_>, a: &[u8]) -> Result<(String, Value), Error> {
     let dt = a
         .get(dt_at..dt_at + dt_size)
         .ok_or(Error::Truncated("attribute datatype"))?;
-    let _ = ds_at;
     let data = a.get(data_at..).unwrap_or(&[]);
     let class = dt.first().map_or(255, |b| b & 0x0f);
     let value = match class {

@@ -4,7 +4,7 @@
 //! Length-delimited fields are reported as ranges and only read when the caller asks, so the
 //! gigabytes of `raw_data` in an ONNX initializer or a constant tensor are skipped.
 
-use crate::source::{Cursor, ReadAt, Slice};
+use crate::source::{Cursor, ReadAt};
 
 /// Deepest message nesting followed (subgraphs inside attributes inside nodes ...).
 pub const MAX_DEPTH: usize = 32;
@@ -481,11 +481,6 @@ pub mod saved_model {
         out.nodes.push((op, name, func.to_owned()));
         Ok(())
     }
-}
-
-/// Helper for callers holding a sub-range.
-pub fn slice(src: &dyn ReadAt, offset: u64, len: u64) -> Slice<'_> {
-    Slice::new(src, offset, len)
 }
 
 #[cfg(test)]

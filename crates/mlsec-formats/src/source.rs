@@ -51,17 +51,7 @@ pub trait ReadAt: Send + Sync {
     }
 }
 
-impl ReadAt for File {
-    fn len(&self) -> u64 {
-        self.metadata().map_or(0, |m| m.len())
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        FileExt::read_at(self, buf, offset)
-    }
-}
-
-/// A file with its length captured once (the `File` impl asks the OS every time).
+/// A file, with its length read once.
 pub struct FileSource {
     file: File,
     len: u64,

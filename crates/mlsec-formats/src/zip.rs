@@ -143,17 +143,6 @@ fn u64le(b: &[u8], at: usize) -> u64 {
     })
 }
 
-/// True if an end-of-central-directory record sits in the last 64 KiB: a zip archive, possibly
-/// with data before it (which Python's `zipfile`, and so Keras, accepts).
-pub fn has_end_record(src: &dyn ReadAt) -> bool {
-    let len = src.len();
-    let tail_len = len.min(22 + 65535);
-    let Ok(tail) = src.read_vec(len - tail_len, tail_len as usize) else {
-        return false;
-    };
-    memchr::memmem::rfind(&tail, b"PK\x05\x06").is_some()
-}
-
 /// True if the data starts like a zip archive (local header or empty-archive end record).
 pub fn is_zip(head: &[u8]) -> bool {
     head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06")

@@ -70,8 +70,6 @@ pub struct Analysis {
     pub imports: usize,
     /// The parse error that ended analysis, if any (already reported as a hit).
     pub error: Option<String>,
-    /// Whether joblib array data was skipped (the stream is a joblib pickle).
-    pub joblib_arrays: u32,
 }
 
 #[derive(Debug)]
@@ -381,7 +379,6 @@ struct Machine<'a> {
     hits: Vec<Hit>,
     embedded: Vec<Embedded>,
     opcodes: u64,
-    joblib_arrays: u32,
     /// Set when joblib array data must be skipped after the current BUILD.
     pending_joblib: Option<JoblibArray>,
 }
@@ -410,7 +407,6 @@ impl<'a> Machine<'a> {
             hits: Vec::new(),
             embedded: Vec::new(),
             opcodes: 0,
-            joblib_arrays: 0,
             pending_joblib: None,
         }
     }
@@ -608,9 +604,10 @@ impl<'a> Machine<'a> {
                         self.count_getattr(&key, false);
                         return Val::Unknown;
                     }
-                    "operator.getitem" => {
-                        if let (Some(target), Some(Val::Str(attr))) = (first, second) {
-                            return self.getattr(op, &target, &attr, &q);
+                    "operator.getitem" | "_operator.getitem" => {
+                        // Item access: a string kept in a dict can feed a later STACK_GLOBAL.
+                        if let (Some(target), Some(Val::Str(key))) = (first, second) {
+                            return dict_get(&target, &key).cloned().unwrap_or(Val::Unknown);
                         }
                         return Val::Unknown;
                     }
@@ -1168,7 +1165,6 @@ impl<'a> Machine<'a> {
                 return Ok(true);
             }
             if let Some(arr) = self.pending_joblib.take() {
-                self.joblib_arrays += 1;
                 match arr {
                     JoblibArray::Raw { bytes, padded } => {
                         if padded {
@@ -1299,8 +1295,6 @@ impl<'a> Machine<'a> {
         self.import_index.clear();
         analysis.hits.append(&mut self.hits);
         analysis.embedded.append(&mut self.embedded);
-        analysis.joblib_arrays += self.joblib_arrays;
-        self.joblib_arrays = 0;
     }
 }
 

@@ -85,33 +85,6 @@ pub enum Kind {
     Other,
 }
 
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Pickle => "pickle",
-            Kind::LegacyTorch => "pytorch-legacy",
-            Kind::Zip => "zip",
-            Kind::TorchZip => "pytorch",
-            Kind::TorchScript => "torchscript",
-            Kind::Keras => "keras",
-            Kind::Npz => "npz",
-            Kind::Tar => "tar",
-            Kind::Compressed => "compressed",
-            Kind::SevenZip => "7z",
-            Kind::Npy => "npy",
-            Kind::Safetensors => "safetensors",
-            Kind::Gguf => "gguf",
-            Kind::Hdf5 => "hdf5",
-            Kind::Onnx => "onnx",
-            Kind::SavedModel => "tensorflow-savedmodel",
-            Kind::KerasMetadata => "keras-metadata",
-            Kind::HfConfig => "hf-config",
-            Kind::PythonInModelDir => "python",
-            Kind::Other => "other",
-        }
-    }
-}
-
 /// Scans one source and collects findings. One per top-level file.
 pub struct Scanner {
     pub findings: Vec<Finding>,
@@ -183,14 +156,17 @@ impl Scanner {
         let e = ext(name);
         let base = basename(name);
         if zip::is_zip(&head) {
-            return self.scan_zip(src, loc, name, dir, depth);
+            return self.scan_zip(src, loc, dir, depth);
         }
         if head.starts_with(SEVEN_ZIP_MAGIC) {
             self.scan_7z(src, loc, dir, depth);
             return Kind::SevenZip;
         }
         if let Some(kind) = compression(&head) {
-            return self.scan_compressed(src, loc, name, dir, depth, kind);
+            // `None`: the weak LZMA check matched but the data does not decode; keep detecting.
+            if let Some(found) = self.scan_compressed(src, loc, name, dir, depth, kind) {
+                return found;
+            }
         }
         if head.get(257..262) == Some(b"ustar") {
             return self.scan_tar(src, loc, dir, depth);
@@ -240,12 +216,13 @@ impl Scanner {
         }
         let model_named =
             MODEL_EXTENSIONS.contains(&e.as_str()) || PICKLE_EXTENSIONS.contains(&e.as_str());
-        if model_named
-            && zip::has_end_record(src)
-            && zip::Archive::open(src, zip::Limits::default()).is_ok_and(|a| !a.entries.is_empty())
-        {
+        if model_named {
             // A zip with data in front of it: not a zip by its first bytes, but Python reads it.
-            return self.scan_zip(src, loc, name, dir, depth);
+            if let Ok(archive) = zip::Archive::open(src, zip::Limits::default())
+                && !archive.entries.is_empty()
+            {
+                return self.scan_zip_archive(src, &archive, loc, dir, depth);
+            }
         }
         if PICKLE_EXTENSIONS.contains(&e.as_str()) && !head.is_empty() {
             // Protocol 0/1 pickles have no header; try before giving up.
@@ -313,12 +290,11 @@ impl Scanner {
         &mut self,
         src: &dyn ReadAt,
         loc: &Location,
-        name: &str,
         dir: Option<&Path>,
         depth: u32,
     ) -> Kind {
-        let archive = match zip::Archive::open(src, zip::Limits::default()) {
-            Ok(a) => a,
+        match zip::Archive::open(src, zip::Limits::default()) {
+            Ok(archive) => self.scan_zip_archive(src, &archive, loc, dir, depth),
             Err(e) => {
                 let rule = if matches!(e, zip::ZipError::Limit { .. }) {
                     &rules::ARCHIVE_LIMIT
@@ -326,9 +302,46 @@ impl Scanner {
                     &rules::ARCHIVE_MALFORMED
                 };
                 self.add(rule, loc, format!("zip archive cannot be read: {e}"));
-                return Kind::Zip;
+                Kind::Zip
             }
-        };
+        }
+    }
+
+    /// Reports where a member could not be read, with the rule its error calls for.
+    fn member_error(&mut self, loc: &Location, err: &zip::ZipError) {
+        match err {
+            zip::ZipError::Limit { .. } => {
+                self.add(
+                    &rules::ARCHIVE_LIMIT,
+                    loc,
+                    format!("member not scanned: {err}"),
+                );
+            }
+            zip::ZipError::UnsupportedMethod { .. } => {
+                self.add(
+                    &rules::ARCHIVE_UNSCANNABLE,
+                    loc,
+                    format!("member not scanned: {err}"),
+                );
+            }
+            _ => {
+                self.add(
+                    &rules::ARCHIVE_MALFORMED,
+                    loc,
+                    format!("member cannot be read: {err}; the other members are still scanned"),
+                );
+            }
+        }
+    }
+
+    fn scan_zip_archive(
+        &mut self,
+        src: &dyn ReadAt,
+        archive: &zip::Archive,
+        loc: &Location,
+        dir: Option<&Path>,
+        depth: u32,
+    ) -> Kind {
         for a in &archive.anomalies {
             match a {
                 zip::Anomaly::DuplicateName(n) => {
@@ -404,7 +417,6 @@ impl Scanner {
         } else {
             Kind::Zip
         };
-        let _ = name;
         let limits = zip::Limits::default();
         for entry in &archive.entries {
             if entry.is_dir() {
@@ -428,13 +440,7 @@ impl Scanner {
                     }
                     Ok(_) => {}
                     Err(err) => {
-                        self.add(
-                            &rules::ARCHIVE_MALFORMED,
-                            &mloc,
-                            format!(
-                                "member cannot be read: {err}; the other members are still scanned"
-                            ),
-                        );
+                        self.member_error(&mloc, &err);
                         continue;
                     }
                 }
@@ -448,30 +454,8 @@ impl Scanner {
             }
             let data = match zip::member(src, entry, limits) {
                 Ok(d) => d,
-                Err(err @ zip::ZipError::Limit { .. }) => {
-                    self.add(
-                        &rules::ARCHIVE_LIMIT,
-                        &mloc,
-                        format!("member not scanned: {err}"),
-                    );
-                    continue;
-                }
-                Err(err @ zip::ZipError::UnsupportedMethod { .. }) => {
-                    self.add(
-                        &rules::ARCHIVE_UNSCANNABLE,
-                        &mloc,
-                        format!("member not scanned: {err}"),
-                    );
-                    continue;
-                }
                 Err(err) => {
-                    self.add(
-                        &rules::ARCHIVE_MALFORMED,
-                        &mloc,
-                        format!(
-                            "member cannot be read: {err}; the other members are still scanned"
-                        ),
-                    );
+                    self.member_error(&mloc, &err);
                     continue;
                 }
             };
@@ -557,7 +541,7 @@ impl Scanner {
         dir: Option<&Path>,
         depth: u32,
         kind: Compression,
-    ) -> Kind {
+    ) -> Option<Kind> {
         let remaining = MAX_TOTAL_INFLATED.saturating_sub(self.inflated);
         let cap = MAX_STREAM_INFLATED.min(remaining);
         let reader = ReadAtReader { src, pos: 0 };
@@ -566,19 +550,19 @@ impl Scanner {
             Ok(d) => d,
             Err(InflateError::Limit) => {
                 self.add(&rules::ARCHIVE_LIMIT, loc, format!("{} stream inflates past {cap} bytes (MAX_STREAM_INFLATED / MAX_TOTAL_INFLATED); content not scanned", kind.name()));
-                return Kind::Compressed;
+                return Some(Kind::Compressed);
             }
             Err(InflateError::Corrupt(msg)) => {
                 if kind == Compression::Lzma {
                     // The LZMA check is weak (no magic); a failed decode means "not LZMA".
-                    return self.scan_uncompressed_fallback(src, loc, name);
+                    return None;
                 }
                 self.add(
                     &rules::ARCHIVE_MALFORMED,
                     loc,
                     format!("{} stream is corrupt or truncated: {msg}", kind.name()),
                 );
-                return Kind::Compressed;
+                return Some(Kind::Compressed);
             }
         };
         self.inflated += data.len() as u64;
@@ -594,29 +578,10 @@ impl Scanner {
                 || PICKLE_EXTENSIONS.contains(&ext(name).as_str())
             {
                 self.scan_pickle(&data, &inner_loc, StreamMode::All, depth + 1);
-                return Kind::Pickle;
+                return Some(Kind::Pickle);
             }
         }
-        Kind::Compressed
-    }
-
-    fn scan_uncompressed_fallback(&mut self, src: &dyn ReadAt, loc: &Location, name: &str) -> Kind {
-        let e = ext(name);
-        if MODEL_EXTENSIONS.contains(&e.as_str()) {
-            let head = src.read_prefix(0, 16).unwrap_or_default();
-            let preview: String = head
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            self.add(
-                &rules::UNRECOGNIZED_MODEL,
-                loc,
-                format!("named like a model (.{e}) but its content matches no known model format"),
-            )
-            .set_evidence(format!("first bytes: {preview}"));
-        }
-        Kind::Other
+        Some(Kind::Compressed)
     }
 
     fn scan_7z(&mut self, src: &dyn ReadAt, loc: &Location, dir: Option<&Path>, depth: u32) {

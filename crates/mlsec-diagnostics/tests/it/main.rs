@@ -74,6 +74,19 @@ fn report() -> Report {
     }
 }
 
+/// Validates `instance` against a JSON Schema, failing with every violation listed.
+#[track_caller]
+fn assert_valid(schema_text: &str, instance: &serde_json::Value) -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(schema_text).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    validator
+}
+
 fn render_to_string(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
     let mut v = Vec::new();
     f(&mut v).unwrap();
@@ -102,15 +115,11 @@ fn json_snapshot_and_schema() {
     let r = report();
     let text = render_to_string(|o| render::json::render_with(&r, TOOL, o));
     insta::assert_snapshot!("json", text);
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../../../../docs/report.schema.json")).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
     let instance: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
+    let validator = assert_valid(
+        include_str!("../../../../docs/report.schema.json"),
+        &instance,
+    );
     // The schema rejects what it should: a finding without a rule id.
     let mut bad = instance.clone();
     bad["findings"][0]
@@ -125,15 +134,8 @@ fn sarif_snapshot_and_official_schema() {
     let r = report();
     let text = render_to_string(|o| render::sarif::render_with(&r, TOOL, o));
     insta::assert_snapshot!("sarif", text);
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("data/sarif-schema-2.1.0.json")).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
     let instance: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
+    let validator = assert_valid(include_str!("data/sarif-schema-2.1.0.json"), &instance);
     // Rule metadata lives in tool.driver.rules and results point at it.
     let rules = instance["runs"][0]["tool"]["driver"]["rules"]
         .as_array()

@@ -479,3 +479,27 @@ fn newobj_ex() {
         "subprocess.Popen",
     );
 }
+
+#[test]
+fn stack_global_operands_from_dict_item_access() {
+    // STACK_GLOBAL(getitem({'m': 'os'}, 'm'), 'system')
+    let p = P::proto(4)
+        .global("operator", "getitem")
+        .empty_dict()
+        .s("m")
+        .s("os")
+        .setitem()
+        .s("m")
+        .tuple2()
+        .reduce()
+        .s("system")
+        .stack_global()
+        .call1(CMD)
+        .stop();
+    assert_caught(
+        &scan(&p, "m.pkl"),
+        "PKL001",
+        Severity::Critical,
+        "os.system",
+    );
+}

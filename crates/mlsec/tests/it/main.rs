@@ -22,6 +22,19 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
 }
 
+/// Validates `instance` against a JSON Schema, failing with every violation listed.
+#[track_caller]
+fn assert_valid(schema_text: &str, instance: &serde_json::Value) -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(schema_text).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    validator
+}
+
 fn code(o: &Output) -> i32 {
     o.status.code().unwrap()
 }
@@ -107,14 +120,7 @@ fn json_output_file_matches_schema() {
     assert_eq!(code(&o), 1);
     assert_eq!(stdout(&o), "", "report goes to the file, not stdout");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../../../../docs/report.schema.json")).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&v)
-        .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
+    assert_valid(include_str!("../../../../docs/report.schema.json"), &v);
     assert!(v["summary"]["findings"]["critical"].as_u64().unwrap() > 20);
 }
 
@@ -130,16 +136,10 @@ fn sarif_matches_official_schema() {
     ]);
     assert_eq!(code(&o), 1);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let schema: serde_json::Value = serde_json::from_str(include_str!(
-        "../../../mlsec-diagnostics/tests/it/data/sarif-schema-2.1.0.json"
-    ))
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&v)
-        .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
+    assert_valid(
+        include_str!("../../../mlsec-diagnostics/tests/it/data/sarif-schema-2.1.0.json"),
+        &v,
+    );
     let rules = v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
     assert_eq!(rules.len(), mlsec_rule_count());
 }
