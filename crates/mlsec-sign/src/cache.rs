@@ -45,8 +45,18 @@ impl FileIdentity {
 
     #[cfg(not(unix))]
     pub fn of(meta: &Metadata) -> Self {
-        let ns = |t: std::io::Result<std::time::SystemTime>| t.ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i128);
-        Self { dev: 0, ino: 0, size: meta.len(), mtime_ns: ns(meta.modified()), ctime_ns: ns(meta.created()) }
+        let ns = |t: std::io::Result<std::time::SystemTime>| {
+            t.ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128)
+        };
+        Self {
+            dev: 0,
+            ino: 0,
+            size: meta.len(),
+            mtime_ns: ns(meta.modified()),
+            ctime_ns: ns(meta.created()),
+        }
     }
 }
 
@@ -76,19 +86,36 @@ impl Cache {
     /// Opens the cache at `path`; a missing file is an empty cache, a damaged one is an error.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let stored = match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored { version: VERSION, ..Stored::default() },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored {
+                version: VERSION,
+                ..Stored::default()
+            },
             Err(e) => return Err(Error::io(path, &e)),
-            Ok(m) if m.len() > MAX_CACHE_BYTES => return Err(Error::new(format!("{}: digest cache is larger than {MAX_CACHE_BYTES} bytes", path.display()))),
+            Ok(m) if m.len() > MAX_CACHE_BYTES => {
+                return Err(Error::new(format!(
+                    "{}: digest cache is larger than {MAX_CACHE_BYTES} bytes",
+                    path.display()
+                )));
+            }
             Ok(_) => {
                 let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
-                let s: Stored = serde_json::from_slice(&bytes).map_err(|e| Error::new(format!("{}: not a digest cache: {e}", path.display())))?;
+                let s: Stored = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::new(format!("{}: not a digest cache: {e}", path.display()))
+                })?;
                 if s.version != VERSION {
-                    return Err(Error::new(format!("{}: digest cache version {} (expected {VERSION})", path.display(), s.version)));
+                    return Err(Error::new(format!(
+                        "{}: digest cache version {} (expected {VERSION})",
+                        path.display(),
+                        s.version
+                    )));
                 }
                 s
             }
         };
-        Ok(Self { path: path.to_path_buf(), stored: Mutex::new(stored) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            stored: Mutex::new(stored),
+        })
     }
 
     fn key(name: &str, alg: HashAlgorithm) -> String {
@@ -106,13 +133,22 @@ impl Cache {
 
     pub fn put(&self, name: &str, alg: HashAlgorithm, identity: &FileIdentity, digest: &[u8]) {
         if let Ok(mut stored) = self.stored.lock() {
-            stored.entries.insert(Self::key(name, alg), Entry { identity: *identity, digest: crate::hex::encode(digest) });
+            stored.entries.insert(
+                Self::key(name, alg),
+                Entry {
+                    identity: *identity,
+                    digest: crate::hex::encode(digest),
+                },
+            );
         }
     }
 
     /// Writes the cache back, atomically (temporary file, then rename).
     pub fn save(&self) -> Result<(), Error> {
-        let stored = self.stored.lock().map_err(|_| Error::new("digest cache lock poisoned"))?;
+        let stored = self
+            .stored
+            .lock()
+            .map_err(|_| Error::new("digest cache lock poisoned"))?;
         let bytes = serde_json::to_vec(&*stored).map_err(|e| Error::new(e.to_string()))?;
         let tmp = self.path.with_extension("tmp");
         std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, &e))?;

@@ -5,8 +5,8 @@ use std::fmt;
 
 use const_oid::ObjectIdentifier;
 use ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use pkcs8::der::{Decode, Encode};
 use pkcs8::der::pem::LineEnding;
+use pkcs8::der::{Decode, Encode};
 use pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
@@ -118,27 +118,46 @@ impl PublicKey {
     /// Reads a SubjectPublicKeyInfo (DER).
     pub fn from_spki_der(der: &[u8]) -> Result<Self, Error> {
         let spki = spki_ref(der)?;
-        let params = spki.algorithm.parameters.and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+        let params = spki
+            .algorithm
+            .parameters
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
         if spki.algorithm.oid != ID_EC_PUBLIC_KEY {
             return Err(Error::new(describe_algorithm(spki.algorithm.oid, params)));
         }
-        let curve = params.and_then(Curve::from_oid).ok_or_else(|| Error::new(describe_algorithm(spki.algorithm.oid, params)))?;
-        let point = spki.subject_public_key.as_bytes().ok_or_else(|| Error::new("public key bit string is not byte aligned"))?;
+        let curve = params
+            .and_then(Curve::from_oid)
+            .ok_or_else(|| Error::new(describe_algorithm(spki.algorithm.oid, params)))?;
+        let point = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| Error::new("public key bit string is not byte aligned"))?;
         let bad = |e: ecdsa::Error| Error::new(format!("invalid {curve} public key: {e}"));
         Ok(match curve {
-            Curve::P256 => Self::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?),
-            Curve::P384 => Self::P384(p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?),
-            Curve::P521 => Self::P521(Box::new(ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?)),
+            Curve::P256 => {
+                Self::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?)
+            }
+            Curve::P384 => {
+                Self::P384(p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?)
+            }
+            Curve::P521 => Self::P521(Box::new(
+                ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?,
+            )),
         })
     }
 
     /// Reads a PEM `PUBLIC KEY`.
     pub fn from_pem(pem: &str) -> Result<Self, Error> {
-        let (label, der) = pkcs8::der::pem::decode_vec(pem.trim().as_bytes()).map_err(|e| Error::new(format!("not a PEM public key: {e}")))?;
+        let (label, der) = pkcs8::der::pem::decode_vec(pem.trim().as_bytes())
+            .map_err(|e| Error::new(format!("not a PEM public key: {e}")))?;
         match label {
             "PUBLIC KEY" => Self::from_spki_der(&der),
-            "CERTIFICATE" => Err(Error::new("this is a certificate, not a public key: verify certificate signatures with --cert-chain")),
-            other => Err(Error::new(format!("expected a `PUBLIC KEY` PEM block, found `{other}`"))),
+            "CERTIFICATE" => Err(Error::new(
+                "this is a certificate, not a public key: verify certificate signatures with --cert-chain",
+            )),
+            other => Err(Error::new(format!(
+                "expected a `PUBLIC KEY` PEM block, found `{other}`"
+            ))),
         }
     }
 
@@ -158,8 +177,12 @@ impl PublicKey {
             Curve::P521 => SECP521R1,
         };
         let spki = spki::SubjectPublicKeyInfoRef {
-            algorithm: spki::AlgorithmIdentifier { oid: ID_EC_PUBLIC_KEY, parameters: Some(der::asn1::AnyRef::from(&oid)) },
-            subject_public_key: der::asn1::BitStringRef::from_bytes(&point).expect("SEC1 point fits a bit string"),
+            algorithm: spki::AlgorithmIdentifier {
+                oid: ID_EC_PUBLIC_KEY,
+                parameters: Some(der::asn1::AnyRef::from(&oid)),
+            },
+            subject_public_key: der::asn1::BitStringRef::from_bytes(&point)
+                .expect("SEC1 point fits a bit string"),
         };
         spki.to_der().expect("SPKI encodes")
     }
@@ -174,7 +197,8 @@ impl PublicKey {
 
     /// The PEM text Python's `cryptography` writes (64-column lines, LF).
     pub fn to_pem(&self) -> String {
-        pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &self.to_spki_der()).expect("PEM encodes")
+        pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &self.to_spki_der())
+            .expect("PEM encodes")
     }
 
     /// model-signing's key hint: SHA-256 (hex) of the PEM encoding.
@@ -190,15 +214,19 @@ impl PublicKey {
     /// Checks a DER signature over an already computed digest (any length the curve accepts).
     pub fn verify_prehash(&self, digest: &[u8], der_sig: &[u8]) -> bool {
         match self {
-            Self::P256(k) => p256::ecdsa::Signature::from_der(der_sig).is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
-            Self::P384(k) => p384::ecdsa::Signature::from_der(der_sig).is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
-            Self::P521(k) => p521::ecdsa::Signature::from_der(der_sig).is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
+            Self::P256(k) => p256::ecdsa::Signature::from_der(der_sig)
+                .is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
+            Self::P384(k) => p384::ecdsa::Signature::from_der(der_sig)
+                .is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
+            Self::P521(k) => p521::ecdsa::Signature::from_der(der_sig)
+                .is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
         }
     }
 }
 
 fn spki_ref(der: &[u8]) -> Result<spki::SubjectPublicKeyInfoRef<'_>, Error> {
-    spki::SubjectPublicKeyInfoRef::from_der(der).map_err(|e| Error::new(format!("not a SubjectPublicKeyInfo: {e}")))
+    spki::SubjectPublicKeyInfoRef::from_der(der)
+        .map_err(|e| Error::new(format!("not a SubjectPublicKeyInfo: {e}")))
 }
 
 /// A private key that can sign.
@@ -227,55 +255,82 @@ impl PrivateKey {
     /// Reads PEM: PKCS#8 (`PRIVATE KEY`), encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, needs the
     /// password) or SEC1 (`EC PRIVATE KEY`, what `openssl ecparam -genkey` writes).
     pub fn from_pem(pem: &str, password: Option<&[u8]>) -> Result<Self, Error> {
-        let (label, der) = pkcs8::der::pem::decode_vec(pem.trim().as_bytes()).map_err(|e| Error::new(format!("not a PEM private key: {e}")))?;
+        let (label, der) = pkcs8::der::pem::decode_vec(pem.trim().as_bytes())
+            .map_err(|e| Error::new(format!("not a PEM private key: {e}")))?;
         match label {
             "PRIVATE KEY" => Self::from_pkcs8_der(&der),
             "ENCRYPTED PRIVATE KEY" => {
                 let password = password.ok_or_else(|| Error::new("the private key is encrypted: give its password (--password-file or MLSEC_KEY_PASSWORD)"))?;
-                let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&der).map_err(|e| Error::new(format!("damaged encrypted private key: {e}")))?;
+                let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&der)
+                    .map_err(|e| Error::new(format!("damaged encrypted private key: {e}")))?;
                 let doc = info.decrypt(password).map_err(|_| Error::new("could not decrypt the private key: wrong password or unsupported encryption"))?;
                 Self::from_pkcs8_der(doc.as_bytes())
             }
             "EC PRIVATE KEY" => Self::from_sec1_der(&der),
-            "PUBLIC KEY" => Err(Error::new("this is a public key; signing needs the private key")),
-            other => Err(Error::new(format!("expected a private key PEM block, found `{other}`"))),
+            "PUBLIC KEY" => Err(Error::new(
+                "this is a public key; signing needs the private key",
+            )),
+            other => Err(Error::new(format!(
+                "expected a private key PEM block, found `{other}`"
+            ))),
         }
     }
 
     fn from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
-        let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|e| Error::new(format!("damaged PKCS#8 private key: {e}")))?;
-        let params = info.algorithm.parameters.and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+        let info = pkcs8::PrivateKeyInfo::from_der(der)
+            .map_err(|e| Error::new(format!("damaged PKCS#8 private key: {e}")))?;
+        let params = info
+            .algorithm
+            .parameters
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
         if info.algorithm.oid != ID_EC_PUBLIC_KEY {
             return Err(Error::new(describe_algorithm(info.algorithm.oid, params)));
         }
-        let curve = params.and_then(Curve::from_oid).ok_or_else(|| Error::new(describe_algorithm(info.algorithm.oid, params)))?;
+        let curve = params
+            .and_then(Curve::from_oid)
+            .ok_or_else(|| Error::new(describe_algorithm(info.algorithm.oid, params)))?;
         let bad = |e: pkcs8::Error| Error::new(format!("invalid {curve} private key: {e}"));
         Ok(match curve {
             Curve::P256 => Self::P256(p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?),
             Curve::P384 => Self::P384(p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?),
             Curve::P521 => {
                 let sk = p521::SecretKey::from_pkcs8_der(der).map_err(bad)?;
-                Self::P521(Box::new(p521::ecdsa::SigningKey::from_bytes(&sk.to_bytes()).map_err(|e| Error::new(format!("invalid P-521 private key: {e}")))?))
+                Self::P521(Box::new(
+                    p521::ecdsa::SigningKey::from_bytes(&sk.to_bytes())
+                        .map_err(|e| Error::new(format!("invalid P-521 private key: {e}")))?,
+                ))
             }
         })
     }
 
     fn from_sec1_der(der: &[u8]) -> Result<Self, Error> {
-        let key = sec1::EcPrivateKey::from_der(der).map_err(|e| Error::new(format!("damaged SEC1 private key: {e}")))?;
-        let curve = match key.parameters.and_then(|p| p.named_curve()) {
-            Some(oid) => Curve::from_oid(oid).ok_or_else(|| Error::new(describe_algorithm(ID_EC_PUBLIC_KEY, Some(oid))))?,
+        let key = sec1::EcPrivateKey::from_der(der)
+            .map_err(|e| Error::new(format!("damaged SEC1 private key: {e}")))?;
+        let curve = match key.parameters.and_then(sec1::EcParameters::named_curve) {
+            Some(oid) => Curve::from_oid(oid)
+                .ok_or_else(|| Error::new(describe_algorithm(ID_EC_PUBLIC_KEY, Some(oid))))?,
             None => match key.private_key.len() {
                 32 => Curve::P256,
                 48 => Curve::P384,
                 66 => Curve::P521,
-                n => return Err(Error::new(format!("SEC1 private key of {n} bytes names no curve"))),
+                n => {
+                    return Err(Error::new(format!(
+                        "SEC1 private key of {n} bytes names no curve"
+                    )));
+                }
             },
         };
         let bad = || Error::new(format!("invalid {curve} private key"));
         Ok(match curve {
-            Curve::P256 => Self::P256(p256::ecdsa::SigningKey::from_slice(key.private_key).map_err(|_| bad())?),
-            Curve::P384 => Self::P384(p384::ecdsa::SigningKey::from_slice(key.private_key).map_err(|_| bad())?),
-            Curve::P521 => Self::P521(Box::new(p521::ecdsa::SigningKey::from_slice(key.private_key).map_err(|_| bad())?)),
+            Curve::P256 => {
+                Self::P256(p256::ecdsa::SigningKey::from_slice(key.private_key).map_err(|_| bad())?)
+            }
+            Curve::P384 => {
+                Self::P384(p384::ecdsa::SigningKey::from_slice(key.private_key).map_err(|_| bad())?)
+            }
+            Curve::P521 => Self::P521(Box::new(
+                p521::ecdsa::SigningKey::from_slice(key.private_key).map_err(|_| bad())?,
+            )),
         })
     }
 
@@ -293,7 +348,10 @@ impl PrivateKey {
             Self::P384(k) => PublicKey::P384(*k.verifying_key()),
             Self::P521(k) => {
                 let public = p521::PublicKey::from_secret_scalar(k.as_nonzero_scalar());
-                PublicKey::P521(Box::new(ecdsa::VerifyingKey::from_affine(*public.as_affine()).expect("a secret key's public point is valid")))
+                PublicKey::P521(Box::new(
+                    ecdsa::VerifyingKey::from_affine(*public.as_affine())
+                        .expect("a secret key's public point is valid"),
+                ))
             }
         }
     }
@@ -303,9 +361,22 @@ impl PrivateKey {
         let digest = self.curve().digest(msg);
         let failed = |e: ecdsa::Error| Error::new(format!("signing failed: {e}"));
         Ok(match self {
-            Self::P256(k) => PrehashSigner::<p256::ecdsa::Signature>::sign_prehash(k, &digest).map_err(failed)?.to_der().as_bytes().to_vec(),
-            Self::P384(k) => PrehashSigner::<p384::ecdsa::Signature>::sign_prehash(k, &digest).map_err(failed)?.to_der().as_bytes().to_vec(),
-            Self::P521(k) => k.sign_prehash(&digest).map_err(failed)?.to_der().as_bytes().to_vec(),
+            Self::P256(k) => PrehashSigner::<p256::ecdsa::Signature>::sign_prehash(k, &digest)
+                .map_err(failed)?
+                .to_der()
+                .as_bytes()
+                .to_vec(),
+            Self::P384(k) => PrehashSigner::<p384::ecdsa::Signature>::sign_prehash(k, &digest)
+                .map_err(failed)?
+                .to_der()
+                .as_bytes()
+                .to_vec(),
+            Self::P521(k) => k
+                .sign_prehash(&digest)
+                .map_err(failed)?
+                .to_der()
+                .as_bytes()
+                .to_vec(),
         })
     }
 
@@ -314,20 +385,36 @@ impl PrivateKey {
         let doc = match self {
             Self::P256(k) => k.to_pkcs8_der(),
             Self::P384(k) => k.to_pkcs8_der(),
-            Self::P521(k) => p521::SecretKey::from_bytes(&k.to_bytes()).map_err(|e| Error::new(e.to_string()))?.to_pkcs8_der(),
+            Self::P521(k) => p521::SecretKey::from_bytes(&k.to_bytes())
+                .map_err(|e| Error::new(e.to_string()))?
+                .to_pkcs8_der(),
         }
         .map_err(|e| Error::new(format!("could not encode the private key: {e}")))?;
         match password {
-            None => Ok(doc.to_pem("PRIVATE KEY", LineEnding::LF).map_err(|e| Error::new(e.to_string()))?.to_string()),
+            None => Ok(doc
+                .to_pem("PRIVATE KEY", LineEnding::LF)
+                .map_err(|e| Error::new(e.to_string()))?
+                .to_string()),
             Some(pw) => {
                 let mut salt = [0u8; 16];
                 let mut iv = [0u8; 16];
                 rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
                 rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut iv);
-                let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ROUNDS, &salt, &iv).map_err(|e| Error::new(e.to_string()))?;
-                let info = pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| Error::new(e.to_string()))?;
-                let enc = info.encrypt_with_params(params, pw).map_err(|e| Error::new(format!("could not encrypt the private key: {e}")))?;
-                Ok(enc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF).map_err(|e| Error::new(e.to_string()))?.to_string())
+                let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+                    PBKDF2_ROUNDS,
+                    &salt,
+                    &iv,
+                )
+                .map_err(|e| Error::new(e.to_string()))?;
+                let info = pkcs8::PrivateKeyInfo::try_from(doc.as_bytes())
+                    .map_err(|e| Error::new(e.to_string()))?;
+                let enc = info
+                    .encrypt_with_params(params, pw)
+                    .map_err(|e| Error::new(format!("could not encrypt the private key: {e}")))?;
+                Ok(enc
+                    .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+                    .map_err(|e| Error::new(e.to_string()))?
+                    .to_string())
             }
         }
     }
@@ -358,8 +445,23 @@ mod tests {
         let k = PrivateKey::generate(Curve::P256);
         let pem = k.to_pkcs8_pem(Some(b"correct horse")).unwrap();
         assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
-        assert!(PrivateKey::from_pem(&pem, None).unwrap_err().to_string().contains("encrypted"));
-        assert!(PrivateKey::from_pem(&pem, Some(b"wrong")).unwrap_err().to_string().contains("wrong password"));
-        assert_eq!(PrivateKey::from_pem(&pem, Some(b"correct horse")).unwrap().public_key(), k.public_key());
+        assert!(
+            PrivateKey::from_pem(&pem, None)
+                .unwrap_err()
+                .to_string()
+                .contains("encrypted")
+        );
+        assert!(
+            PrivateKey::from_pem(&pem, Some(b"wrong"))
+                .unwrap_err()
+                .to_string()
+                .contains("wrong password")
+        );
+        assert_eq!(
+            PrivateKey::from_pem(&pem, Some(b"correct horse"))
+                .unwrap()
+                .public_key(),
+            k.public_key()
+        );
     }
 }

@@ -7,7 +7,7 @@
 
 mod bundle;
 mod cache;
-mod hex;
+pub mod hex;
 mod keys;
 mod manifest;
 mod model;
@@ -21,11 +21,19 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use bundle::{BUNDLE_MEDIA_TYPE, Bundle, IN_TOTO_PAYLOAD_TYPE, MAX_BUNDLE_BYTES, Material, PREDICATE_TYPE, PREDICATE_TYPE_LEGACY, Statement, pae, pae_legacy, parse_statement, statement_json};
+pub use bundle::{
+    BUNDLE_MEDIA_TYPE, Bundle, IN_TOTO_PAYLOAD_TYPE, MAX_BUNDLE_BYTES, Material, PREDICATE_TYPE,
+    PREDICATE_TYPE_LEGACY, Statement, pae, pae_legacy, parse_statement, statement_json,
+};
 pub use cache::{Cache, FileIdentity};
 pub use keys::{Curve, PrivateKey, PublicKey};
-pub use manifest::{Diff, HashAlgorithm, MAX_RESOURCES, Manifest, Method, Resource, ResourceKey, Serialization, check_name};
-pub use model::{FileEntry, GIT_PATHS, Ignored, WalkOptions, list_files, model_name, normalize_relative};
+pub use manifest::{
+    Diff, HashAlgorithm, MAX_RESOURCES, Manifest, Method, Resource, ResourceKey, Serialization,
+    check_name,
+};
+pub use model::{
+    FileEntry, GIT_PATHS, Ignored, WalkOptions, list_files, model_name, normalize_relative,
+};
 
 /// An error that names what failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +45,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), interrupted: false }
+        Self {
+            message: message.into(),
+            interrupted: false,
+        }
     }
 
     pub(crate) fn io(path: &Path, e: &std::io::Error) -> Self {
@@ -45,7 +56,10 @@ impl Error {
     }
 
     pub(crate) fn interrupted() -> Self {
-        Self { message: "stopped after the first mismatch".into(), interrupted: true }
+        Self {
+            message: "stopped after the first mismatch".into(),
+            interrupted: true,
+        }
     }
 
     pub(crate) fn is_interrupted(&self) -> bool {
@@ -56,12 +70,38 @@ impl Error {
 /// Extensions of files that hold weights or executable model content: a signed `ignore_paths`
 /// entry that leaves one of these out of the signature is worth a warning.
 pub const WEIGHT_EXTENSIONS: &[&str] = &[
-    "safetensors", "bin", "pt", "pth", "ckpt", "pkl", "pickle", "joblib", "gguf", "ggml", "onnx", "h5", "hdf5", "keras", "pb", "tflite", "msgpack", "npz", "npy", "mlmodel", "params", "model", "engine", "plan", "mar", "nemo",
+    "safetensors",
+    "bin",
+    "pt",
+    "pth",
+    "ckpt",
+    "pkl",
+    "pickle",
+    "joblib",
+    "gguf",
+    "ggml",
+    "onnx",
+    "h5",
+    "hdf5",
+    "keras",
+    "pb",
+    "tflite",
+    "msgpack",
+    "npz",
+    "npy",
+    "mlmodel",
+    "params",
+    "model",
+    "engine",
+    "plan",
+    "mar",
+    "nemo",
 ];
 
 fn looks_like_weights(name: &str) -> bool {
     let base = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
-    base.rsplit_once('.').is_some_and(|(_, ext)| WEIGHT_EXTENSIONS.contains(&ext))
+    base.rsplit_once('.')
+        .is_some_and(|(_, ext)| WEIGHT_EXTENSIONS.contains(&ext))
 }
 
 /// How the model is cut and hashed, and what is left out.
@@ -79,7 +119,13 @@ pub struct HashOptions {
 
 impl Default for HashOptions {
     fn default() -> Self {
-        Self { method: Method::Files, hash: HashAlgorithm::Sha256, allow_symlinks: false, ignore_git: true, ignore_paths: Vec::new() }
+        Self {
+            method: Method::Files,
+            hash: HashAlgorithm::Sha256,
+            allow_symlinks: false,
+            ignore_git: true,
+            ignore_paths: Vec::new(),
+        }
     }
 }
 
@@ -89,10 +135,21 @@ pub fn resolve_ignore_paths(model: &Path, paths: &[PathBuf]) -> Vec<String> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let mut out = Vec::new();
     for p in paths {
-        let abs = if p.is_absolute() { p.clone() } else { cwd.join(p) };
+        let abs = if p.is_absolute() {
+            p.clone()
+        } else {
+            cwd.join(p)
+        };
         // The path may not exist (a signature about to be written): resolve its parent.
-        let resolved = abs.canonicalize().ok().or_else(|| abs.parent().and_then(|d| d.canonicalize().ok()).and_then(|d| abs.file_name().map(|f| d.join(f))));
-        let rel = resolved.as_deref().and_then(|r| r.strip_prefix(&root).ok()).map(Path::to_path_buf);
+        let resolved = abs.canonicalize().ok().or_else(|| {
+            abs.parent()
+                .and_then(|d| d.canonicalize().ok())
+                .and_then(|d| abs.file_name().map(|f| d.join(f)))
+        });
+        let rel = resolved
+            .as_deref()
+            .and_then(|r| r.strip_prefix(&root).ok())
+            .map(Path::to_path_buf);
         let rel = rel.or_else(|| (!p.is_absolute() && model.join(p).exists()).then(|| p.clone()));
         if let Some(r) = rel.and_then(|r| r.to_str().and_then(normalize_relative)) {
             out.push(r);
@@ -114,21 +171,64 @@ fn ignore_list(model: &Path, opts: &HashOptions) -> Vec<String> {
 }
 
 /// Measures a model: the manifest [`sign`] would sign.
-pub fn hash(model: &Path, opts: &HashOptions, cache: Option<&Cache>) -> Result<(Manifest, HashStats), Error> {
+pub fn hash(
+    model: &Path,
+    opts: &HashOptions,
+    cache: Option<&Cache>,
+) -> Result<(Manifest, HashStats), Error> {
     let ignore = ignore_list(model, opts);
-    let is_dir = std::fs::metadata(model).map_err(|e| Error::io(model, &e))?.is_dir();
-    let method = if opts.hash == HashAlgorithm::Blake3 { Method::Files } else { opts.method };
-    let serialization = Serialization { method, hash: opts.hash, allow_symlinks: opts.allow_symlinks, ignore_paths: if is_dir { ignore.clone() } else { Vec::new() } };
-    let (files, _) = list_files(model, &WalkOptions { allow_symlinks: opts.allow_symlinks, ignore, only: None })?;
+    let is_dir = std::fs::metadata(model)
+        .map_err(|e| Error::io(model, &e))?
+        .is_dir();
+    let method = if opts.hash == HashAlgorithm::Blake3 {
+        Method::Files
+    } else {
+        opts.method
+    };
+    let serialization = Serialization {
+        method,
+        hash: opts.hash,
+        allow_symlinks: opts.allow_symlinks,
+        ignore_paths: if is_dir { ignore.clone() } else { Vec::new() },
+    };
+    let (files, _) = list_files(
+        model,
+        &WalkOptions {
+            allow_symlinks: opts.allow_symlinks,
+            ignore,
+            only: None,
+        },
+    )?;
     if files.is_empty() {
-        return Err(Error::new(format!("{}: no files to sign (everything is empty or ignored)", model.display())));
+        return Err(Error::new(format!(
+            "{}: no files to sign (everything is empty or ignored)",
+            model.display()
+        )));
     }
-    let hashed = model::hash_files(&files, &model::HashJob { serialization: &serialization, expected: None, fail_fast: false, cache })?;
+    let hashed = model::hash_files(
+        &files,
+        &model::HashJob {
+            serialization: &serialization,
+            expected: None,
+            fail_fast: false,
+            cache,
+        },
+    )?;
     if hashed.resources.is_empty() {
-        return Err(Error::new(format!("{}: every file is empty, and shard serialization leaves empty files out: nothing to sign", model.display())));
+        return Err(Error::new(format!(
+            "{}: every file is empty, and shard serialization leaves empty files out: nothing to sign",
+            model.display()
+        )));
     }
-    let stats = HashStats { files: files.len(), bytes_hashed: hashed.bytes_hashed, cache_hits: hashed.cache_hits };
-    Ok((Manifest::new(model_name(model), serialization, hashed.resources)?, stats))
+    let stats = HashStats {
+        files: files.len(),
+        bytes_hashed: hashed.bytes_hashed,
+        cache_hits: hashed.cache_hits,
+    };
+    Ok((
+        Manifest::new(model_name(model), serialization, hashed.resources)?,
+        stats,
+    ))
 }
 
 /// Work done while hashing.
@@ -143,7 +243,10 @@ pub struct HashStats {
 pub enum Signer<'a> {
     Key(&'a PrivateKey),
     /// `chain` holds the signing certificate first, then the certificates up to (optionally) the root.
-    Certificate { key: &'a PrivateKey, chain: Vec<x509::Cert> },
+    Certificate {
+        key: &'a PrivateKey,
+        chain: Vec<x509::Cert>,
+    },
 }
 
 /// A signature, ready to write.
@@ -154,24 +257,57 @@ pub struct Signed {
 }
 
 /// Hashes `model` and signs the manifest.
-pub fn sign(model: &Path, opts: &HashOptions, signer: &Signer<'_>, cache: Option<&Cache>) -> Result<Signed, Error> {
+pub fn sign(
+    model: &Path,
+    opts: &HashOptions,
+    signer: &Signer<'_>,
+    cache: Option<&Cache>,
+) -> Result<Signed, Error> {
     // Check the key material before spending time on hashing.
     let (key, material) = match signer {
-        Signer::Key(k) => (*k, Material::PublicKey { hint: Some(k.public_key().hint()), raw_pem: None, key_details: None }),
+        Signer::Key(k) => (
+            *k,
+            Material::PublicKey {
+                hint: Some(k.public_key().hint()),
+                raw_pem: None,
+                key_details: None,
+            },
+        ),
         Signer::Certificate { key, chain } => {
-            let leaf = chain.first().ok_or_else(|| Error::new("certificate signing needs the signing certificate"))?;
-            let cert_key = leaf.public_key().map_err(|e| Error::new(format!("signing certificate `{}`: {e}", leaf.subject())))?;
+            let leaf = chain
+                .first()
+                .ok_or_else(|| Error::new("certificate signing needs the signing certificate"))?;
+            let cert_key = leaf.public_key().map_err(|e| {
+                Error::new(format!("signing certificate `{}`: {e}", leaf.subject()))
+            })?;
             if cert_key != key.public_key() {
-                return Err(Error::new(format!("the signing certificate `{}` is not for this private key", leaf.subject())));
+                return Err(Error::new(format!(
+                    "the signing certificate `{}` is not for this private key",
+                    leaf.subject()
+                )));
             }
-            (*key, Material::CertificateChain(chain.iter().map(|c| c.der.clone()).collect()))
+            (
+                *key,
+                Material::CertificateChain(chain.iter().map(|c| c.der.clone()).collect()),
+            )
         }
     };
     let (manifest, stats) = hash(model, opts, cache)?;
     let payload = statement_json(&manifest);
     let signature = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, &payload))?;
-    let bundle = Bundle { media_type: BUNDLE_MEDIA_TYPE.into(), material, payload_type: IN_TOTO_PAYLOAD_TYPE.into(), payload, signature, tlog_entries: 0 };
-    Ok(Signed { bundle, manifest, stats })
+    let bundle = Bundle {
+        media_type: BUNDLE_MEDIA_TYPE.into(),
+        material,
+        payload_type: IN_TOTO_PAYLOAD_TYPE.into(),
+        payload,
+        signature,
+        tlog_entries: 0,
+    };
+    Ok(Signed {
+        bundle,
+        manifest,
+        stats,
+    })
 }
 
 /// What a signature is checked against. There is no implicit trust.
@@ -206,7 +342,15 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        Self { ignore_paths: Vec::new(), ignore_git: true, allow_symlinks: false, ignore_unsigned_files: false, fail_fast: false, ignored_weights: IgnoredWeights::Warn, now: SystemTime::now() }
+        Self {
+            ignore_paths: Vec::new(),
+            ignore_git: true,
+            allow_symlinks: false,
+            ignore_unsigned_files: false,
+            fail_fast: false,
+            ignored_weights: IgnoredWeights::Warn,
+            now: SystemTime::now(),
+        }
     }
 }
 
@@ -243,8 +387,19 @@ impl VerifyError {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum SignerIdentity {
-    Key { curve: String, key_hint: String },
-    Certificate { subject: String, issuer: String, san: Vec<String>, fingerprint_sha256: String, curve: String, chain: Vec<String>, anchor: String },
+    Key {
+        curve: String,
+        key_hint: String,
+    },
+    Certificate {
+        subject: String,
+        issuer: String,
+        san: Vec<String>,
+        fingerprint_sha256: String,
+        curve: String,
+        chain: Vec<String>,
+        anchor: String,
+    },
 }
 
 /// A successful verification: what was checked, by which key or identity, and which files.
@@ -267,27 +422,54 @@ pub struct Verified {
 impl fmt::Display for Verified {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let who = match &self.signer {
-            SignerIdentity::Key { curve, key_hint } => format!("{curve} key {}", &key_hint[..16.min(key_hint.len())]),
-            SignerIdentity::Certificate { subject, anchor, .. } => format!("certificate `{subject}` (anchor `{anchor}`)"),
+            SignerIdentity::Key { curve, key_hint } => {
+                format!("{curve} key {}", &key_hint[..16.min(key_hint.len())])
+            }
+            SignerIdentity::Certificate {
+                subject, anchor, ..
+            } => format!("certificate `{subject}` (anchor `{anchor}`)"),
         };
-        write!(f, "verified: {} ({} resource(s), {} file(s)) signed by {who}", self.model, self.resources.len(), self.stats.files)
+        write!(
+            f,
+            "verified: {} ({} resource(s), {} file(s)) signed by {who}",
+            self.model,
+            self.resources.len(),
+            self.stats.files
+        )
     }
 }
 
-fn check_dsse(key: &PublicKey, bundle: &Bundle, legacy: &mut Vec<String>) -> Result<(), VerifyError> {
-    if key.verify(&pae(&bundle.payload_type, &bundle.payload), &bundle.signature) {
+fn check_dsse(
+    key: &PublicKey,
+    bundle: &Bundle,
+    legacy: &mut Vec<String>,
+) -> Result<(), VerifyError> {
+    if key.verify(
+        &pae(&bundle.payload_type, &bundle.payload),
+        &bundle.signature,
+    ) {
         return Ok(());
     }
     // model-signing 0.2 signed a mis-encoded PAE, with SHA-256 whatever the curve.
     let old = pae_legacy(&bundle.payload_type, &bundle.payload);
-    if key.verify(&old, &bundle.signature) || key.verify_prehash(&Curve::P256.digest(&old), &bundle.signature) {
+    if key.verify(&old, &bundle.signature)
+        || key.verify_prehash(&Curve::P256.digest(&old), &bundle.signature)
+    {
         legacy.push("DSSE pre-authentication encoding of model-signing 0.2".into());
         return Ok(());
     }
-    Err(VerifyError::SignatureInvalid("the DSSE signature does not verify: the bundle was altered or signed by another key".into()))
+    Err(VerifyError::SignatureInvalid(
+        "the DSSE signature does not verify: the bundle was altered or signed by another key"
+            .into(),
+    ))
 }
 
-fn authenticate(bundle: &Bundle, trust: &Trust, now: SystemTime, legacy: &mut Vec<String>) -> Result<SignerIdentity, VerifyError> {
+fn authenticate(
+    bundle: &Bundle,
+    trust: &Trust,
+    now: SystemTime,
+    legacy: &mut Vec<String>,
+) -> Result<SignerIdentity, VerifyError> {
     let cnv = VerifyError::CouldNotVerify;
     match (trust, &bundle.material) {
         (Trust::Key(key), Material::PublicKey { hint, raw_pem, .. }) => {
@@ -334,18 +516,30 @@ fn authenticate(bundle: &Bundle, trust: &Trust, now: SystemTime, legacy: &mut Ve
 }
 
 /// Checks `bundle_bytes` against `trust`, then the model against the signed manifest.
-pub fn verify(model: &Path, bundle_bytes: &[u8], trust: &Trust, opts: &VerifyOptions, cache: Option<&Cache>) -> Result<Verified, VerifyError> {
+pub fn verify(
+    model: &Path,
+    bundle_bytes: &[u8],
+    trust: &Trust,
+    opts: &VerifyOptions,
+    cache: Option<&Cache>,
+) -> Result<Verified, VerifyError> {
     let cnv = VerifyError::CouldNotVerify;
     let bundle = Bundle::parse(bundle_bytes).map_err(|e| cnv(e.to_string()))?;
     let mut legacy = Vec::new();
     let mut warnings = Vec::new();
     let signer = authenticate(&bundle, trust, opts.now, &mut legacy)?;
     if bundle.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(cnv(format!("bundle.dsseEnvelope.payloadType: `{}` is not an in-toto statement", bundle.payload_type)));
+        return Err(cnv(format!(
+            "bundle.dsseEnvelope.payloadType: `{}` is not an in-toto statement",
+            bundle.payload_type
+        )));
     }
-    let statement = parse_statement(&bundle.payload).map_err(|e| cnv(format!("signed statement: {e}")))?;
+    let statement =
+        parse_statement(&bundle.payload).map_err(|e| cnv(format!("signed statement: {e}")))?;
     if statement.predicate_type == PREDICATE_TYPE_LEGACY {
-        legacy.push(format!("predicate {PREDICATE_TYPE_LEGACY} (model-signing 0.2)"));
+        legacy.push(format!(
+            "predicate {PREDICATE_TYPE_LEGACY} (model-signing 0.2)"
+        ));
     }
     let expected = &statement.manifest;
     let ser = &expected.serialization;
@@ -353,13 +547,32 @@ pub fn verify(model: &Path, bundle_bytes: &[u8], trust: &Trust, opts: &VerifyOpt
     let single_file = expected.resources.iter().all(|r| r.key.path == ".");
     if meta.is_file() != single_file {
         return Err(VerifyError::Mismatch {
-            diff: Diff { changed: vec![format!("{} is a {} but the signature covers a {}", model.display(), if meta.is_file() { "file" } else { "directory" }, if single_file { "single file" } else { "directory" })], ..Diff::default() },
+            diff: Diff {
+                changed: vec![format!(
+                    "{} is a {} but the signature covers a {}",
+                    model.display(),
+                    if meta.is_file() { "file" } else { "directory" },
+                    if single_file {
+                        "single file"
+                    } else {
+                        "directory"
+                    }
+                )],
+                ..Diff::default()
+            },
             stopped_early: false,
         });
     }
 
     // What to leave out: the verifier's own choices, then what the signer recorded.
-    let own = ignore_list(model, &HashOptions { ignore_git: opts.ignore_git, ignore_paths: opts.ignore_paths.clone(), ..HashOptions::default() });
+    let own = ignore_list(
+        model,
+        &HashOptions {
+            ignore_git: opts.ignore_git,
+            ignore_paths: opts.ignore_paths.clone(),
+            ..HashOptions::default()
+        },
+    );
     let mut ignore = own.clone();
     let mut signed_rules = Vec::new();
     for p in &ser.ignore_paths {
@@ -373,13 +586,30 @@ pub fn verify(model: &Path, bundle_bytes: &[u8], trust: &Trust, opts: &VerifyOpt
             None => warnings.push(format!("signed ignore path `{p}` does not name anything inside the model and is not applied")),
         }
     }
-    let only = opts.ignore_unsigned_files.then(|| expected.paths().into_iter().map(str::to_owned).collect());
+    let only = opts
+        .ignore_unsigned_files
+        .then(|| expected.paths().into_iter().map(str::to_owned).collect());
     let allow_symlinks = opts.allow_symlinks || ser.allow_symlinks;
-    let (files, ignored) = list_files(model, &WalkOptions { allow_symlinks, ignore, only }).map_err(|e| cnv(e.to_string()))?;
+    let (files, ignored) = list_files(
+        model,
+        &WalkOptions {
+            allow_symlinks,
+            ignore,
+            only,
+        },
+    )
+    .map_err(|e| cnv(e.to_string()))?;
 
-    let weights: Vec<&Ignored> = ignored.iter().filter(|i| signed_rules.contains(&i.rule) && looks_like_weights(&i.name)).collect();
+    let weights: Vec<&Ignored> = ignored
+        .iter()
+        .filter(|i| signed_rules.contains(&i.rule) && looks_like_weights(&i.name))
+        .collect();
     if !weights.is_empty() {
-        let names = weights.iter().map(|i| format!("{} (by `{}`)", i.name, i.rule)).collect::<Vec<_>>().join(", ");
+        let names = weights
+            .iter()
+            .map(|i| format!("{} (by `{}`)", i.name, i.rule))
+            .collect::<Vec<_>>()
+            .join(", ");
         let msg = format!("the signature's ignore_paths leave weight files unsigned: {names}");
         if opts.ignored_weights == IgnoredWeights::Refuse {
             return Err(VerifyError::Refused(msg));
@@ -387,9 +617,26 @@ pub fn verify(model: &Path, bundle_bytes: &[u8], trust: &Trust, opts: &VerifyOpt
         warnings.push(msg);
     }
 
-    let expected_map: HashMap<String, Vec<u8>> = expected.resources.iter().map(|r| (r.key.to_string(), r.digest.clone())).collect();
-    let hashed = model::hash_files(&files, &model::HashJob { serialization: ser, expected: Some(&expected_map), fail_fast: opts.fail_fast, cache }).map_err(|e| cnv(e.to_string()))?;
-    let actual: HashMap<String, &Vec<u8>> = hashed.resources.iter().map(|r| (r.key.to_string(), &r.digest)).collect();
+    let expected_map: HashMap<String, Vec<u8>> = expected
+        .resources
+        .iter()
+        .map(|r| (r.key.to_string(), r.digest.clone()))
+        .collect();
+    let hashed = model::hash_files(
+        &files,
+        &model::HashJob {
+            serialization: ser,
+            expected: Some(&expected_map),
+            fail_fast: opts.fail_fast,
+            cache,
+        },
+    )
+    .map_err(|e| cnv(e.to_string()))?;
+    let actual: HashMap<String, &Vec<u8>> = hashed
+        .resources
+        .iter()
+        .map(|r| (r.key.to_string(), &r.digest))
+        .collect();
     let mut diff = Diff::default();
     for r in &expected.resources {
         let name = r.key.to_string();
@@ -400,13 +647,24 @@ pub fn verify(model: &Path, bundle_bytes: &[u8], trust: &Trust, opts: &VerifyOpt
             None => diff.missing.push(name),
         }
     }
-    let mut added: Vec<String> = actual.keys().filter(|k| !expected_map.contains_key(*k)).cloned().collect();
+    let mut added: Vec<String> = actual
+        .keys()
+        .filter(|k| !expected_map.contains_key(*k))
+        .cloned()
+        .collect();
     added.sort();
     diff.added = added;
     if !diff.is_empty() || hashed.stopped_early {
-        return Err(VerifyError::Mismatch { diff, stopped_early: hashed.stopped_early });
+        return Err(VerifyError::Mismatch {
+            diff,
+            stopped_early: hashed.stopped_early,
+        });
     }
-    let stats = HashStats { files: files.len(), bytes_hashed: hashed.bytes_hashed, cache_hits: hashed.cache_hits };
+    let stats = HashStats {
+        files: files.len(),
+        bytes_hashed: hashed.bytes_hashed,
+        cache_hits: hashed.cache_hits,
+    };
     Ok(Verified {
         status: "verified",
         model: model.display().to_string(),

@@ -47,6 +47,7 @@ impl HashAlgorithm {
     }
 
     /// Digest length in bytes.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
         match self {
             Self::Sha256 | Self::Blake3 => 32,
@@ -77,7 +78,12 @@ pub struct Serialization {
 impl Serialization {
     /// Files with sha256, the model-signing default.
     pub fn files(hash: HashAlgorithm) -> Self {
-        Self { method: Method::Files, hash, allow_symlinks: false, ignore_paths: Vec::new() }
+        Self {
+            method: Method::Files,
+            hash,
+            allow_symlinks: false,
+            ignore_paths: Vec::new(),
+        }
     }
 
     /// The algorithm name recorded per resource: `sha256` for files, `sha256-sharded-N` for shards.
@@ -109,32 +115,63 @@ impl Serialization {
 
     /// Reads the section from a signed statement. Every field is checked; nothing is guessed.
     pub fn from_json(value: &Value) -> Result<Self, Error> {
-        let obj = value.as_object().ok_or_else(|| Error::new("predicate.serialization: not an object"))?;
-        let method = obj.get("method").and_then(Value::as_str).ok_or_else(|| Error::new("predicate.serialization.method: missing or not a string"))?;
-        let hash_name = obj.get("hash_type").and_then(Value::as_str).ok_or_else(|| Error::new("predicate.serialization.hash_type: missing or not a string"))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| Error::new("predicate.serialization: not an object"))?;
+        let method = obj
+            .get("method")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::new("predicate.serialization.method: missing or not a string"))?;
+        let hash_name = obj
+            .get("hash_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Error::new("predicate.serialization.hash_type: missing or not a string")
+            })?;
         let hash = HashAlgorithm::from_name(hash_name).ok_or_else(|| Error::new(format!("predicate.serialization.hash_type: unsupported hash `{hash_name}` (sha256, blake2b, blake3)")))?;
         let allow_symlinks = match obj.get("allow_symlinks") {
             None => false,
             Some(Value::Bool(b)) => *b,
-            Some(other) => return Err(Error::new(format!("predicate.serialization.allow_symlinks: expected a boolean, found {other}"))),
+            Some(other) => {
+                return Err(Error::new(format!(
+                    "predicate.serialization.allow_symlinks: expected a boolean, found {other}"
+                )));
+            }
         };
         let method = match method {
             "files" => Method::Files,
             "shards" => {
-                let raw = obj.get("shard_size").ok_or_else(|| Error::new("predicate.serialization.shard_size: missing for method `shards`"))?;
+                let raw = obj.get("shard_size").ok_or_else(|| {
+                    Error::new("predicate.serialization.shard_size: missing for method `shards`")
+                })?;
                 Method::Shards { shard_size: integral(raw).filter(|s| (MIN_SHARD_SIZE..=MAX_SHARD_SIZE).contains(s)).ok_or_else(|| Error::new(format!("predicate.serialization.shard_size: expected an integer in {MIN_SHARD_SIZE}..={MAX_SHARD_SIZE}, found {raw}")))? }
             }
-            other => return Err(Error::new(format!("predicate.serialization.method: unknown method `{other}` (files, shards)"))),
+            other => {
+                return Err(Error::new(format!(
+                    "predicate.serialization.method: unknown method `{other}` (files, shards)"
+                )));
+            }
         };
         let mut ignore_paths = Vec::new();
         if let Some(list) = obj.get("ignore_paths") {
-            let list = list.as_array().ok_or_else(|| Error::new("predicate.serialization.ignore_paths: not an array"))?;
+            let list = list
+                .as_array()
+                .ok_or_else(|| Error::new("predicate.serialization.ignore_paths: not an array"))?;
             for (i, item) in list.iter().enumerate() {
-                let s = item.as_str().ok_or_else(|| Error::new(format!("predicate.serialization.ignore_paths[{i}]: not a string")))?;
+                let s = item.as_str().ok_or_else(|| {
+                    Error::new(format!(
+                        "predicate.serialization.ignore_paths[{i}]: not a string"
+                    ))
+                })?;
                 ignore_paths.push(s.to_owned());
             }
         }
-        Ok(Self { method, hash, allow_symlinks, ignore_paths })
+        Ok(Self {
+            method,
+            hash,
+            allow_symlinks,
+            ignore_paths,
+        })
     }
 }
 
@@ -144,7 +181,7 @@ fn integral(value: &Value) -> Option<u64> {
         return Some(n);
     }
     let f = value.as_f64()?;
-    (f.fract() == 0.0 && f >= 0.0 && f < 9.0e15).then_some(f as u64)
+    (f.fract() == 0.0 && (0.0..9.0e15).contains(&f)).then_some(f as u64)
 }
 
 /// The key of one resource: a file, or a byte range of one.
@@ -158,7 +195,10 @@ pub struct ResourceKey {
 
 impl ResourceKey {
     pub fn file(path: impl Into<String>) -> Self {
-        Self { path: path.into(), range: None }
+        Self {
+            path: path.into(),
+            range: None,
+        }
     }
 
     /// Parses a resource name as the serialization method names it.
@@ -170,24 +210,38 @@ impl ResourceKey {
             }
             Method::Shards { .. } => {
                 let mut parts = name.rsplitn(3, ':');
-                let (Some(end), Some(start), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-                    return Err(Error::new(format!("resource `{name}`: a shard is named `path:start:end`")));
+                let (Some(end), Some(start), Some(path)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(Error::new(format!(
+                        "resource `{name}`: a shard is named `path:start:end`"
+                    )));
                 };
                 let (Ok(start), Ok(end)) = (start.parse::<u64>(), end.parse::<u64>()) else {
-                    return Err(Error::new(format!("resource `{name}`: shard offsets are not integers")));
+                    return Err(Error::new(format!(
+                        "resource `{name}`: shard offsets are not integers"
+                    )));
                 };
                 if end <= start {
-                    return Err(Error::new(format!("resource `{name}`: shard end must be past its start")));
+                    return Err(Error::new(format!(
+                        "resource `{name}`: shard end must be past its start"
+                    )));
                 }
                 check_name(path)?;
-                Ok(Self { path: path.to_owned(), range: Some((start, end)) })
+                Ok(Self {
+                    path: path.to_owned(),
+                    range: Some((start, end)),
+                })
             }
         }
     }
 
     /// Orders by path components, then offsets, as model-signing sorts `PurePosixPath`s.
     fn cmp_key(&self, other: &Self) -> Ordering {
-        self.path.split('/').cmp(other.path.split('/')).then(self.range.cmp(&other.range))
+        self.path
+            .split('/')
+            .cmp(other.path.split('/'))
+            .then(self.range.cmp(&other.range))
     }
 }
 
@@ -204,7 +258,10 @@ impl fmt::Display for ResourceKey {
 /// components (except the lone `.` that names a single-file model), no NUL.
 pub fn check_name(name: &str) -> Result<(), Error> {
     if name.len() > MAX_NAME_LEN {
-        return Err(Error::new(format!("resource name of {} bytes is longer than the {MAX_NAME_LEN} allowed", name.len())));
+        return Err(Error::new(format!(
+            "resource name of {} bytes is longer than the {MAX_NAME_LEN} allowed",
+            name.len()
+        )));
     }
     if name == "." {
         return Ok(());
@@ -212,13 +269,27 @@ pub fn check_name(name: &str) -> Result<(), Error> {
     if name.is_empty() {
         return Err(Error::new("resource with an empty name"));
     }
-    if name.starts_with('/') || name.contains('\0') || name.contains('\\') && has_drive_or_unc(name) {
-        return Err(Error::new(format!("resource `{}`: absolute path", name.escape_debug())));
+    if name.starts_with('/') || name.contains('\0') || name.contains('\\') && has_drive_or_unc(name)
+    {
+        return Err(Error::new(format!(
+            "resource `{}`: absolute path",
+            name.escape_debug()
+        )));
     }
     for part in name.split('/') {
         match part {
-            ".." => return Err(Error::new(format!("resource `{}`: `..` leaves the model directory", name.escape_debug()))),
-            "" | "." => return Err(Error::new(format!("resource `{}`: empty or `.` path component", name.escape_debug()))),
+            ".." => {
+                return Err(Error::new(format!(
+                    "resource `{}`: `..` leaves the model directory",
+                    name.escape_debug()
+                )));
+            }
+            "" | "." => {
+                return Err(Error::new(format!(
+                    "resource `{}`: empty or `.` path component",
+                    name.escape_debug()
+                )));
+            }
             _ => {}
         }
     }
@@ -227,7 +298,8 @@ pub fn check_name(name: &str) -> Result<(), Error> {
 
 fn has_drive_or_unc(name: &str) -> bool {
     let b = name.as_bytes();
-    name.starts_with("\\\\") || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\')
+    name.starts_with("\\\\")
+        || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\')
 }
 
 /// One signed (or measured) resource.
@@ -250,12 +322,23 @@ pub struct Manifest {
 
 impl Manifest {
     /// Sorts the resources and refuses duplicates.
-    pub fn new(model_name: String, serialization: Serialization, mut resources: Vec<Resource>) -> Result<Self, Error> {
+    pub fn new(
+        model_name: String,
+        serialization: Serialization,
+        mut resources: Vec<Resource>,
+    ) -> Result<Self, Error> {
         resources.sort_by(|a, b| a.key.cmp_key(&b.key));
         if let Some(w) = resources.windows(2).find(|w| w[0].key == w[1].key) {
-            return Err(Error::new(format!("resource `{}` is listed twice", w[0].key)));
+            return Err(Error::new(format!(
+                "resource `{}` is listed twice",
+                w[0].key
+            )));
         }
-        Ok(Self { model_name, serialization, resources })
+        Ok(Self {
+            model_name,
+            serialization,
+            resources,
+        })
     }
 
     /// SHA-256 over the raw resource digests, in order: the statement's subject digest.
@@ -297,10 +380,21 @@ impl Diff {
 impl fmt::Display for Diff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
-        for (label, list) in [("changed", &self.changed), ("added (not signed)", &self.added), ("missing", &self.missing)] {
+        for (label, list) in [
+            ("changed", &self.changed),
+            ("added (not signed)", &self.added),
+            ("missing", &self.missing),
+        ] {
             if !list.is_empty() {
                 const SHOWN: usize = 20;
-                let mut s = format!("{label}: {}", list.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", "));
+                let mut s = format!(
+                    "{label}: {}",
+                    list.iter()
+                        .take(SHOWN)
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 if list.len() > SHOWN {
                     s.push_str(&format!(" and {} more", list.len() - SHOWN));
                 }
@@ -317,7 +411,18 @@ mod tests {
 
     #[test]
     fn names_that_leave_the_root_are_refused() {
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/.", "a\0b", "C:\\x", "\\\\host\\share"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\0b",
+            "C:\\x",
+            "\\\\host\\share",
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?} accepted");
         }
         for good in [".", "a", "a/b.bin", ".hidden/x", "weird name:1", "ünï/çødé"] {
@@ -329,8 +434,16 @@ mod tests {
     fn order_is_by_path_components() {
         // Whole-string byte order would put "a-b/x" and "a.b" before "a/b/c"; components put "a" first.
         let keys = ["a-b/x", "a/z", "a/b/c", "B", "a.b"];
-        let res = keys.iter().map(|k| Resource { key: ResourceKey::file(*k), algorithm: "sha256".into(), digest: vec![] }).collect();
-        let m = Manifest::new("m".into(), Serialization::files(HashAlgorithm::Sha256), res).unwrap();
+        let res = keys
+            .iter()
+            .map(|k| Resource {
+                key: ResourceKey::file(*k),
+                algorithm: "sha256".into(),
+                digest: vec![],
+            })
+            .collect();
+        let m =
+            Manifest::new("m".into(), Serialization::files(HashAlgorithm::Sha256), res).unwrap();
         let order: Vec<_> = m.resources.iter().map(|r| r.key.path.as_str()).collect();
         assert_eq!(order, ["B", "a/b/c", "a/z", "a-b/x", "a.b"]);
     }
@@ -349,14 +462,35 @@ mod tests {
     fn shard_size_written_as_a_float_is_read() {
         let s = Serialization::from_json(&json!({"method": "shards", "shard_size": 4.0, "hash_type": "sha256", "allow_symlinks": false})).unwrap();
         assert_eq!(s.method, Method::Shards { shard_size: 4 });
-        assert!(Serialization::from_json(&json!({"method": "shards", "shard_size": 4.5, "hash_type": "sha256"})).is_err());
-        assert!(Serialization::from_json(&json!({"method": "shards", "shard_size": 0, "hash_type": "sha256"})).is_err());
+        assert!(
+            Serialization::from_json(
+                &json!({"method": "shards", "shard_size": 4.5, "hash_type": "sha256"})
+            )
+            .is_err()
+        );
+        assert!(
+            Serialization::from_json(
+                &json!({"method": "shards", "shard_size": 0, "hash_type": "sha256"})
+            )
+            .is_err()
+        );
         assert!(Serialization::from_json(&json!({"method": "files", "hash_type": "md5"})).is_err());
     }
 
     #[test]
     fn duplicates_are_refused() {
-        let r = Resource { key: ResourceKey::file("a"), algorithm: "sha256".into(), digest: vec![1] };
-        assert!(Manifest::new("m".into(), Serialization::files(HashAlgorithm::Sha256), vec![r.clone(), r]).is_err());
+        let r = Resource {
+            key: ResourceKey::file("a"),
+            algorithm: "sha256".into(),
+            digest: vec![1],
+        };
+        assert!(
+            Manifest::new(
+                "m".into(),
+                Serialization::files(HashAlgorithm::Sha256),
+                vec![r.clone(), r]
+            )
+            .is_err()
+        );
     }
 }

@@ -68,53 +68,94 @@ pub fn normalize_relative(p: &str) -> Option<String> {
 }
 
 fn matching_rule<'a>(name: &str, rules: &'a [String]) -> Option<&'a String> {
-    rules.iter().find(|r| name == r.as_str() || name.strip_prefix(r.as_str()).is_some_and(|rest| rest.starts_with('/')))
+    rules.iter().find(|r| {
+        name == r.as_str()
+            || name
+                .strip_prefix(r.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// Lists the model's files, sorted by name. A single file is the model `.`.
-pub fn list_files(root: &Path, opts: &WalkOptions) -> Result<(Vec<FileEntry>, Vec<Ignored>), Error> {
+pub fn list_files(
+    root: &Path,
+    opts: &WalkOptions,
+) -> Result<(Vec<FileEntry>, Vec<Ignored>), Error> {
     let top = std::fs::symlink_metadata(root).map_err(|e| Error::io(root, &e))?;
     if top.file_type().is_symlink() && !opts.allow_symlinks {
-        return Err(Error::new(format!("{}: is a symbolic link (pass --allow-symlinks to follow it)", root.display())));
+        return Err(Error::new(format!(
+            "{}: is a symbolic link (pass --allow-symlinks to follow it)",
+            root.display()
+        )));
     }
     let meta = std::fs::metadata(root).map_err(|e| Error::io(root, &e))?;
     if meta.is_file() {
-        return Ok((vec![entry(".".into(), root.to_path_buf(), &meta)], Vec::new()));
+        return Ok((
+            vec![entry(".".into(), root.to_path_buf(), &meta)],
+            Vec::new(),
+        ));
     }
     if !meta.is_dir() {
-        return Err(Error::new(format!("{}: neither a file nor a directory", root.display())));
+        return Err(Error::new(format!(
+            "{}: neither a file nor a directory",
+            root.display()
+        )));
     }
     let canonical_root = root.canonicalize().map_err(|e| Error::io(root, &e))?;
     let mut files = Vec::new();
     let mut ignored = Vec::new();
-    let walker = walkdir::WalkDir::new(root).follow_links(opts.allow_symlinks).sort_by_file_name().min_depth(1);
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(opts.allow_symlinks)
+        .sort_by_file_name()
+        .min_depth(1);
     let mut it = walker.into_iter();
     while let Some(item) = it.next() {
         let item = item.map_err(|e| {
-            let path = e.path().map_or_else(|| root.display().to_string(), |p| p.display().to_string());
+            let path = e
+                .path()
+                .map_or_else(|| root.display().to_string(), |p| p.display().to_string());
             if e.loop_ancestor().is_some() {
                 Error::new(format!("{path}: symbolic link loop"))
             } else {
-                Error::new(format!("{path}: {}", e.io_error().map_or_else(|| e.to_string(), ToString::to_string)))
+                Error::new(format!(
+                    "{path}: {}",
+                    e.io_error()
+                        .map_or_else(|| e.to_string(), ToString::to_string)
+                ))
             }
         })?;
-        let rel = item.path().strip_prefix(root).map_err(|_| Error::new(format!("{}: outside the model root", item.path().display())))?;
+        let rel = item.path().strip_prefix(root).map_err(|_| {
+            Error::new(format!("{}: outside the model root", item.path().display()))
+        })?;
         let name = rel_name(rel)?;
         if let Some(rule) = matching_rule(&name, &opts.ignore) {
             if item.file_type().is_dir() {
                 it.skip_current_dir();
             } else {
-                ignored.push(Ignored { name, rule: rule.clone() });
+                ignored.push(Ignored {
+                    name,
+                    rule: rule.clone(),
+                });
             }
             continue;
         }
         if item.path_is_symlink() {
             if !opts.allow_symlinks {
-                return Err(Error::new(format!("{}: is a symbolic link (pass --allow-symlinks to follow links that stay inside the model)", item.path().display())));
+                return Err(Error::new(format!(
+                    "{}: is a symbolic link (pass --allow-symlinks to follow links that stay inside the model)",
+                    item.path().display()
+                )));
             }
-            let target = item.path().canonicalize().map_err(|e| Error::io(item.path(), &e))?;
+            let target = item
+                .path()
+                .canonicalize()
+                .map_err(|e| Error::io(item.path(), &e))?;
             if !target.starts_with(&canonical_root) {
-                return Err(Error::new(format!("{}: symbolic link leaves the model directory (to {})", item.path().display(), target.display())));
+                return Err(Error::new(format!(
+                    "{}: symbolic link leaves the model directory (to {})",
+                    item.path().display(),
+                    target.display()
+                )));
             }
         }
         let ft = item.file_type();
@@ -122,27 +163,42 @@ pub fn list_files(root: &Path, opts: &WalkOptions) -> Result<(Vec<FileEntry>, Ve
             continue;
         }
         if !ft.is_file() {
-            return Err(Error::new(format!("{}: not a regular file (socket, pipe or device)", item.path().display())));
+            return Err(Error::new(format!(
+                "{}: not a regular file (socket, pipe or device)",
+                item.path().display()
+            )));
         }
         if let Some(only) = &opts.only
             && !only.contains(&name)
         {
             continue;
         }
-        let meta = item.metadata().map_err(|e| Error::new(format!("{}: {e}", item.path().display())))?;
+        let meta = item
+            .metadata()
+            .map_err(|e| Error::new(format!("{}: {e}", item.path().display())))?;
         files.push(entry(name, item.path().to_path_buf(), &meta));
     }
     Ok((files, ignored))
 }
 
 fn entry(name: String, path: PathBuf, meta: &Metadata) -> FileEntry {
-    FileEntry { name, path, size: meta.len(), identity: FileIdentity::of(meta) }
+    FileEntry {
+        name,
+        path,
+        size: meta.len(),
+        identity: FileIdentity::of(meta),
+    }
 }
 
 fn rel_name(rel: &Path) -> Result<String, Error> {
     let mut parts = Vec::new();
     for c in rel.components() {
-        let s = c.as_os_str().to_str().ok_or_else(|| Error::new(format!("{}: file name is not UTF-8 and cannot be named in a signature", rel.display())))?;
+        let s = c.as_os_str().to_str().ok_or_else(|| {
+            Error::new(format!(
+                "{}: file name is not UTF-8 and cannot be named in a signature",
+                rel.display()
+            ))
+        })?;
         parts.push(s);
     }
     Ok(parts.join("/"))
@@ -165,6 +221,7 @@ pub struct HashJob<'a> {
 }
 
 /// The outcome of hashing: resources computed, and whether work stopped early.
+#[allow(clippy::struct_field_names)]
 pub struct Hashed {
     pub resources: Vec<Resource>,
     pub stopped_early: bool,
@@ -179,18 +236,26 @@ pub fn hash_files(files: &[FileEntry], job: &HashJob<'_>) -> Result<Hashed, Erro
     let mut jobs = Vec::new();
     for (i, f) in files.iter().enumerate() {
         match ser.method {
-            Method::Files => jobs.push(Job { file: i, range: None, len: f.size }),
+            Method::Files => jobs.push(Job {
+                file: i,
+                range: None,
+                len: f.size,
+            }),
             Method::Shards { shard_size } => {
                 let mut start = 0;
                 while start < f.size {
                     let end = start.saturating_add(shard_size).min(f.size);
-                    jobs.push(Job { file: i, range: Some((start, end)), len: end - start });
+                    jobs.push(Job {
+                        file: i,
+                        range: Some((start, end)),
+                        len: end - start,
+                    });
                     start = end;
                 }
             }
         }
     }
-    jobs.sort_by(|a, b| b.len.cmp(&a.len));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.len));
     let algorithm = ser.resource_algorithm();
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel();
@@ -203,7 +268,10 @@ pub fn hash_files(files: &[FileEntry], job: &HashJob<'_>) -> Result<Hashed, Erro
                     return;
                 }
                 let f = &files[j.file];
-                let key = ResourceKey { path: f.name.clone(), range: j.range };
+                let key = ResourceKey {
+                    path: f.name.clone(),
+                    range: j.range,
+                };
                 let name = key.to_string();
                 let cached = job.cache.and_then(|c| c.get(&name, ser.hash, &f.identity));
                 let hit = cached.is_some();
@@ -243,9 +311,18 @@ pub fn hash_files(files: &[FileEntry], job: &HashJob<'_>) -> Result<Hashed, Erro
                 }
             }
         }
-        resources.push(Resource { key, algorithm: algorithm.clone(), digest });
+        resources.push(Resource {
+            key,
+            algorithm: algorithm.clone(),
+            digest,
+        });
     }
-    Ok(Hashed { resources, stopped_early: stop.load(Ordering::Relaxed), bytes_hashed, cache_hits })
+    Ok(Hashed {
+        resources,
+        stopped_early: stop.load(Ordering::Relaxed),
+        bytes_hashed,
+        cache_hits,
+    })
 }
 
 enum Engine {
@@ -284,7 +361,12 @@ impl Engine {
 }
 
 /// Hashes a file, or `range` of it, streaming. Stops (with an "interrupted" error) when `stop` is set.
-pub fn hash_one(f: &FileEntry, range: Option<(u64, u64)>, alg: HashAlgorithm, stop: &AtomicBool) -> Result<Vec<u8>, Error> {
+pub fn hash_one(
+    f: &FileEntry,
+    range: Option<(u64, u64)>,
+    alg: HashAlgorithm,
+    stop: &AtomicBool,
+) -> Result<Vec<u8>, Error> {
     use std::io::{Seek, SeekFrom};
     let mut file = File::open(&f.path).map_err(|e| Error::io(&f.path, &e))?;
     let (start, mut remaining) = match range {
@@ -292,11 +374,13 @@ pub fn hash_one(f: &FileEntry, range: Option<(u64, u64)>, alg: HashAlgorithm, st
         None => (0, None),
     };
     if start > 0 {
-        file.seek(SeekFrom::Start(start)).map_err(|e| Error::io(&f.path, &e))?;
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| Error::io(&f.path, &e))?;
     }
     let parallel = alg == HashAlgorithm::Blake3 && f.size >= BLAKE3_PARALLEL_MIN;
     let mut engine = Engine::new(alg);
-    let mut buf = vec![0u8; CHUNK.min(usize::try_from(remaining.unwrap_or(f.size).max(1)).unwrap_or(CHUNK))];
+    let mut buf =
+        vec![0u8; CHUNK.min(usize::try_from(remaining.unwrap_or(f.size).max(1)).unwrap_or(CHUNK))];
     loop {
         if stop.load(Ordering::Relaxed) {
             return Err(Error::interrupted());
@@ -312,7 +396,11 @@ pub fn hash_one(f: &FileEntry, range: Option<(u64, u64)>, alg: HashAlgorithm, st
         };
         if n == 0 {
             if let Some(r) = remaining {
-                return Err(Error::new(format!("{}: file ended {r} bytes before the end of shard {start}..{}, it changed while being hashed", f.path.display(), range.map_or(0, |r| r.1))));
+                return Err(Error::new(format!(
+                    "{}: file ended {r} bytes before the end of shard {start}..{}, it changed while being hashed",
+                    f.path.display(),
+                    range.map_or(0, |r| r.1)
+                )));
             }
             break;
         }
@@ -339,9 +427,16 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// The name model-signing gives a model: the last component of its path.
 pub fn model_name(root: &Path) -> String {
-    let name = root.file_name().and_then(|n| n.to_str()).filter(|n| *n != "..");
+    let name = root
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| *n != "..");
     match name {
         Some(n) => n.to_owned(),
-        None => root.canonicalize().ok().and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned)).unwrap_or_default(),
+        None => root
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .unwrap_or_default(),
     }
 }

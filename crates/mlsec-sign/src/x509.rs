@@ -8,7 +8,9 @@ use const_oid::ObjectIdentifier;
 use der::{Decode, Encode, Reader, SliceReader};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName, name::GeneralName};
+use x509_cert::ext::pkix::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName, name::GeneralName,
+};
 
 use crate::keys::PublicKey;
 
@@ -49,8 +51,12 @@ pub struct Cert {
 
 impl Cert {
     pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let cert = Certificate::from_der(der).map_err(|e| format!("not a DER X.509 certificate: {e}"))?;
-        Ok(Self { der: der.to_vec(), cert })
+        let cert =
+            Certificate::from_der(der).map_err(|e| format!("not a DER X.509 certificate: {e}"))?;
+        Ok(Self {
+            der: der.to_vec(),
+            cert,
+        })
     }
 
     pub fn subject(&self) -> String {
@@ -66,7 +72,12 @@ impl Cert {
     }
 
     pub fn public_key(&self) -> Result<PublicKey, String> {
-        let spki = self.cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| e.to_string())?;
+        let spki = self
+            .cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| e.to_string())?;
         PublicKey::from_spki_der(&spki).map_err(|e| e.to_string())
     }
 
@@ -81,18 +92,34 @@ impl Cert {
     }
 
     fn ext<'a, T: Decode<'a>>(&'a self, oid: ObjectIdentifier) -> Result<Option<T>, String> {
-        let Some(exts) = &self.cert.tbs_certificate.extensions else { return Ok(None) };
+        let Some(exts) = &self.cert.tbs_certificate.extensions else {
+            return Ok(None);
+        };
         let mut found = exts.iter().filter(|e| e.extn_id == oid);
-        let Some(e) = found.next() else { return Ok(None) };
+        let Some(e) = found.next() else {
+            return Ok(None);
+        };
         if found.next().is_some() {
-            return Err(format!("certificate `{}` repeats extension {oid}", self.subject()));
+            return Err(format!(
+                "certificate `{}` repeats extension {oid}",
+                self.subject()
+            ));
         }
-        T::from_der(e.extn_value.as_bytes()).map(Some).map_err(|err| format!("certificate `{}`: damaged extension {oid}: {err}", self.subject()))
+        T::from_der(e.extn_value.as_bytes())
+            .map(Some)
+            .map_err(|err| {
+                format!(
+                    "certificate `{}`: damaged extension {oid}: {err}",
+                    self.subject()
+                )
+            })
     }
 
     /// Emails, URIs and DNS names from the subject alternative names.
     pub fn san(&self) -> Vec<String> {
-        let Ok(Some(SubjectAltName(names))) = self.ext::<SubjectAltName>(EXT_SAN) else { return Vec::new() };
+        let Ok(Some(SubjectAltName(names))) = self.ext::<SubjectAltName>(EXT_SAN) else {
+            return Vec::new();
+        };
         names
             .iter()
             .filter_map(|n| match n {
@@ -110,10 +137,18 @@ impl Cert {
         let nb = v.not_before.to_unix_duration().as_secs();
         let na = v.not_after.to_unix_duration().as_secs();
         if now_s < nb {
-            return Err(ChainError::Untrusted(format!("certificate `{}` is not valid yet (valid from {})", self.subject(), v.not_before)));
+            return Err(ChainError::Untrusted(format!(
+                "certificate `{}` is not valid yet (valid from {})",
+                self.subject(),
+                v.not_before
+            )));
         }
         if now_s > na {
-            return Err(ChainError::Untrusted(format!("certificate `{}` expired on {}", self.subject(), v.not_after)));
+            return Err(ChainError::Untrusted(format!(
+                "certificate `{}` expired on {}",
+                self.subject(),
+                v.not_after
+            )));
         }
         Ok(())
     }
@@ -121,16 +156,29 @@ impl Cert {
     /// Refuses critical extensions this verifier does not enforce.
     fn check_critical(&self) -> Result<(), ChainError> {
         for e in self.cert.tbs_certificate.extensions.iter().flatten() {
-            let known = [EXT_BASIC_CONSTRAINTS, EXT_KEY_USAGE, EXT_EXT_KEY_USAGE, EXT_SAN, EXT_SKI, EXT_AKI].contains(&e.extn_id);
+            let known = [
+                EXT_BASIC_CONSTRAINTS,
+                EXT_KEY_USAGE,
+                EXT_EXT_KEY_USAGE,
+                EXT_SAN,
+                EXT_SKI,
+                EXT_AKI,
+            ]
+            .contains(&e.extn_id);
             if e.critical && !known {
-                return Err(ChainError::Unsupported(format!("certificate `{}` has critical extension {} which this verifier does not enforce", self.subject(), e.extn_id)));
+                return Err(ChainError::Unsupported(format!(
+                    "certificate `{}` has critical extension {} which this verifier does not enforce",
+                    self.subject(),
+                    e.extn_id
+                )));
             }
         }
         Ok(())
     }
 
     fn is_ca(&self) -> Result<Option<BasicConstraints>, ChainError> {
-        self.ext::<BasicConstraints>(EXT_BASIC_CONSTRAINTS).map_err(ChainError::Untrusted)
+        self.ext::<BasicConstraints>(EXT_BASIC_CONSTRAINTS)
+            .map_err(ChainError::Untrusted)
     }
 
     /// Whether `issuer` signed this certificate.
@@ -144,10 +192,22 @@ impl Cert {
             ECDSA_SHA256 => Sha256::digest(tbs).to_vec(),
             ECDSA_SHA384 => Sha384::digest(tbs).to_vec(),
             ECDSA_SHA512 => Sha512::digest(tbs).to_vec(),
-            other => return Err(ChainError::Unsupported(format!("certificate `{}` is signed with algorithm {other}; only ECDSA with SHA-256/384/512 is supported", self.subject()))),
+            other => {
+                return Err(ChainError::Unsupported(format!(
+                    "certificate `{}` is signed with algorithm {other}; only ECDSA with SHA-256/384/512 is supported",
+                    self.subject()
+                )));
+            }
         };
-        let key = issuer.public_key().map_err(|e| ChainError::Unsupported(format!("issuer `{}`: {e}", issuer.subject())))?;
-        let sig = self.cert.signature.as_bytes().ok_or_else(|| ChainError::Untrusted(format!("certificate `{}`: signature is not byte aligned", self.subject())))?;
+        let key = issuer
+            .public_key()
+            .map_err(|e| ChainError::Unsupported(format!("issuer `{}`: {e}", issuer.subject())))?;
+        let sig = self.cert.signature.as_bytes().ok_or_else(|| {
+            ChainError::Untrusted(format!(
+                "certificate `{}`: signature is not byte aligned",
+                self.subject()
+            ))
+        })?;
         Ok(key.verify_prehash(&digest, sig))
     }
 }
@@ -157,10 +217,15 @@ pub fn certs_from_pem(text: &str) -> Result<Vec<Cert>, String> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
-        let end_marker = rest[start..].find("-----END ").map(|e| start + e + "-----END ".len());
+        let end_marker = rest[start..]
+            .find("-----END ")
+            .map(|e| start + e + "-----END ".len());
         let end = end_marker.and_then(|m| rest[m..].find("-----").map(|f| m + f + 5));
-        let Some(end) = end else { return Err("unterminated PEM block".into()) };
-        let (label, der) = der::pem::decode_vec(rest[start..end].trim().as_bytes()).map_err(|e| format!("damaged PEM block: {e}"))?;
+        let Some(end) = end else {
+            return Err("unterminated PEM block".into());
+        };
+        let (label, der) = der::pem::decode_vec(rest[start..end].trim().as_bytes())
+            .map_err(|e| format!("damaged PEM block: {e}"))?;
         if label == "CERTIFICATE" {
             out.push(Cert::from_der(&der)?);
             if out.len() > MAX_CERTS {
@@ -184,46 +249,76 @@ pub struct ValidChain {
 
 /// Which usage the leaf carried that allows signing.
 fn check_leaf_usage(leaf: &Cert) -> Result<(), ChainError> {
-    let ku = leaf.ext::<KeyUsage>(EXT_KEY_USAGE).map_err(ChainError::Untrusted)?;
+    let ku = leaf
+        .ext::<KeyUsage>(EXT_KEY_USAGE)
+        .map_err(ChainError::Untrusted)?;
     if ku.is_some_and(|k| k.digital_signature()) {
         return Ok(());
     }
-    let eku = leaf.ext::<ExtendedKeyUsage>(EXT_EXT_KEY_USAGE).map_err(ChainError::Untrusted)?;
+    let eku = leaf
+        .ext::<ExtendedKeyUsage>(EXT_EXT_KEY_USAGE)
+        .map_err(ChainError::Untrusted)?;
     if eku.is_some_and(|e| e.0.contains(&EKU_CODE_SIGNING)) {
         return Ok(());
     }
-    Err(ChainError::Untrusted(format!("signing certificate `{}` allows neither digitalSignature key usage nor codeSigning extended key usage", leaf.subject())))
+    Err(ChainError::Untrusted(format!(
+        "signing certificate `{}` allows neither digitalSignature key usage nor codeSigning extended key usage",
+        leaf.subject()
+    )))
 }
 
 /// A CA certificate must say so, and may sign certificates.
 fn check_issuer(ca: &Cert, below: usize) -> Result<(), ChainError> {
     let bc = ca.is_ca()?;
     let Some(bc) = bc.filter(|b| b.ca) else {
-        return Err(ChainError::Untrusted(format!("`{}` issued a certificate but is not a CA (basicConstraints)", ca.subject())));
+        return Err(ChainError::Untrusted(format!(
+            "`{}` issued a certificate but is not a CA (basicConstraints)",
+            ca.subject()
+        )));
     };
     if let Some(limit) = bc.path_len_constraint
         && below > usize::from(limit)
     {
-        return Err(ChainError::Untrusted(format!("`{}` allows {limit} intermediate CA(s) below it; the chain has {below}", ca.subject())));
+        return Err(ChainError::Untrusted(format!(
+            "`{}` allows {limit} intermediate CA(s) below it; the chain has {below}",
+            ca.subject()
+        )));
     }
-    if let Some(ku) = ca.ext::<KeyUsage>(EXT_KEY_USAGE).map_err(ChainError::Untrusted)?
+    if let Some(ku) = ca
+        .ext::<KeyUsage>(EXT_KEY_USAGE)
+        .map_err(ChainError::Untrusted)?
         && !ku.key_cert_sign()
     {
-        return Err(ChainError::Untrusted(format!("`{}` may not sign certificates (keyUsage lacks keyCertSign)", ca.subject())));
+        return Err(ChainError::Untrusted(format!(
+            "`{}` may not sign certificates (keyUsage lacks keyCertSign)",
+            ca.subject()
+        )));
     }
-    if let Some(eku) = ca.ext::<ExtendedKeyUsage>(EXT_EXT_KEY_USAGE).map_err(ChainError::Untrusted)?
+    if let Some(eku) = ca
+        .ext::<ExtendedKeyUsage>(EXT_EXT_KEY_USAGE)
+        .map_err(ChainError::Untrusted)?
         && !eku.0.contains(&EKU_CODE_SIGNING)
         && !eku.0.contains(&EKU_ANY)
     {
-        return Err(ChainError::Untrusted(format!("`{}` restricts its extended key usage and excludes codeSigning", ca.subject())));
+        return Err(ChainError::Untrusted(format!(
+            "`{}` restricts its extended key usage and excludes codeSigning",
+            ca.subject()
+        )));
     }
     Ok(())
 }
 
 /// Builds and checks a path from `leaf` through `intermediates` to one of `anchors`, at `now`.
-pub fn verify_chain(leaf: &Cert, intermediates: &[Cert], anchors: &[Cert], now: SystemTime) -> Result<ValidChain, ChainError> {
+pub fn verify_chain(
+    leaf: &Cert,
+    intermediates: &[Cert],
+    anchors: &[Cert],
+    now: SystemTime,
+) -> Result<ValidChain, ChainError> {
     if anchors.is_empty() {
-        return Err(ChainError::Untrusted("no trust anchors given: a certificate chain is never trusted on its own".into()));
+        return Err(ChainError::Untrusted(
+            "no trust anchors given: a certificate chain is never trusted on its own".into(),
+        ));
     }
     leaf.check_critical()?;
     check_leaf_usage(leaf)?;
@@ -236,7 +331,9 @@ pub fn verify_chain(leaf: &Cert, intermediates: &[Cert], anchors: &[Cert], now: 
             return Ok(ValidChain { path });
         }
         if path.len() >= MAX_CHAIN {
-            return Err(ChainError::Untrusted(format!("no trusted path within {MAX_CHAIN} certificates")));
+            return Err(ChainError::Untrusted(format!(
+                "no trusted path within {MAX_CHAIN} certificates"
+            )));
         }
         // Prefer an anchor as the issuer, then an intermediate from the bundle.
         let mut next = None;
@@ -258,7 +355,12 @@ pub fn verify_chain(leaf: &Cert, intermediates: &[Cert], anchors: &[Cert], now: 
             if let Some(e) = unsupported {
                 return Err(ChainError::Unsupported(e));
             }
-            return Err(ChainError::Untrusted(format!("certificate `{}` (issued by `{}`) does not chain to any of the {} trust anchor(s) given", current.subject(), current.issuer(), anchors.len())));
+            return Err(ChainError::Untrusted(format!(
+                "certificate `{}` (issued by `{}`) does not chain to any of the {} trust anchor(s) given",
+                current.subject(),
+                current.issuer(),
+                anchors.len()
+            )));
         };
         // Intermediates counted below this issuer (the leaf is not counted).
         check_issuer(&issuer, path.len() - 1)?;

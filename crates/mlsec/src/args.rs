@@ -22,6 +22,20 @@ pub enum Command {
     Scan(ScanArgs),
     /// List every rule with its documentation.
     Rules(RulesArgs),
+    /// Generate an ECDSA key pair (PKCS#8 PEM) for signing models.
+    Keygen(KeygenArgs),
+    /// Sign a model folder or file: writes a Sigstore bundle that OpenSSF model-signing verifies.
+    Sign(SignArgs),
+    /// Verify a model against its signature (exit 0 verified, 1 invalid or changed, 2 could not verify).
+    Verify(VerifyArgs),
+    /// Print a model's manifest: the digest of every file (or shard) a signature would cover.
+    Hash(HashArgs),
+    /// OMS conformance adapter: sign (the form the model-signing conformance suite drives).
+    #[command(name = "sign-model", hide = true)]
+    SignModel(SignModelArgs),
+    /// OMS conformance adapter: verify.
+    #[command(name = "verify-model", hide = true)]
+    VerifyModel(VerifyModelArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,4 +106,260 @@ pub struct RulesArgs {
     /// Output format (text or json).
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CurveArg {
+    P256,
+    P384,
+    P521,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HashArg {
+    Sha256,
+    #[value(alias = "blake2")]
+    Blake2b,
+    Blake3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PasswordArgs {
+    /// Read the private key's password from FILE (first line). Also: the MLSEC_KEY_PASSWORD variable.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Curve (the signature hash follows it: SHA-256, SHA-384, SHA-512).
+    #[arg(long, value_enum, default_value_t = CurveArg::P256)]
+    pub curve: CurveArg,
+
+    /// Writes PREFIX.key (private, mode 0600) and PREFIX.pub.
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "PREFIX",
+        default_value = "mlsec-signing"
+    )]
+    pub out: PathBuf,
+
+    /// Encrypt the private key (PBES2: PBKDF2-SHA256, AES-256-CBC) with the password from
+    /// --password-file or MLSEC_KEY_PASSWORD.
+    #[arg(long)]
+    pub encrypt: bool,
+
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HashingArgs {
+    /// Hash for each file or shard. blake3 hashes one big file on every core.
+    #[arg(long = "hash", value_enum, default_value_t = HashArg::Sha256)]
+    pub hash: HashArg,
+
+    /// Cut files into shards of BYTES and hash them in parallel (not with blake3, which needs no shards).
+    #[arg(long, value_name = "BYTES")]
+    pub shard_size: Option<u64>,
+
+    /// Leave PATH out of the signature (repeatable). Relative paths are taken from the current
+    /// directory, as model-signing does.
+    #[arg(long = "ignore-paths", visible_alias = "ignore-path", value_name = "PATH", action = clap::ArgAction::Append)]
+    pub ignore_paths: Vec<PathBuf>,
+
+    /// Sign .git, .gitattributes, .github and .gitignore too.
+    #[arg(long)]
+    pub no_ignore_git_paths: bool,
+
+    /// Follow symbolic links that stay inside the model.
+    #[arg(long, alias = "allow_symlinks")]
+    pub allow_symlinks: bool,
+
+    /// Keep digests in FILE and re-hash only files whose identity (device, inode, size, mtime,
+    /// ctime) changed. Opt-in: see `docs/signing.md` for what it trusts.
+    #[arg(long, value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// Model directory or file.
+    #[arg(value_name = "MODEL_PATH")]
+    pub model: PathBuf,
+
+    /// Private key (PEM: PKCS#8, encrypted PKCS#8 or SEC1).
+    #[arg(
+        long,
+        visible_alias = "private-key",
+        alias = "private_key",
+        value_name = "FILE"
+    )]
+    pub key: PathBuf,
+
+    /// Signing certificate (PEM) for certificate mode.
+    #[arg(
+        long,
+        visible_alias = "signing-cert",
+        alias = "signing_certificate",
+        value_name = "FILE"
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// Intermediate (and root) certificates to ship in the bundle, leaf to root (repeatable).
+    #[arg(long, alias = "certificate_chain", value_name = "FILE", action = clap::ArgAction::Append, requires = "cert")]
+    pub cert_chain: Vec<PathBuf>,
+
+    /// Where to write the signature.
+    #[arg(long, value_name = "FILE", default_value = "model.sig")]
+    pub signature: PathBuf,
+
+    #[command(flatten)]
+    pub hashing: HashingArgs,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+
+    /// Summary format on stdout.
+    #[arg(long, short = 'f', value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Model directory or file.
+    #[arg(value_name = "MODEL_PATH")]
+    pub model: PathBuf,
+
+    /// Public key (PEM) for key-mode signatures.
+    #[arg(
+        long,
+        visible_alias = "public-key",
+        alias = "public_key",
+        value_name = "FILE",
+        required_unless_present = "cert_chain",
+        conflicts_with = "cert_chain"
+    )]
+    pub key: Option<PathBuf>,
+
+    /// Trust anchors (PEM certificates) for certificate-mode signatures (repeatable). Nothing else
+    /// is trusted: there is no default store.
+    #[arg(long, alias = "certificate_chain", value_name = "FILE", action = clap::ArgAction::Append)]
+    pub cert_chain: Vec<PathBuf>,
+
+    /// The signature to check.
+    #[arg(long, value_name = "FILE", default_value = "model.sig")]
+    pub signature: PathBuf,
+
+    /// Leave PATH out of the check (repeatable).
+    #[arg(long = "ignore-paths", visible_alias = "ignore-path", value_name = "PATH", action = clap::ArgAction::Append)]
+    pub ignore_paths: Vec<PathBuf>,
+
+    /// Check .git, .gitattributes, .github and .gitignore too.
+    #[arg(long)]
+    pub no_ignore_git_paths: bool,
+
+    /// Follow symbolic links that stay inside the model.
+    #[arg(long, alias = "allow_symlinks")]
+    pub allow_symlinks: bool,
+
+    /// Files on disk that the signature does not list are not an error.
+    #[arg(long, alias = "ignore_unsigned_files")]
+    pub ignore_unsigned_files: bool,
+
+    /// Stop at the first file that differs.
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// Refuse signatures whose ignore_paths leave weight files unsigned (default: warn).
+    #[arg(long)]
+    pub refuse_ignored_weights: bool,
+
+    /// Re-hash only files whose identity changed since FILE was written (see `mlsec sign --cache`).
+    #[arg(long, value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+
+    /// Result format. JSON records what was checked, by which key or identity, and which files.
+    #[arg(long, short = 'f', value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+
+    /// Write the result to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HashArgs {
+    /// Model directory or file.
+    #[arg(value_name = "MODEL_PATH")]
+    pub model: PathBuf,
+
+    #[command(flatten)]
+    pub hashing: HashingArgs,
+
+    /// Output format: text (digest and name per line) or json (the in-toto statement).
+    #[arg(long, short = 'f', value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConformanceMethod {
+    Key,
+    Certificate,
+    Sigstore,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignModelArgs {
+    #[arg(long, value_enum)]
+    pub method: ConformanceMethod,
+    #[arg(long)]
+    pub model_path: PathBuf,
+    #[arg(long, alias = "bundle")]
+    pub output_bundle: PathBuf,
+    #[arg(long)]
+    pub private_key: Option<PathBuf>,
+    #[arg(long)]
+    pub signing_cert: Option<PathBuf>,
+    #[arg(long, action = clap::ArgAction::Append)]
+    pub cert_chain: Vec<PathBuf>,
+    #[arg(long, action = clap::ArgAction::Append)]
+    pub ignore_paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyModelArgs {
+    #[arg(long, value_enum)]
+    pub method: ConformanceMethod,
+    #[arg(long)]
+    pub model_path: PathBuf,
+    #[arg(long)]
+    pub bundle: PathBuf,
+    #[arg(long)]
+    pub public_key: Option<PathBuf>,
+    #[arg(long, action = clap::ArgAction::Append)]
+    pub cert_chain: Vec<PathBuf>,
+    #[arg(long, action = clap::ArgAction::Append)]
+    pub ignore_paths: Vec<PathBuf>,
+    #[arg(long)]
+    pub ignore_unsigned_files: bool,
 }

@@ -2,6 +2,7 @@
 
 mod rules;
 mod scan;
+mod sign;
 
 use std::process::ExitCode;
 
@@ -11,5 +12,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Scan(args) => scan::run(&args),
         Command::Rules(args) => rules::run(&args),
+        Command::Keygen(args) => sign::keygen(&args),
+        Command::Sign(args) => sign::sign(&args),
+        Command::Verify(args) => sign::verify(&args),
+        Command::Hash(args) => sign::hash(&args),
+        Command::SignModel(args) => sign::sign_model(&args),
+        Command::VerifyModel(args) => sign::verify_model(&args),
     }
 }
