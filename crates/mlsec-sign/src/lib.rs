@@ -565,14 +565,21 @@ pub fn verify(
     }
 
     // What to leave out: the verifier's own choices, then what the signer recorded.
-    let own = ignore_list(
-        model,
-        &HashOptions {
-            ignore_git: opts.ignore_git,
-            ignore_paths: opts.ignore_paths.clone(),
-            ..HashOptions::default()
-        },
-    );
+    // The default git paths are left out unless the signer signed them (model-signing before
+    // 1.1 did): a file that was signed is checked, not reported missing.
+    let mut own = resolve_ignore_paths(model, &opts.ignore_paths);
+    if opts.ignore_git {
+        for g in GIT_PATHS {
+            let signed = expected.resources.iter().any(|r| {
+                r.key.path == g || r.key.path.strip_prefix(g).is_some_and(|rest| rest.starts_with('/'))
+            });
+            if signed {
+                legacy.push(format!("`{g}` is signed, so it is checked although git paths are left out by default"));
+            } else {
+                own.push(g.to_owned());
+            }
+        }
+    }
     let mut ignore = own.clone();
     let mut signed_rules = Vec::new();
     for p in &ser.ignore_paths {
