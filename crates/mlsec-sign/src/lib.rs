@@ -250,6 +250,7 @@ pub enum Signer<'a> {
 }
 
 /// A signature, ready to write.
+#[derive(Debug)]
 pub struct Signed {
     pub bundle: Bundle,
     pub manifest: Manifest,
@@ -571,10 +572,16 @@ pub fn verify(
     if opts.ignore_git {
         for g in GIT_PATHS {
             let signed = expected.resources.iter().any(|r| {
-                r.key.path == g || r.key.path.strip_prefix(g).is_some_and(|rest| rest.starts_with('/'))
+                r.key.path == g
+                    || r.key
+                        .path
+                        .strip_prefix(g)
+                        .is_some_and(|rest| rest.starts_with('/'))
             });
             if signed {
-                legacy.push(format!("`{g}` is signed, so it is checked although git paths are left out by default"));
+                legacy.push(format!(
+                    "`{g}` is signed, so it is checked although git paths are left out by default"
+                ));
             } else {
                 own.push(g.to_owned());
             }
