@@ -2,6 +2,8 @@
 //! the JSON and SARIF contracts, and `mlsec rules`.
 #![allow(clippy::unwrap_used)]
 
+mod sign;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
