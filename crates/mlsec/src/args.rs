@@ -174,8 +174,8 @@ pub struct HashingArgs {
     #[arg(long, value_name = "BYTES")]
     pub shard_size: Option<u64>,
 
-    /// Leave PATH out of the signature (repeatable). Relative paths are taken from the current
-    /// directory, as model-signing does.
+    /// Leave PATH out of the signature (repeatable). A relative path is taken from the current
+    /// directory, as model-signing does, or else from the model directory.
     #[arg(long = "ignore-paths", visible_alias = "ignore-path", value_name = "PATH", action = clap::ArgAction::Append)]
     pub ignore_paths: Vec<PathBuf>,
 
