@@ -164,6 +164,23 @@ pub struct KeygenArgs {
     pub password: PasswordArgs,
 }
 
+/// Which files of the model are taken.
+#[derive(Debug, clap::Args)]
+pub struct WalkArgs {
+    /// Leave PATH out (repeatable). A relative path is taken from the current directory, as
+    /// model-signing does, or else from the model directory.
+    #[arg(long = "ignore-paths", visible_alias = "ignore-path", value_name = "PATH", action = clap::ArgAction::Append)]
+    pub ignore_paths: Vec<PathBuf>,
+
+    /// Take .git, .gitattributes, .github and .gitignore too.
+    #[arg(long)]
+    pub no_ignore_git_paths: bool,
+
+    /// Follow symbolic links that stay inside the model.
+    #[arg(long, alias = "allow_symlinks")]
+    pub allow_symlinks: bool,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct HashingArgs {
     /// Hash for each file or shard. blake3 hashes one big file on every core.
@@ -174,18 +191,8 @@ pub struct HashingArgs {
     #[arg(long, value_name = "BYTES")]
     pub shard_size: Option<u64>,
 
-    /// Leave PATH out of the signature (repeatable). A relative path is taken from the current
-    /// directory, as model-signing does, or else from the model directory.
-    #[arg(long = "ignore-paths", visible_alias = "ignore-path", value_name = "PATH", action = clap::ArgAction::Append)]
-    pub ignore_paths: Vec<PathBuf>,
-
-    /// Sign .git, .gitattributes, .github and .gitignore too.
-    #[arg(long)]
-    pub no_ignore_git_paths: bool,
-
-    /// Follow symbolic links that stay inside the model.
-    #[arg(long, alias = "allow_symlinks")]
-    pub allow_symlinks: bool,
+    #[command(flatten)]
+    pub walk: WalkArgs,
 
     /// Keep digests in FILE and re-hash only files whose identity (device, inode, size, mtime,
     /// ctime) changed. Opt-in: see `docs/signing.md` for what it trusts.
@@ -266,17 +273,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE", default_value = "model.sig")]
     pub signature: PathBuf,
 
-    /// Leave PATH out of the check (repeatable).
-    #[arg(long = "ignore-paths", visible_alias = "ignore-path", value_name = "PATH", action = clap::ArgAction::Append)]
-    pub ignore_paths: Vec<PathBuf>,
-
-    /// Check .git, .gitattributes, .github and .gitignore too.
-    #[arg(long)]
-    pub no_ignore_git_paths: bool,
-
-    /// Follow symbolic links that stay inside the model.
-    #[arg(long, alias = "allow_symlinks")]
-    pub allow_symlinks: bool,
+    #[command(flatten)]
+    pub walk: WalkArgs,
 
     /// Files on disk that the signature does not list are not an error.
     #[arg(long, alias = "ignore_unsigned_files")]

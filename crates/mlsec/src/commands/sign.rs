@@ -80,13 +80,13 @@ fn hash_options(h: &HashingArgs, extra_ignore: &[PathBuf]) -> anyhow::Result<Has
         ),
         Some(shard_size) => Method::Shards { shard_size },
     };
-    let mut ignore_paths = h.ignore_paths.clone();
+    let mut ignore_paths = h.walk.ignore_paths.clone();
     ignore_paths.extend(extra_ignore.iter().cloned());
     Ok(HashOptions {
         method,
         hash,
-        allow_symlinks: h.allow_symlinks,
-        ignore_git: !h.no_ignore_git_paths,
+        allow_symlinks: h.walk.allow_symlinks,
+        ignore_git: !h.walk.no_ignore_git_paths,
         ignore_paths,
     })
 }
@@ -233,12 +233,12 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let bundle = read_bundle(&args.signature)?;
     let cache = open_cache(args.cache.as_ref())?;
-    let mut ignore_paths = args.ignore_paths.clone();
+    let mut ignore_paths = args.walk.ignore_paths.clone();
     ignore_paths.push(args.signature.clone());
     let opts = VerifyOptions {
         ignore_paths,
-        ignore_git: !args.no_ignore_git_paths,
-        allow_symlinks: args.allow_symlinks,
+        ignore_git: !args.walk.no_ignore_git_paths,
+        allow_symlinks: args.walk.allow_symlinks,
         ignore_unsigned_files: args.ignore_unsigned_files,
         fail_fast: args.fail_fast,
         ignored_weights: if args.refuse_ignored_weights {

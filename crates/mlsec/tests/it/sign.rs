@@ -297,51 +297,56 @@ fn hash_prints_the_manifest() {
 fn conformance_adapter_verifies_model_signing_bundles() {
     let root = repo().join("fixtures/signing");
     let p = |s: &str| root.join(s).display().to_string();
-    let o = bin()
-        .args([
+    let verify_model = |method: &str, bundle: &str, flag: &str, material: &str| {
+        let args = [
             "verify-model",
             "--method",
+            method,
+            "--model-path",
+            &p("model"),
+            "--bundle",
+            &p(bundle),
+            flag,
+            &p(material),
+        ];
+        code(&bin().args(args).output().unwrap())
+    };
+    assert_eq!(
+        verify_model(
             "key",
-            "--model-path",
-            &p("model"),
-            "--bundle",
-            &p("v1.1.1/key-p256.sig"),
+            "v1.1.1/key-p256.sig",
             "--public-key",
-            &p("keys/p256.pub"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let o = bin()
-        .args([
-            "verify-model",
-            "--method",
+            "keys/p256.pub"
+        ),
+        0
+    );
+    assert_eq!(
+        verify_model(
             "certificate",
-            "--model-path",
-            &p("model"),
-            "--bundle",
-            &p("v1.1.1/certificate.sig"),
+            "v1.1.1/certificate.sig",
             "--cert-chain",
-            &p("certs/root.pem"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let o = bin()
-        .args([
-            "verify-model",
-            "--method",
+            "certs/root.pem"
+        ),
+        0
+    );
+    assert_ne!(
+        verify_model(
             "certificate",
-            "--model-path",
-            &p("model"),
-            "--bundle",
-            &p("v1.1.1/certificate.sig"),
+            "v1.1.1/certificate.sig",
             "--cert-chain",
-            &p("certs/other-root.pem"),
-        ])
-        .output()
-        .unwrap();
-    assert_ne!(code(&o), 0);
+            "certs/other-root.pem"
+        ),
+        0
+    );
+    assert_ne!(
+        verify_model(
+            "key",
+            "v1.1.1/key-p256.sig",
+            "--public-key",
+            "keys/p384.pub"
+        ),
+        0
+    );
 
     // Unsigned extra files: refused, unless --ignore-unsigned-files.
     let dir = tempfile::tempdir().unwrap();
