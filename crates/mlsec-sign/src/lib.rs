@@ -415,7 +415,10 @@ pub struct Verified {
     pub root_digest: String,
     pub resources: Vec<Value>,
     pub ignored: Vec<Value>,
+    /// Old formats this bundle used (accepted for compatibility).
     pub legacy: Vec<String>,
+    /// How verification differed from the defaults, and why.
+    pub notes: Vec<String>,
     pub warnings: Vec<String>,
     pub stats: HashStats,
 }
@@ -527,6 +530,7 @@ pub fn verify(
     let cnv = VerifyError::CouldNotVerify;
     let bundle = Bundle::parse(bundle_bytes).map_err(|e| cnv(e.to_string()))?;
     let mut legacy = Vec::new();
+    let mut notes = Vec::new();
     let mut warnings = Vec::new();
     let signer = authenticate(&bundle, trust, opts.now, &mut legacy)?;
     if bundle.payload_type != IN_TOTO_PAYLOAD_TYPE {
@@ -579,7 +583,7 @@ pub fn verify(
                         .is_some_and(|rest| rest.starts_with('/'))
             });
             if signed {
-                legacy.push(format!(
+                notes.push(format!(
                     "`{g}` is signed, so it is checked although git paths are left out by default"
                 ));
             } else {
@@ -690,6 +694,7 @@ pub fn verify(
         resources: expected.resources.iter().map(|r| json!({"name": r.key.to_string(), "algorithm": r.algorithm, "digest": hex::encode(&r.digest)})).collect(),
         ignored: ignored.iter().map(|i| json!({"name": i.name, "rule": i.rule})).collect(),
         legacy,
+        notes,
         warnings,
         stats,
     })

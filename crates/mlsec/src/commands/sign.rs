@@ -286,6 +286,9 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             for l in &v.legacy {
                 eprintln!("mlsec: note: legacy bundle: {l}");
             }
+            for n in &v.notes {
+                eprintln!("mlsec: note: {n}");
+            }
             writeln!(out, "{v}")?;
         }
         (ReportFormat::Text, Err(e)) => eprintln!("mlsec: {e}"),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{bin, code, repo, stderr, stdout};
+use super::{assert_valid, bin, code, repo, stderr, stdout};
 
 fn copy_model(to: &Path) {
     let from = repo().join("fixtures/signing/model");
@@ -412,4 +412,79 @@ fn conformance_adapter_verifies_model_signing_bundles() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn verification_records_follow_the_schema() {
+    let schema = std::fs::read_to_string(repo().join("docs/verify-result.schema.json")).unwrap();
+    let root = repo().join("fixtures/signing");
+    let p = |s: &str| root.join(s).display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    copy_model(dir.path());
+    let model = dir.path().display().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "--key",
+                &p("keys/p256.pub"),
+                "--signature",
+                &p("v1.1.1/key-p256.sig"),
+            ],
+            "verified",
+        ),
+        (
+            &[
+                "--cert-chain",
+                &p("certs/root.pem"),
+                "--signature",
+                &p("v1.1.1/certificate.sig"),
+            ],
+            "verified",
+        ),
+        (
+            &[
+                "--cert-chain",
+                &p("certs/root.pem"),
+                "--signature",
+                &p("v1.1.1/certificate-expired.sig"),
+            ],
+            "invalid",
+        ),
+        (
+            &[
+                "--key",
+                &p("keys/p256.pub"),
+                "--signature",
+                &p("certs/root.pem"),
+            ],
+            "error",
+        ),
+    ];
+    for (args, status) in cases {
+        let o = bin()
+            .args(["verify", &model, "-f", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["status"], status, "{v}");
+        assert_valid(&schema, &v);
+    }
+    std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+    let o = bin()
+        .args([
+            "verify",
+            &model,
+            "-f",
+            "json",
+            "--key",
+            &p("keys/p256.pub"),
+            "--signature",
+            &p("v1.1.1/key-p256.sig"),
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["status"], "mismatch");
+    assert_valid(&schema, &v);
 }
