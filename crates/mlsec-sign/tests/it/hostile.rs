@@ -403,3 +403,35 @@ fn key_and_certificate_modes_are_not_mixed_up() {
     .unwrap_err();
     assert!(e.to_string().contains("public key"), "{e}");
 }
+
+#[cfg(unix)]
+#[test]
+fn the_signature_is_checked_before_the_model_is_read() {
+    // A named pipe in the model would block or fail any read; a wrong key must be reported
+    // without touching it.
+    let dir = model_copy();
+    let fifo = dir.path().join("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let e = verify(
+        dir.path(),
+        &bundle("v1.1.1/key-p256.sig"),
+        &Trust::Key(public_key("p384.pub")),
+    )
+    .unwrap_err();
+    assert_eq!(e.status(), "invalid", "{e}");
+    // With the right key the walk reaches the pipe, and refuses it instead of reading it.
+    let e = verify(
+        dir.path(),
+        &bundle("v1.1.1/key-p256.sig"),
+        &Trust::Key(public_key("p256.pub")),
+    )
+    .unwrap_err();
+    assert_eq!(e.status(), "error", "{e}");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}
