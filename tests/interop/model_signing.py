@@ -102,6 +102,20 @@ else:
 cfg.verify(model, sig)  # otherwise the hashing configuration is read from the bundle
 '''
 
+ENCRYPT_KEY = r'''
+import sys
+from cryptography.hazmat.primitives import serialization
+k = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), None)
+open(sys.argv[2], "wb").write(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    serialization.BestAvailableEncryption(b"interop passphrase")))
+'''
+
+API_SIGN_ENCRYPTED = r'''
+import sys, model_signing
+model, sig, key = sys.argv[1:4]
+model_signing.signing.Config().use_elliptic_key_signer(private_key=key, password=b"interop passphrase").sign(model, sig)
+'''
+
 API_SIGN = r'''
 import sys, model_signing
 model, sig, key, kind = sys.argv[1:5]
@@ -168,6 +182,17 @@ def main() -> int:
         sig = d / "adapter-cert.sig"
         check("mlsec sign-model (adapter, certificate)", [mlsec, "sign-model", "--method", "certificate", "--model-path", model, "--output-bundle", sig, "--private-key", d / "leaf.key", "--signing-cert", d / "leaf.pem", "--cert-chain", d / "intermediate.pem"])
         check("model_signing CLI verifies adapter certificate bundle", [*ms, "verify", "certificate", model, "--signature", sig, "--certificate_chain", d / "root.pem"])
+
+        # Encrypted keys: ours read by model-signing, cryptography's read by mlsec.
+        env = dict(os.environ, MLSEC_KEY_PASSWORD="interop passphrase")
+        check("mlsec keygen --encrypt", [mlsec, "keygen", "--out", d / "enc", "--encrypt", "--curve", "p384"], env=env)
+        sig = d / "ms-enc.sig"
+        # (model-signing's CLI `--password` passes a str where `cryptography` wants bytes, so use its API.)
+        check("model_signing signs with mlsec's encrypted PKCS#8 key", [py, "-c", API_SIGN_ENCRYPTED, model, sig, d / "enc.key"])
+        check("mlsec verifies it", [mlsec, "verify", model, "--key", d / "enc.pub", "--signature", sig])
+        subprocess.run([str(py), "-c", ENCRYPT_KEY, d / "p256.key", d / "p256-enc.key"], check=True)
+        check("mlsec signs with cryptography's encrypted PKCS#8 key", [mlsec, "sign", model, "--key", d / "p256-enc.key", "--signature", d / "mlsec-enc.sig"], env=env)
+        check("model_signing verifies it", [*ms, "verify", "key", model, "--signature", d / "mlsec-enc.sig", "--public_key", d / "p256.pub"])
 
         # 2. model-signing signs, mlsec verifies.
         for curve in ["p256", "p384", "p521"]:
