@@ -138,6 +138,8 @@ def main() -> None:
         ref = work / "ref.sig"
         row("model_signing sign key (files+sha256)", timed([*ms, "sign", "key", model, "--private_key", key, "--signature", ref], args.repeat))
         row("model_signing verify key (files+sha256)", timed([*ms, "verify", "key", model, "--signature", ref, "--public_key", pub], args.repeat))
+        api = "import sys, model_signing as m; c = m.signing.Config().use_elliptic_key_signer(private_key=sys.argv[2]); c.set_hashing_config(m.hashing.Config().use_file_serialization(hashing_algorithm='blake3')); c.sign(sys.argv[1], sys.argv[3])"
+        row("model_signing sign key (files+blake3, API)", timed([py, "-c", api, model, key, work / "ref-b3.sig"], args.repeat))
 
     t = dict(rows)
     limit = t[f"openssl dgst -sha256, {cores} parallel (limit)"]
@@ -149,6 +151,7 @@ def main() -> None:
         print(f"  mlsec sign vs model_signing sign:              {t['model_signing sign key (files+sha256)'] / t['mlsec sign, files+sha256']:.1f}x faster")
         print(f"  mlsec verify vs model_signing verify:          {t['model_signing verify key (files+sha256)'] / t['mlsec verify, files+sha256']:.1f}x faster")
         print(f"  mlsec blake3 verify vs model_signing verify:   {t['model_signing verify key (files+sha256)'] / t['mlsec verify, blake3']:.1f}x faster")
+        print(f"  mlsec blake3 sign vs model_signing blake3 sign: {t['model_signing sign key (files+blake3, API)'] / t['mlsec sign, blake3']:.1f}x faster")
     print(f"  incremental verify vs full verify:             {t['mlsec verify, files+sha256'] / t['mlsec verify --cache, nothing changed (incremental)']:.0f}x faster")
 
 
