@@ -145,6 +145,15 @@ pub struct Location {
     /// A structural pointer, e.g. a JSON pointer into a config or a metadata key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Notebook cell (0-based index among all cells), when the file is a notebook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell: Option<u32>,
+    /// 1-based line (within the cell for notebooks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// 1-based column, in characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
 }
 
 impl Location {
@@ -178,11 +187,34 @@ impl Location {
         self.field = Some(field.into());
         self
     }
+
+    /// A source position (1-based line and column).
+    #[must_use]
+    pub fn line_col(mut self, line: u32, column: u32) -> Location {
+        self.line = Some(line);
+        self.column = Some(column);
+        self
+    }
+
+    #[must_use]
+    pub fn cell(mut self, cell: u32) -> Location {
+        self.cell = Some(cell);
+        self
+    }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.path)?;
+        if let Some(cell) = self.cell {
+            write!(f, " cell {cell}")?;
+        }
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
         for m in &self.members {
             write!(f, " > {m}")?;
         }

@@ -115,6 +115,12 @@ pub fn to_value(report: &Report, tool: ToolInfo) -> Value {
                 && let Some(off) = f.location.offset {
                     physical["region"] = json!({ "byteOffset": off });
                 }
+            // Lines inside a notebook cell are not lines of the file: the cell goes in properties.
+            if f.location.cell.is_none()
+                && let Some(line) = f.location.line
+            {
+                physical["region"] = json!({ "startLine": line, "startColumn": f.location.column.unwrap_or(1) });
+            }
             let mut loc = json!({ "physicalLocation": physical });
             if !f.location.members.is_empty() {
                 loc["logicalLocations"] = json!([{
@@ -135,6 +141,12 @@ pub fn to_value(report: &Report, tool: ToolInfo) -> Value {
             }
             if let Some(field) = &f.location.field {
                 props.insert("field".into(), json!(field));
+            }
+            if let Some(cell) = f.location.cell {
+                props.insert("cell".into(), json!(cell));
+                if let Some(line) = f.location.line {
+                    props.insert("cellLine".into(), json!(line));
+                }
             }
             if let Some(ev) = &f.evidence {
                 props.insert("evidence".into(), json!(ev));
