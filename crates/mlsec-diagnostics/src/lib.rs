@@ -323,6 +323,27 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds another scanner's results: findings, errors, rules, and the work counted.
+    pub fn merge(&mut self, other: Report) {
+        self.findings.extend(other.findings);
+        // Both scanners walk the same paths: one error per unreadable path is enough.
+        for e in other.errors {
+            if !self.errors.iter().any(|x| x.path == e.path) {
+                self.errors.push(e);
+            }
+        }
+        for r in other.rules {
+            if !self.rules.iter().any(|x| x.id == r.id) {
+                self.rules.push(r);
+            }
+        }
+        self.stats.files_scanned += other.stats.files_scanned;
+        self.stats.files_skipped += other.stats.files_skipped;
+        self.stats.bytes_scanned += other.stats.bytes_scanned;
+        self.stats.duration += other.stats.duration;
+        self.sort();
+    }
+
     /// Sorts findings by path, member chain, offset, then rule id, so output is deterministic
     /// whatever order parallel workers finished in.
     pub fn sort(&mut self) {
@@ -331,6 +352,7 @@ impl Report {
                 &a.location.path,
                 &a.location.members,
                 a.location.offset,
+                (a.location.cell, a.location.line, a.location.column),
                 a.rule.id,
                 &a.message,
             )
@@ -338,6 +360,7 @@ impl Report {
                     &b.location.path,
                     &b.location.members,
                     b.location.offset,
+                    (b.location.cell, b.location.line, b.location.column),
                     b.rule.id,
                     &b.message,
                 ))

@@ -96,6 +96,18 @@ pub struct ScanArgs {
     /// Do not print the summary line on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Scanners to run (comma-separated): `models` (model files), `code` (Python and notebooks).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scanner::Models, Scanner::Code])]
+    pub only: Vec<Scanner>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scanner {
+    /// Model files: pickle, PyTorch, safetensors, GGUF, ONNX, Keras, archives...
+    Models,
+    /// Python files and Jupyter notebooks.
+    Code,
 }
 
 #[derive(Debug, clap::Args)]

@@ -10,7 +10,9 @@ use serde_json::json;
 use crate::args::{Format, RulesArgs};
 
 fn all() -> Vec<&'static Rule> {
-    mlsec_scan_model::rules::ALL.to_vec()
+    let mut all = mlsec_scan_model::rules::ALL.to_vec();
+    all.extend(mlsec_scan_code::RULES.iter().copied());
+    all
 }
 
 fn doc(rule: &Rule) -> String {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use mlsec_diagnostics::{Severity, render};
 use mlsec_scan_model::Progress;
 
-use crate::args::{ColorChoice, Format, ScanArgs, SeverityArg};
+use crate::args::{ColorChoice, Format, ScanArgs, Scanner, SeverityArg};
 use crate::{EXIT_ERROR, EXIT_FINDINGS};
 
 fn severity(s: SeverityArg) -> Option<Severity> {
@@ -61,7 +61,15 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             .build_global()
             .context("cannot start worker threads")?;
     }
-    let mut report = scan_with_progress(args);
+    let mut report = if args.only.contains(&Scanner::Models) {
+        scan_with_progress(args)
+    } else {
+        mlsec_diagnostics::Report::default()
+    };
+    if args.only.contains(&Scanner::Code) {
+        let code = mlsec_scan_code::scan_paths(&args.paths);
+        report.merge(code);
+    }
     if let Some(min) = severity(args.min_severity) {
         report.findings.retain(|f| f.severity >= min);
     }

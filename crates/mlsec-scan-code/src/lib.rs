@@ -1,0 +1,650 @@
+//! The code scanner: Python files and Jupyter notebooks, analysed on a real AST (ruff's parser),
+//! reported in the shared findings model. Nothing is imported or executed.
+
+mod python;
+pub mod rules;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use mlsec_diagnostics::{FileError, Finding, Location, Report, Severity, Stats};
+use rayon::prelude::*;
+use ruff_python_ast::PySourceType;
+use ruff_text_size::Ranged;
+
+pub use rules::{EXAMPLES, RULES};
+
+/// Python files larger than this are reported, not parsed.
+pub const MAX_SOURCE_BYTES: u64 = 8 << 20;
+/// Notebooks larger than this are reported, not parsed.
+pub const MAX_NOTEBOOK_BYTES: u64 = 64 << 20;
+/// Deepest expression or statement nesting analysed; deeper files are reported.
+pub const MAX_NESTING: usize = 200;
+
+/// What scanning one file produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    /// Problems that make the result incomplete and are not findings (an unknown rule id in a
+    /// suppression).
+    pub errors: Vec<String>,
+}
+
+/// `# mlsec: ignore[PY001, PY002] reason` on a line suppresses those rules on that line.
+fn suppressions(
+    src: &str,
+    known: &dyn Fn(&str) -> bool,
+    errors: &mut Vec<String>,
+    label: &str,
+) -> Vec<(u32, Vec<String>)> {
+    let mut out = Vec::new();
+    for (i, line) in src.lines().enumerate() {
+        let Some(at) = line.find("mlsec: ignore[") else {
+            continue;
+        };
+        if !line[..at].contains('#') {
+            continue;
+        }
+        let rest = &line[at + "mlsec: ignore[".len()..];
+        let Some(end) = rest.find(']') else {
+            errors.push(format!("{label}:{}: unterminated `mlsec: ignore[`", i + 1));
+            continue;
+        };
+        let ids: Vec<String> = rest[..end]
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for id in &ids {
+            if !known(id) {
+                errors.push(format!(
+                    "{label}:{}: suppression names unknown rule `{id}` (see `mlsec rules`)",
+                    i + 1
+                ));
+            }
+        }
+        out.push((i as u32 + 1, ids));
+    }
+    out
+}
+
+fn is_known_rule(id: &str) -> bool {
+    RULES.iter().any(|r| r.id == id)
+}
+
+fn apply_suppressions(findings: &mut Vec<Finding>, supp: &[(u32, Vec<String>)], cell: Option<u32>) {
+    findings.retain(|f| {
+        if f.location.cell != cell {
+            return true;
+        }
+        let Some(line) = f.location.line else {
+            return true;
+        };
+        !supp
+            .iter()
+            .any(|(l, ids)| *l == line && ids.iter().any(|id| id == f.rule.id))
+    });
+}
+
+/// Most operators one statement may hold. The parser nests an expression one level per
+/// operator, so this bounds the depth of the tree the analysis (and its drop) recurses over.
+pub const MAX_STATEMENT_OPERATORS: usize = 10_000;
+
+/// How deeply the source can nest, measured without parsing: the most operators in one
+/// statement plus the deepest brackets (strings and comments skipped). `None` past the limits.
+fn complexity(src: &str) -> Option<usize> {
+    let b = src.as_bytes();
+    let (mut i, mut depth, mut ops, mut worst) = (0, 0usize, 0usize, 0usize);
+    let mut word_start = true;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'\'' | b'"' => {
+                let triple = b
+                    .get(i..i + 3)
+                    .is_some_and(|t| t[0] == c && t[1] == c && t[2] == c);
+                i += if triple { 3 } else { 1 };
+                while i < b.len() {
+                    if b[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == c
+                        && (!triple || b.get(i..i + 3).is_some_and(|t| t[1] == c && t[2] == c))
+                    {
+                        i += if triple { 3 } else { 1 };
+                        break;
+                    }
+                    if b[i] == b'\n' && !triple {
+                        break;
+                    }
+                    i += 1;
+                }
+                word_start = true;
+                continue;
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                ops += 1;
+                if depth > MAX_NESTING {
+                    return None;
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'\n' if depth == 0 && i > 0 && b[i - 1] != b'\\' => ops = 0,
+            b'.' | b'+' | b'-' | b'*' | b'/' | b'%' | b'@' | b'|' | b'&' | b'^' | b'~' | b'<'
+            | b'>' | b'=' | b':' => ops += 1,
+            _ if word_start && c.is_ascii_alphabetic() => {
+                let end = b[i..]
+                    .iter()
+                    .position(|x| !x.is_ascii_alphanumeric() && *x != b'_')
+                    .map_or(b.len(), |p| i + p);
+                if matches!(
+                    &b[i..end],
+                    b"not" | b"lambda" | b"if" | b"and" | b"or" | b"await" | b"yield"
+                ) {
+                    ops += 1;
+                }
+                i = end;
+                word_start = false;
+                continue;
+            }
+            _ => {}
+        }
+        if ops > MAX_STATEMENT_OPERATORS {
+            return None;
+        }
+        worst = worst.max(ops + depth);
+        word_start = !(c.is_ascii_alphanumeric() || c == b'_');
+        i += 1;
+    }
+    Some(worst)
+}
+
+fn analyse_source(
+    src: &str,
+    source_type: PySourceType,
+    location: &dyn Fn(u32, u32) -> Location,
+    out: &mut Outcome,
+) {
+    let Some(nesting) = complexity(src) else {
+        out.findings.push(Finding::new(
+            &rules::CODE_UNPARSABLE,
+            location(1, 1),
+            format!("brackets nested deeper than {MAX_NESTING} or a statement with more than {MAX_STATEMENT_OPERATORS} operators: not analysed"),
+        ));
+        return;
+    };
+    // The tree is bounded by the check above. Ordinary code runs on the caller's stack; deep
+    // code is parsed, analysed and dropped on a stack sized for the bound, whatever thread
+    // (rayon's are small) runs this.
+    if nesting <= SHALLOW {
+        analyse_parsed(src, source_type, location, out);
+    } else {
+        stacker::grow(STACK_BYTES, || {
+            analyse_parsed(src, source_type, location, out);
+        });
+    }
+}
+
+/// Nesting that any thread's stack handles (a few frames per level).
+const SHALLOW: usize = 64;
+
+/// Stack for parsing, analysing and dropping one file (reserved, committed only as used).
+const STACK_BYTES: usize = 256 << 20;
+
+fn analyse_parsed(
+    src: &str,
+    source_type: PySourceType,
+    location: &dyn Fn(u32, u32) -> Location,
+    out: &mut Outcome,
+) {
+    let parsed = ruff_python_parser::parse_unchecked_source(src, source_type);
+    if let Some(err) = parsed.errors().first() {
+        let lines = python::Lines::new(src);
+        let (line, col) = lines.position(src, err.range().start().to_usize());
+        let extra = parsed.errors().len() - 1;
+        let msg = if extra > 0 {
+            format!(
+                "syntax error: {} (and {extra} more); the rest was analysed",
+                err.error
+            )
+        } else {
+            format!("syntax error: {}; the rest was analysed", err.error)
+        };
+        out.findings.push(Finding::new(
+            &rules::CODE_UNPARSABLE,
+            location(line, col),
+            msg,
+        ));
+    }
+    out.findings
+        .extend(python::analyse(src, &parsed.syntax().body, location));
+}
+
+/// Scans Python source text.
+pub fn scan_python(display: &str, src: &str) -> Outcome {
+    let mut out = Outcome::default();
+    let supp = suppressions(src, &is_known_rule, &mut out.errors, display);
+    analyse_source(
+        src,
+        PySourceType::Python,
+        &|l, c| Location::file(display).line_col(l, c),
+        &mut out,
+    );
+    apply_suppressions(&mut out.findings, &supp, None);
+    out
+}
+
+/// Scans a Jupyter notebook: code cells only, IPython magics and `!` lines understood as such
+/// (not as Python). Findings name the cell and the line within it.
+pub fn scan_notebook(display: &str, bytes: &[u8]) -> Outcome {
+    let mut out = Outcome::default();
+    let unparsable =
+        |msg: String| Finding::new(&rules::CODE_UNPARSABLE, Location::file(display), msg);
+    let nb: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            out.findings
+                .push(unparsable(format!("notebook is not JSON: {e}")));
+            return out;
+        }
+    };
+    let Some(cells) = nb.get("cells").and_then(|c| c.as_array()) else {
+        out.findings.push(unparsable(
+            "notebook has no `cells` list (nbformat 4 expected)".into(),
+        ));
+        return out;
+    };
+    for (i, cell) in cells.iter().enumerate() {
+        if cell.get("cell_type").and_then(|t| t.as_str()) != Some("code") {
+            continue;
+        }
+        let src = match cell.get("source") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Array(parts)) => {
+                parts.iter().filter_map(|p| p.as_str()).collect()
+            }
+            _ => String::new(),
+        };
+        let cell_no = i as u32;
+        let label = format!("{display} cell {cell_no}");
+        let supp = suppressions(&src, &is_known_rule, &mut out.errors, &label);
+        let mut cell_out = Outcome::default();
+        analyse_source(
+            &src,
+            PySourceType::Ipynb,
+            &|l, c| Location::file(display).cell(cell_no).line_col(l, c),
+            &mut cell_out,
+        );
+        apply_suppressions(&mut cell_out.findings, &supp, Some(cell_no));
+        out.findings.extend(cell_out.findings);
+    }
+    out
+}
+
+fn scan_file(path: &Path, display: &str) -> Outcome {
+    let is_nb = path.extension().is_some_and(|e| e == "ipynb");
+    let limit = if is_nb {
+        MAX_NOTEBOOK_BYTES
+    } else {
+        MAX_SOURCE_BYTES
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > limit => {
+            return Outcome {
+                findings: vec![Finding::new(
+                    &rules::CODE_UNPARSABLE,
+                    Location::file(display),
+                    format!("{} bytes, larger than the {limit} analysed", m.len()),
+                )],
+                errors: Vec::new(),
+            };
+        }
+        Err(e) => {
+            return Outcome {
+                findings: Vec::new(),
+                errors: vec![format!("cannot read: {e}")],
+            };
+        }
+        Ok(_) => {}
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Outcome {
+                findings: Vec::new(),
+                errors: vec![format!("cannot read: {e}")],
+            };
+        }
+    };
+    if is_nb {
+        return scan_notebook(display, &bytes);
+    }
+    match decode_source(bytes) {
+        Ok(src) => scan_python(display, &src),
+        Err(_) => Outcome {
+            findings: vec![Finding::new(
+                &rules::CODE_UNPARSABLE,
+                Location::file(display),
+                "not UTF-8 text".to_owned(),
+            )],
+            errors: Vec::new(),
+        },
+    }
+}
+
+/// Python source as the interpreter reads it: UTF-8 (a BOM is dropped), or Latin-1 when the
+/// first two lines declare it (PEP 263). Other encodings are reported.
+fn decode_source(mut bytes: Vec<u8>) -> Result<String, Vec<u8>> {
+    if bytes.starts_with(b"\xef\xbb\xbf") {
+        bytes.drain(..3);
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let bytes = e.into_bytes();
+            let head: String = bytes
+                .split(|b| *b == b'\n')
+                .take(2)
+                .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let latin1 = head.contains("coding")
+                && [
+                    "latin-1",
+                    "latin1",
+                    "iso-8859-1",
+                    "iso8859-1",
+                    "iso-8859-15",
+                    "cp1252",
+                    "windows-1252",
+                ]
+                .iter()
+                .any(|c| head.contains(c));
+            if latin1 {
+                Ok(bytes.iter().map(|&b| char::from(b)).collect())
+            } else {
+                Err(bytes)
+            }
+        }
+    }
+}
+
+/// Directories never walked: version control, caches, virtual environments, dependencies.
+fn skip_dir(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    matches!(
+        name,
+        ".git"
+            | ".hg"
+            | ".svn"
+            | "__pycache__"
+            | "node_modules"
+            | ".tox"
+            | ".mypy_cache"
+            | ".ruff_cache"
+            | ".ipynb_checkpoints"
+    ) || path.join("pyvenv.cfg").is_file()
+}
+
+fn is_code(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e == "py" || e == "ipynb" || e == "pyw")
+}
+
+/// Scans every Python file and notebook under `paths`, in parallel.
+pub fn scan_paths(paths: &[PathBuf]) -> Report {
+    let start = Instant::now();
+    let mut errors = Vec::new();
+    let mut files = Vec::new();
+    for root in paths {
+        if root.is_file() {
+            if is_code(root) {
+                files.push(root.clone());
+            }
+            continue;
+        }
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| !(e.file_type().is_dir() && e.depth() > 0 && skip_dir(e.path())));
+        for entry in walker {
+            match entry {
+                Ok(e) if e.file_type().is_file() && is_code(e.path()) => {
+                    files.push(e.path().to_path_buf());
+                }
+                Ok(_) => {}
+                Err(e) => errors.push(FileError {
+                    path: e
+                        .path()
+                        .map_or_else(|| root.display().to_string(), |p| p.display().to_string()),
+                    message: format!("cannot read: {e}"),
+                }),
+            }
+        }
+    }
+    let findings = Mutex::new(Vec::new());
+    let file_errors = Mutex::new(Vec::new());
+    let bytes: u64 = files
+        .par_iter()
+        .map(|p| {
+            let display = p.display().to_string();
+            let outcome =
+                std::panic::catch_unwind(|| scan_file(p, &display)).unwrap_or_else(|_| Outcome {
+                    findings: Vec::new(),
+                    errors: vec!["internal error while analysing (a bug: please report it)".into()],
+                });
+            if let Ok(mut f) = findings.lock() {
+                f.extend(outcome.findings);
+            }
+            if let Ok(mut e) = file_errors.lock() {
+                e.extend(outcome.errors.into_iter().map(|m| FileError {
+                    path: display.clone(),
+                    message: m,
+                }));
+            }
+            std::fs::metadata(p).map_or(0, |m| m.len())
+        })
+        .sum();
+    errors.extend(file_errors.into_inner().unwrap_or_default());
+    let mut report = Report {
+        findings: findings.into_inner().unwrap_or_default(),
+        errors,
+        stats: Stats {
+            files_scanned: files.len() as u64,
+            files_skipped: 0,
+            bytes_scanned: bytes,
+            duration: start.elapsed(),
+        },
+        rules: RULES.to_vec(),
+    };
+    report.sort();
+    report
+}
+
+/// The lowest severity any rule here reports (for documentation).
+pub const MIN_SEVERITY: Severity = Severity::Low;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_fires_on_its_positives_and_not_on_its_negatives() {
+        assert_eq!(EXAMPLES.len(), RULES.len(), "every rule has examples");
+        for (rule, positives, negatives) in EXAMPLES {
+            assert!(
+                !positives.is_empty() && !negatives.is_empty(),
+                "{}: needs both kinds of example",
+                rule.id
+            );
+            for src in *positives {
+                let out = scan_python("t.py", src);
+                assert!(
+                    out.findings.iter().any(|f| f.rule.id == rule.id),
+                    "{} missed:\n{src}\nfound: {:?}",
+                    rule.id,
+                    out.findings
+                        .iter()
+                        .map(|f| (f.rule.id, &f.message))
+                        .collect::<Vec<_>>()
+                );
+            }
+            for src in *negatives {
+                let out = scan_python("t.py", src);
+                assert!(
+                    !out.findings.iter().any(|f| f.rule.id == rule.id),
+                    "{} false alarm:\n{src}\nfound: {:?}",
+                    rule.id,
+                    out.findings.iter().map(|f| &f.message).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn suppressions_need_a_known_rule() {
+        let out = scan_python(
+            "t.py",
+            "import torch\ntorch.load('m.pt')  # mlsec: ignore[PY001] trusted local file\n",
+        );
+        assert!(
+            out.findings.is_empty() && out.errors.is_empty(),
+            "{:?} {:?}",
+            out.findings,
+            out.errors
+        );
+        let out = scan_python(
+            "t.py",
+            "import torch\ntorch.load('m.pt')  # mlsec: ignore[PY999] typo\n",
+        );
+        assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+        assert!(out.errors[0].contains("PY999"));
+        assert_eq!(out.findings.len(), 1, "an unknown id suppresses nothing");
+        // Only the named rule, only on its line.
+        let out = scan_python(
+            "t.py",
+            "import torch, pickle\ntorch.load(pickle.load(f))  # mlsec: ignore[PY001]\ntorch.load('x')\n",
+        );
+        let ids: Vec<_> = out
+            .findings
+            .iter()
+            .map(|f| (f.rule.id, f.location.line))
+            .collect();
+        assert_eq!(ids, [("PY002", Some(2)), ("PY001", Some(3))]);
+    }
+
+    #[test]
+    fn positions_are_line_and_column() {
+        let out = scan_python("t.py", "import torch\n\nx = 1; y = torch.load('m.pt')\n");
+        assert_eq!(
+            (
+                out.findings[0].location.line,
+                out.findings[0].location.column
+            ),
+            (Some(3), Some(12))
+        );
+    }
+
+    #[test]
+    fn notebooks_report_cell_and_line_and_understand_magics() {
+        let nb = serde_json::json!({
+            "cells": [
+                {"cell_type": "markdown", "source": ["torch.load('not code')"]},
+                {"cell_type": "code", "source": ["%pip install torch\n", "!wget http://x/m.pt\n", "import torch\n"]},
+                {"cell_type": "code", "source": "%%time\nm = torch.load('m.pt', weights_only=False)\n"},
+            ],
+            "metadata": {}, "nbformat": 4, "nbformat_minor": 5
+        });
+        let out = scan_notebook("n.ipynb", &serde_json::to_vec(&nb).unwrap());
+        let got: Vec<_> = out
+            .findings
+            .iter()
+            .map(|f| (f.rule.id, f.location.cell, f.location.line))
+            .collect();
+        // The import in cell 1 resolves the name used in cell 2? Cells are analysed one by one,
+        // so `torch` is unresolved in cell 2 unless imported there: nothing is invented.
+        assert!(
+            !got.iter().any(|(id, ..)| *id == "PY900"),
+            "magics are not syntax errors: {got:?}"
+        );
+        let nb2 = serde_json::json!({"cells": [{"cell_type": "code", "source": "%%time\nimport torch\nm = torch.load('m.pt', weights_only=False)\n"}]});
+        let out = scan_notebook("n.ipynb", &serde_json::to_vec(&nb2).unwrap());
+        let got: Vec<_> = out
+            .findings
+            .iter()
+            .map(|f| (f.rule.id, f.location.cell, f.location.line))
+            .collect();
+        assert_eq!(got, [("PY001", Some(0), Some(3))]);
+        let out = scan_notebook("n.ipynb", b"{not json");
+        assert_eq!(out.findings[0].rule.id, "PY900");
+    }
+
+    #[test]
+    fn syntax_errors_are_findings_and_the_rest_is_still_analysed() {
+        let out = scan_python(
+            "t.py",
+            "import pickle\ndef f(:\n    pass\npickle.loads(b)\n",
+        );
+        let ids: Vec<_> = out.findings.iter().map(|f| f.rule.id).collect();
+        assert!(ids.contains(&"PY900"), "{ids:?}");
+        assert!(ids.contains(&"PY002"), "{ids:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_reported_not_overflowed() {
+        let src = format!("x = {}1{}\n", "(".repeat(100_000), ")".repeat(100_000));
+        let out = scan_python("t.py", &src);
+        assert_eq!(out.findings[0].rule.id, "PY900");
+    }
+}
+
+#[cfg(test)]
+mod deep {
+    #[test]
+    fn long_operator_chains_on_a_small_stack() {
+        // Just under the limit: analysed (on a grown stack), and what follows is still seen.
+        for chain in [
+            ".b".repeat(9_000),
+            " + 1".repeat(9_000),
+            " if c else y".repeat(4_000),
+        ] {
+            let src = format!("import pickle\nx = a{chain}\npickle.loads(b)\n");
+            let h = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || super::scan_python("t.py", &src))
+                .unwrap();
+            let out = h.join().unwrap();
+            assert!(
+                out.findings.iter().any(|f| f.rule.id == "PY002"),
+                "{:?}",
+                out.findings
+            );
+        }
+        // Over it: reported, not analysed, never a crash.
+        for src in [
+            format!("x = a{}\n", ".b".repeat(50_000)),
+            format!("x = 1{}\n", " + 1".repeat(50_000)),
+            format!("x = {}y\n", "not ".repeat(50_000)),
+            format!("x = {}y\n", "-".repeat(50_000)),
+            format!("x = {}\n", "lambda: ".repeat(20_000)),
+            format!("x = y{}\n", " if c else y".repeat(20_000)),
+            format!("x = f(){}\n", "()".repeat(20_000)),
+        ] {
+            let h = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || super::scan_python("t.py", &src).findings.len())
+                .unwrap();
+            assert!(h.join().is_ok());
+        }
+    }
+}
