@@ -206,7 +206,18 @@ fn analyse_parsed(
     location: &dyn Fn(u32, u32) -> Location,
     out: &mut Outcome,
 ) {
-    let parsed = ruff_python_parser::parse_unchecked_source(src, source_type);
+    // ruff's parser has panicked on some malformed IPython input (an `unreachable!` in its
+    // escape-command handling): a parser panic is a finding about the file, not a crash.
+    let Ok(parsed) =
+        std::panic::catch_unwind(|| ruff_python_parser::parse_unchecked_source(src, source_type))
+    else {
+        out.findings.push(Finding::new(
+            &rules::CODE_UNPARSABLE,
+            location(1, 1),
+            "the Python parser failed on this source; not analysed".to_owned(),
+        ));
+        return;
+    };
     if let Some(err) = parsed.errors().first() {
         let lines = python::Lines::new(src);
         let (line, col) = lines.position(src, err.range().start().to_usize());
