@@ -15,6 +15,18 @@ pub const EXIT_ERROR: u8 = 2;
 pub const EXIT_FINDINGS: u8 = 1;
 
 fn main() -> ExitCode {
+    // Scanners catch panics per file and report the file; the known ones in ruff's parser
+    // (malformed IPython escapes) are already a PY900 finding, so keep them off stderr.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info
+            .location()
+            .is_some_and(|l| l.file().contains("ruff_python_parser"))
+        {
+            return;
+        }
+        default_hook(info);
+    }));
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

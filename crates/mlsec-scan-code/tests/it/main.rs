@@ -124,3 +124,26 @@ proptest! {
         let _ = mlsec_scan_code::scan_notebook("n.ipynb", &bytes);
     }
 }
+
+#[test]
+fn fuzz_regressions_become_findings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let data = std::fs::read(&p).unwrap();
+        let out = mlsec_scan_code::scan_notebook("f.ipynb", &data);
+        if let Ok(src) = std::str::from_utf8(&data) {
+            let _ = mlsec_scan_code::scan_python("f.py", src);
+        }
+        if p.file_name().unwrap().to_str().unwrap().contains("ruff") {
+            // A panic inside ruff's parser: reported on the file, not a crash.
+            assert!(
+                out.findings
+                    .iter()
+                    .any(|f| f.rule.id == "PY900" && f.message.contains("parser failed")),
+                "{:?}",
+                out.findings
+            );
+        }
+    }
+}

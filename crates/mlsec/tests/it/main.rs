@@ -243,30 +243,70 @@ fn symlinked_model_files_are_scanned() {
 #[test]
 fn code_scanner_through_the_cli() {
     // --only picks the scanners; code findings carry line, column and notebook cell.
-    let o = run(&["scan", "fixtures/code", "--only", "code", "-f", "json", "--fail-on", "never"]);
+    let o = run(&[
+        "scan",
+        "fixtures/code",
+        "--only",
+        "code",
+        "-f",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let schema = std::fs::read_to_string(repo().join("docs/report.schema.json")).unwrap();
     assert_valid(&schema, &v);
     let findings = v["findings"].as_array().unwrap();
-    let nb = findings.iter().find(|f| f["location"]["path"].as_str().unwrap().ends_with("finetune.ipynb") && f["rule_id"] == "PY001").unwrap();
+    let nb = findings
+        .iter()
+        .find(|f| {
+            f["location"]["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("finetune.ipynb")
+                && f["rule_id"] == "PY001"
+        })
+        .unwrap();
     assert_eq!(nb["location"]["cell"], 2);
     assert_eq!(nb["location"]["line"], 3);
-    assert!(findings.iter().all(|f| f["rule_id"].as_str().unwrap().starts_with("PY")), "--only code runs only the code scanner");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["rule_id"].as_str().unwrap().starts_with("PY")),
+        "--only code runs only the code scanner"
+    );
 
     let o = run(&["scan", "fixtures/code", "--only", "code", "-f", "sarif"]);
     assert_eq!(code(&o), 1, "high findings fail the default gate");
     let sarif: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let results = sarif["runs"][0]["results"].as_array().unwrap();
-    let py = results.iter().find(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap().ends_with("train_and_serve.py")).unwrap();
-    assert!(py["locations"][0]["physicalLocation"]["region"]["startLine"].as_u64().unwrap() > 1);
+    let py = results
+        .iter()
+        .find(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with("train_and_serve.py")
+        })
+        .unwrap();
+    assert!(
+        py["locations"][0]["physicalLocation"]["region"]["startLine"]
+            .as_u64()
+            .unwrap()
+            > 1
+    );
 
     // --only models leaves Python alone; an unknown suppression id is an error (exit 2).
     let o = run(&["scan", "fixtures/code", "--only", "models", "-f", "json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(v["findings"].as_array().unwrap().is_empty());
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("x.py"), "import torch\ntorch.load('m')  # mlsec: ignore[PY01] typo\n").unwrap();
+    std::fs::write(
+        dir.path().join("x.py"),
+        "import torch\ntorch.load('m')  # mlsec: ignore[PY01] typo\n",
+    )
+    .unwrap();
     let o = run(&["scan", dir.path().to_str().unwrap(), "--only", "code"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stdout(&o).contains("unknown rule `PY01`"), "{}", stdout(&o));
