@@ -97,8 +97,9 @@ pub struct ScanArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
-    /// Scanners to run (comma-separated): `models` (model files), `code` (Python and notebooks).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scanner::Models, Scanner::Code])]
+    /// Scanners to run (comma-separated): `models` (model files), `code` (Python and notebooks),
+    /// `deploy` (Dockerfiles).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scanner::Models, Scanner::Code, Scanner::Deploy])]
     pub only: Vec<Scanner>,
 }
 
@@ -108,6 +109,8 @@ pub enum Scanner {
     Models,
     /// Python files and Jupyter notebooks.
     Code,
+    /// Deployment files: Dockerfiles.
+    Deploy,
 }
 
 #[derive(Debug, clap::Args)]

@@ -12,6 +12,7 @@ use crate::args::{Format, RulesArgs};
 fn all() -> Vec<&'static Rule> {
     let mut all = mlsec_scan_model::rules::ALL.to_vec();
     all.extend(mlsec_scan_code::RULES.iter().copied());
+    all.extend(mlsec_scan_deploy::RULES.iter().copied());
     all
 }
 

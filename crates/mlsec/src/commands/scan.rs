@@ -70,6 +70,9 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         let code = mlsec_scan_code::scan_paths(&args.paths);
         report.merge(code);
     }
+    if args.only.contains(&Scanner::Deploy) {
+        report.merge(mlsec_scan_deploy::scan_paths(&args.paths));
+    }
     if let Some(min) = severity(args.min_severity) {
         report.findings.retain(|f| f.severity >= min);
     }

@@ -314,3 +314,37 @@ fn code_scanner_through_the_cli() {
     let o = run(&["rules", "PY020"]);
     assert!(stdout(&o).contains("eval-model-output"), "{}", stdout(&o));
 }
+
+#[test]
+fn deploy_scanner_through_the_cli() {
+    let o = run(&["scan", "fixtures/deploy", "--only", "deploy", "-f", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let schema = std::fs::read_to_string(repo().join("docs/report.schema.json")).unwrap();
+    assert_valid(&schema, &v);
+    let ids: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.iter().all(|i| i.starts_with("DF")), "{ids:?}");
+    assert!(ids.contains(&"DF005"), "{ids:?}");
+    assert!(
+        !stdout(&o).contains("not-a-real-token"),
+        "secret values are never printed"
+    );
+    // By default every scanner runs.
+    let o = run(&["scan", "fixtures/deploy", "fixtures/code", "-f", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let ids: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.iter().any(|i| i.starts_with("DF")) && ids.iter().any(|i| i.starts_with("PY")),
+        "{ids:?}"
+    );
+}
