@@ -37,6 +37,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod baseline;
 pub mod render;
 
 use std::fmt;
@@ -258,6 +259,28 @@ impl Finding {
     pub fn evidence(mut self, evidence: impl Into<String>) -> Finding {
         self.evidence = Some(evidence.into());
         self
+    }
+
+    /// A stable identity for baselines and SARIF `partialFingerprints`: rule, file, container
+    /// members and the evidence (or message). Line numbers are left out, so a finding keeps its
+    /// fingerprint when code above it moves.
+    pub fn fingerprint(&self) -> String {
+        let members = self.location.members.join("/");
+        let parts = [
+            self.rule.id,
+            &self.location.path,
+            &members,
+            self.evidence.as_deref().unwrap_or(&self.message),
+        ];
+        // FNV-1a 64: stable, dependency-free; not a security boundary.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for p in parts {
+            for b in p.bytes().chain(std::iter::once(0)) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("{h:016x}")
     }
 
     /// Sets the evidence in place (for findings already pushed to a list).

@@ -97,6 +97,14 @@ pub struct ScanArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
+    /// Leave out findings recorded in FILE (written by --write-baseline): only new ones count.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Record every current finding in FILE, to pass later as --baseline.
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+
     /// Scanners to run (comma-separated): `models` (model files), `code` (Python and notebooks),
     /// `deploy` (Dockerfiles).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scanner::Models, Scanner::Code, Scanner::Deploy])]

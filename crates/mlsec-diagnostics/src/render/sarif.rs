@@ -65,18 +65,6 @@ fn rule_json(rule: &Rule) -> Value {
 }
 
 /// A stable fingerprint so code-scanning UIs can track a finding across runs.
-fn fingerprint(parts: &[&str]) -> String {
-    // FNV-1a 64: stable, dependency-free; not a security boundary.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
 fn uri(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for ch in path.chars() {
@@ -112,14 +100,16 @@ pub fn to_value(report: &Report, tool: ToolInfo) -> Value {
             }
             let mut physical = json!({ "artifactLocation": { "uri": uri(&f.location.path) } });
             if f.location.members.is_empty()
-                && let Some(off) = f.location.offset {
-                    physical["region"] = json!({ "byteOffset": off });
-                }
+                && let Some(off) = f.location.offset
+            {
+                physical["region"] = json!({ "byteOffset": off });
+            }
             // Lines inside a notebook cell are not lines of the file: the cell goes in properties.
             if f.location.cell.is_none()
                 && let Some(line) = f.location.line
             {
-                physical["region"] = json!({ "startLine": line, "startColumn": f.location.column.unwrap_or(1) });
+                physical["region"] =
+                    json!({ "startLine": line, "startColumn": f.location.column.unwrap_or(1) });
             }
             let mut loc = json!({ "physicalLocation": physical });
             if !f.location.members.is_empty() {
@@ -151,7 +141,6 @@ pub fn to_value(report: &Report, tool: ToolInfo) -> Value {
             if let Some(ev) = &f.evidence {
                 props.insert("evidence".into(), json!(ev));
             }
-            let members = f.location.members.join("/");
             json!({
                 "ruleId": f.rule.id,
                 "ruleIndex": index,
@@ -159,7 +148,7 @@ pub fn to_value(report: &Report, tool: ToolInfo) -> Value {
                 "message": { "text": text },
                 "locations": [loc],
                 "partialFingerprints": {
-                    "mlsecFinding/v1": fingerprint(&[f.rule.id, &f.location.path, &members, f.evidence.as_deref().unwrap_or(&f.message)]),
+                    "mlsecFinding/v1": f.fingerprint(),
                 },
                 "properties": props,
             })

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
+use mlsec_diagnostics::baseline::Baseline;
 use mlsec_diagnostics::{Severity, render};
 use mlsec_scan_model::Progress;
 
@@ -72,6 +73,30 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     }
     if args.only.contains(&Scanner::Deploy) {
         report.merge(mlsec_scan_deploy::scan_paths(&args.paths));
+    }
+    if let Some(path) = &args.write_baseline {
+        fs_err::write(path, Baseline::write(&report))?;
+        if !args.quiet {
+            let _ = writeln!(
+                io::stderr(),
+                "wrote {} finding(s) to the baseline {}",
+                report.findings.len(),
+                path.display()
+            );
+        }
+    }
+    if let Some(path) = &args.baseline {
+        let bytes = fs_err::read(path)?;
+        let baseline =
+            Baseline::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let n = baseline.apply(&mut report.findings);
+        if !args.quiet && n > 0 {
+            let _ = writeln!(
+                io::stderr(),
+                "{n} finding(s) left out: already in the baseline {}",
+                path.display()
+            );
+        }
     }
     if let Some(min) = severity(args.min_severity) {
         report.findings.retain(|f| f.severity >= min);

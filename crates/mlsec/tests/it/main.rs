@@ -348,3 +348,56 @@ fn deploy_scanner_through_the_cli() {
         "{ids:?}"
     );
 }
+
+#[test]
+fn baselines_keep_old_findings_from_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("app.py");
+    std::fs::write(
+        &src,
+        "import torch\nm = torch.load('old.pt', weights_only=False)\n",
+    )
+    .unwrap();
+    let base = dir.path().join("baseline.json");
+    let d = dir.path().to_str().unwrap();
+    let b = base.to_str().unwrap();
+    let o = run(&["scan", d, "--only", "code", "--write-baseline", b]);
+    assert_eq!(
+        code(&o),
+        1,
+        "writing a baseline still reports: {}",
+        stderr(&o)
+    );
+    assert_eq!(
+        code(&run(&["scan", d, "--only", "code", "--baseline", b])),
+        0
+    );
+    // Code moved down a line: same finding, still baselined.
+    std::fs::write(
+        &src,
+        "import torch\n\n\nm = torch.load('old.pt', weights_only=False)\n",
+    )
+    .unwrap();
+    assert_eq!(
+        code(&run(&["scan", d, "--only", "code", "--baseline", b])),
+        0
+    );
+    // A new finding fails.
+    std::fs::write(&src, "import torch\nm = torch.load('old.pt', weights_only=False)\nn = torch.load('new.pt', weights_only=False)\n").unwrap();
+    let o = run(&["scan", d, "--only", "code", "--baseline", b, "-f", "json"]);
+    assert_eq!(code(&o), 1);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["findings"].as_array().unwrap().len(), 1);
+    assert!(
+        v["findings"][0]["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("new.pt")
+    );
+    // A damaged baseline is an error, not "no baseline".
+    std::fs::write(&base, "{}").unwrap();
+    assert_eq!(
+        code(&run(&["scan", d, "--only", "code", "--baseline", b])),
+        2
+    );
+}
