@@ -9,8 +9,11 @@ tests (asserts, subprocess, ...) are not counted either way. bandit does not rea
 Speed: a tree of --copies copies of the corpus' Python files plus the interpreter's standard
 library (about 2,000 real-world files), scanned by `mlsec scan --only code` and `bandit -r`.
 
+Dockerfiles: the labelled `fixtures/deploy` (per file and rule) against checkov's Dockerfile checks,
+and both timed on the Dockerfiles of the same tree.
+
 Usage: python3 benches/code_bench.py [--copies 300] [--mlsec target/release/mlsec]
-bandit is installed from PyPI into /tmp/mlsec-bench-venv. Nothing here asserts on time.
+bandit and checkov are installed from PyPI into /tmp/mlsec-bench-venv. Nothing here asserts on time.
 """
 
 import argparse
@@ -38,6 +41,30 @@ BANDIT_MAP = {
     "B501": "PY060",  # request_with_no_cert_validation
     "B323": "PY060",  # unverified_context
 }
+
+
+# checkov Dockerfile check id -> mlsec rule
+CHECKOV_MAP = {
+    "CKV_DOCKER_3": "DF001",  # a user is created / USER set
+    "CKV_DOCKER_8": "DF001",  # the last USER is not root
+    "CKV_DOCKER_7": "DF002",  # base image uses latest / no tag
+    "CKV_DOCKER_4": "DF004",  # ADD instead of COPY
+}
+DEPLOY = REPO / "fixtures" / "deploy"
+
+
+def deploy_expectations():
+    out = set()
+    for p in sorted(DEPLOY.rglob("*")):
+        if not p.is_file():
+            continue
+        lines = p.read_text().splitlines()
+        for i, l in enumerate(lines):
+            if l.strip().startswith("# expect-next:"):
+                j = next(k for k in range(i + 1, len(lines)) if lines[k].strip() and not lines[k].strip().startswith("#"))
+                for rule in l.split("# expect-next:")[1].split():
+                    out.add((str(p.relative_to(DEPLOY)), rule))
+    return out
 
 
 def expectations():
@@ -78,7 +105,7 @@ def main():
     bandit = venv / "bin" / "bandit"
     if not bandit.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "bandit"], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "bandit", "checkov"], check=True)
     version = subprocess.run([str(bandit), "--version"], capture_output=True, text=True).stdout.split("\n")[0]
 
     expected = expectations()
@@ -95,6 +122,25 @@ def main():
     score(f"bandit", expected, bandit_found)
     print(f"  ({version}; its tests mapped: {', '.join(f'{k}->{v}' for k, v in BANDIT_MAP.items())})")
 
+    checkov = venv / "bin" / "checkov"
+    if checkov.exists():
+        # Per file and rule (checkov reports Dockerfile checks on resources, not always on lines).
+        expected_d = deploy_expectations()
+        print(f"\ndetection on {DEPLOY.relative_to(REPO)} ({len(expected_d)} labelled findings, per file and rule)")
+        r = subprocess.run([str(args.mlsec), "scan", str(DEPLOY), "--only", "deploy", "-f", "json", "-q", "--fail-on", "never"], capture_output=True, text=True, check=True)
+        found = {(str(Path(f["location"]["path"]).relative_to(DEPLOY)), f["rule_id"]) for f in json.loads(r.stdout)["findings"]}
+        score("mlsec", expected_d, found)
+        r = subprocess.run([str(checkov), "-d", str(DEPLOY), "--framework", "dockerfile", "-o", "json", "--quiet", "--compact"], capture_output=True, text=True)
+        data = json.loads(r.stdout or "{}")
+        reports = data if isinstance(data, list) else [data]
+        found = set()
+        for rep in reports:
+            for res in rep.get("results", {}).get("failed_checks", []):
+                rule = CHECKOV_MAP.get(res["check_id"])
+                if rule:
+                    found.add((str(Path(res["file_abs_path"]).relative_to(DEPLOY)), rule))
+        score("checkov", expected_d, found)
+
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
         stdlib = Path(sysconfig.get_paths()["stdlib"])
@@ -104,6 +150,9 @@ def main():
             d.mkdir(parents=True)
             for p in CORPUS.glob("*.py"):
                 shutil.copy(p, d / p.name)
+            for p in DEPLOY.rglob("*"):
+                if p.is_file():
+                    shutil.copy(p, d / (p.parent.name + "-" + p.name if p.name.endswith("Dockerfile") else p.parent.name + ".Dockerfile"))
         files = [p for p in tree.rglob("*.py")]
         size = sum(p.stat().st_size for p in files)
         print(f"\nspeed on {len(files)} Python files ({size / 1e6:.1f} MB): the standard library + {args.copies} copies of the corpus")
@@ -121,7 +170,12 @@ def main():
         t_bandit = best([str(bandit), "-r", str(tree), "-q", "-f", "json", "-o", "/dev/null"]) if args.repeat else None
         print(f"  mlsec   {t_mlsec:7.2f} s  {len(files) / t_mlsec:8.0f} files/s  {size / 1e6 / t_mlsec:6.1f} MB/s")
         print(f"  bandit  {t_bandit:7.2f} s  {len(files) / t_bandit:8.0f} files/s  {size / 1e6 / t_bandit:6.1f} MB/s")
-        print(f"  mlsec is {t_bandit / t_mlsec:.0f}x faster")
+        print(f"  mlsec is {t_bandit / t_mlsec:.0f}x faster than bandit")
+        dockerfiles = [p for p in tree.rglob("*") if p.is_file() and "Dockerfile" in p.name]
+        if checkov.exists() and dockerfiles:
+            t_m = best([str(args.mlsec), "scan", str(tree), "--only", "deploy", "-q", "-f", "json"])
+            t_c = best([str(checkov), "-d", str(tree), "--framework", "dockerfile", "-o", "json", "--quiet", "--compact"])
+            print(f"\n  Dockerfiles ({len(dockerfiles)}): mlsec {t_m:.2f} s ({len(dockerfiles) / t_m:.0f} files/s), checkov {t_c:.2f} s ({len(dockerfiles) / t_c:.0f} files/s): {t_c / t_m:.0f}x")
 
 
 if __name__ == "__main__":
