@@ -274,11 +274,16 @@ pub fn scan_notebook(display: &str, bytes: &[u8]) -> Outcome {
         ));
         return out;
     };
+    // Cells run in one namespace: analyse them as one module (an import in the first cell
+    // resolves names in the last), then map lines back to (cell, line in cell).
+    let mut combined = String::new();
+    let mut starts: Vec<(u32, u32)> = Vec::new(); // (first line in `combined`, cell index)
+    let mut supp_all = Vec::new();
     for (i, cell) in cells.iter().enumerate() {
         if cell.get("cell_type").and_then(|t| t.as_str()) != Some("code") {
             continue;
         }
-        let src = match cell.get("source") {
+        let mut src = match cell.get("source") {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Array(parts)) => {
                 parts.iter().filter_map(|p| p.as_str()).collect()
@@ -287,16 +292,30 @@ pub fn scan_notebook(display: &str, bytes: &[u8]) -> Outcome {
         };
         let cell_no = i as u32;
         let label = format!("{display} cell {cell_no}");
-        let supp = suppressions(&src, &is_known_rule, &mut out.errors, &label);
-        let mut cell_out = Outcome::default();
-        analyse_source(
-            &src,
-            PySourceType::Ipynb,
-            &|l, c| Location::file(display).cell(cell_no).line_col(l, c),
-            &mut cell_out,
-        );
-        apply_suppressions(&mut cell_out.findings, &supp, Some(cell_no));
-        out.findings.extend(cell_out.findings);
+        supp_all.push((
+            cell_no,
+            suppressions(&src, &is_known_rule, &mut out.errors, &label),
+        ));
+        if !src.ends_with('\n') {
+            src.push('\n');
+        }
+        starts.push((combined.matches('\n').count() as u32 + 1, cell_no));
+        combined.push_str(&src);
+    }
+    let locate = |line: u32, col: u32| {
+        let k = starts
+            .partition_point(|(first, _)| *first <= line)
+            .saturating_sub(1);
+        match starts.get(k) {
+            Some((first, cell)) => Location::file(display)
+                .cell(*cell)
+                .line_col(line - first + 1, col),
+            None => Location::file(display).line_col(line, col),
+        }
+    };
+    analyse_source(&combined, PySourceType::Ipynb, &locate, &mut out);
+    for (cell_no, supp) in &supp_all {
+        apply_suppressions(&mut out.findings, supp, Some(*cell_no));
     }
     out
 }
@@ -582,12 +601,9 @@ mod tests {
             .iter()
             .map(|f| (f.rule.id, f.location.cell, f.location.line))
             .collect();
-        // The import in cell 1 resolves the name used in cell 2? Cells are analysed one by one,
-        // so `torch` is unresolved in cell 2 unless imported there: nothing is invented.
-        assert!(
-            !got.iter().any(|(id, ..)| *id == "PY900"),
-            "magics are not syntax errors: {got:?}"
-        );
+        // Cells share one namespace: the import in cell 1 resolves `torch` in cell 2; magics
+        // are not syntax errors; lines count within each cell.
+        assert_eq!(got, [("PY001", Some(2), Some(2))]);
         let nb2 = serde_json::json!({"cells": [{"cell_type": "code", "source": "%%time\nimport torch\nm = torch.load('m.pt', weights_only=False)\n"}]});
         let out = scan_notebook("n.ipynb", &serde_json::to_vec(&nb2).unwrap());
         let got: Vec<_> = out
