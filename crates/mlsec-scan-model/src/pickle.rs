@@ -55,6 +55,9 @@ pub struct Embedded {
     /// Where the bytes are in the source.
     pub data_offset: u64,
     pub len: u64,
+    /// The bytes themselves when they are not a span of the source: protocol 0 STRING and
+    /// UNICODE arguments are decoded from escapes, so the file holds something else.
+    pub decoded: Option<Vec<u8>>,
 }
 
 /// The outcome of analysing one or more concatenated pickle streams.
@@ -565,13 +568,25 @@ impl<'a> Machine<'a> {
         let scannable =
             mlsec_formats::pickle::looks_like_pickle(head) || mlsec_formats::zip::is_zip(head);
         if scannable && p.len() >= 8 {
-            // Inline payload bytes sit right after the opcode's length prefix.
-            let start = data_offset.unwrap_or_else(|| self.ops.pos() - p.len());
-            self.embedded.push(Embedded {
-                opcode_offset: op.offset,
-                data_offset: start,
-                len: p.len(),
-            });
+            // Binary inline payloads sit right before the reader's position; the arguments of
+            // the line-based opcodes are decoded text, scanned from memory instead.
+            let line_based = matches!(op.code, OpCode::STRING | OpCode::UNICODE);
+            let start = data_offset.or_else(|| self.ops.pos().checked_sub(p.len()));
+            match (line_based, start, inline) {
+                (false, Some(start), _) => self.embedded.push(Embedded {
+                    opcode_offset: op.offset,
+                    data_offset: start,
+                    len: p.len(),
+                    decoded: None,
+                }),
+                (_, _, Some(v)) => self.embedded.push(Embedded {
+                    opcode_offset: op.offset,
+                    data_offset: 0,
+                    len: p.len(),
+                    decoded: Some(v.clone()),
+                }),
+                _ => {}
+            }
         }
         if text && let Some(v) = inline {
             return Val::Str(Rc::from(String::from_utf8_lossy(v).as_ref()));

@@ -266,10 +266,21 @@ impl Scanner {
             self.findings.push(f);
         }
         for emb in a.embedded {
-            let slice = Slice::new(src, emb.data_offset, emb.len);
+            let decoded;
+            let slice;
+            let source: &dyn ReadAt = match &emb.decoded {
+                Some(bytes) => {
+                    decoded = bytes.as_slice();
+                    &decoded
+                }
+                None => {
+                    slice = Slice::new(src, emb.data_offset, emb.len);
+                    &slice
+                }
+            };
             let inner_loc = loc.clone().member(format!("bytes@{}", emb.opcode_offset));
             let before = self.findings.len();
-            let kind = self.scan(&slice, &inner_loc, "", None, depth + 1);
+            let kind = self.scan(source, &inner_loc, "", None, depth + 1);
             // Bytes that merely start like a pickle are data unless they parse as one or hold imports.
             if kind == Kind::Pickle {
                 let nested = &self.findings[before..];
@@ -277,7 +288,7 @@ impl Scanner {
                     .iter()
                     .all(|f| f.rule.id == rules::PICKLE_MALFORMED.id);
                 if only_malformed {
-                    let a2 = pickle::analyze(&slice, StreamMode::One);
+                    let a2 = pickle::analyze(source, StreamMode::One);
                     if a2.streams == 0 && a2.imports == 0 {
                         self.findings.truncate(before);
                     }
