@@ -268,15 +268,12 @@ impl Scanner {
         for emb in a.embedded {
             let decoded;
             let slice;
-            let source: &dyn ReadAt = match &emb.decoded {
-                Some(bytes) => {
-                    decoded = bytes.as_slice();
-                    &decoded
-                }
-                None => {
-                    slice = Slice::new(src, emb.data_offset, emb.len);
-                    &slice
-                }
+            let source: &dyn ReadAt = if let Some(bytes) = &emb.decoded {
+                decoded = bytes.as_slice();
+                &decoded
+            } else {
+                slice = Slice::new(src, emb.data_offset, emb.len);
+                &slice
             };
             let inner_loc = loc.clone().member(format!("bytes@{}", emb.opcode_offset));
             let before = self.findings.len();
