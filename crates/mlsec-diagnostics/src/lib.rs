@@ -37,6 +37,29 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// Declares a `pub static` [`Rule`]: stable id, kebab-case name, default severity, CWE and OWASP
+/// tags, and the documentation sections `mlsec rules` prints.
+#[macro_export]
+macro_rules! rule {
+    ($ident:ident, $id:literal, $name:literal, $sev:ident, $cwe:expr, $owasp:expr,
+     summary: $summary:literal, what: $what:literal, why: $why:literal, example: $example:literal,
+     fix: $fix:literal, refs: $refs:expr) => {
+        pub static $ident: $crate::Rule = $crate::Rule {
+            id: $id,
+            name: $name,
+            summary: $summary,
+            severity: $crate::Severity::$sev,
+            cwe: $cwe,
+            owasp: $owasp,
+            what: $what,
+            why: $why,
+            example: $example,
+            remediation: $fix,
+            references: $refs,
+        };
+    };
+}
+
 pub mod baseline;
 pub mod render;
 

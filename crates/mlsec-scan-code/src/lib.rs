@@ -5,11 +5,8 @@ mod python;
 pub mod rules;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Instant;
 
-use mlsec_diagnostics::{FileError, Finding, Location, Report, Severity, Stats};
-use rayon::prelude::*;
+use mlsec_diagnostics::{Finding, Location, Report};
 use ruff_python_ast::PySourceType;
 use ruff_text_size::Ranged;
 
@@ -22,14 +19,7 @@ pub const MAX_NOTEBOOK_BYTES: u64 = 64 << 20;
 /// Deepest expression or statement nesting analysed; deeper files are reported.
 pub const MAX_NESTING: usize = 200;
 
-/// What scanning one file produced.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub findings: Vec<Finding>,
-    /// Problems that make the result incomplete and are not findings (an unknown rule id in a
-    /// suppression).
-    pub errors: Vec<String>,
-}
+pub use mlsec_walk::Outcome;
 
 /// `# mlsec: ignore[PY001, PY002] reason` on a line suppresses those rules on that line.
 fn suppressions(
@@ -322,38 +312,14 @@ pub fn scan_notebook(display: &str, bytes: &[u8]) -> Outcome {
 
 fn scan_file(path: &Path, display: &str) -> Outcome {
     let is_nb = path.extension().is_some_and(|e| e == "ipynb");
-    let limit = if is_nb {
-        MAX_NOTEBOOK_BYTES
+    let (limit, what) = if is_nb {
+        (MAX_NOTEBOOK_BYTES, "notebook")
     } else {
-        MAX_SOURCE_BYTES
+        (MAX_SOURCE_BYTES, "Python file")
     };
-    match std::fs::metadata(path) {
-        Ok(m) if m.len() > limit => {
-            return Outcome {
-                findings: vec![Finding::new(
-                    &rules::CODE_UNPARSABLE,
-                    Location::file(display),
-                    format!("{} bytes, larger than the {limit} analysed", m.len()),
-                )],
-                errors: Vec::new(),
-            };
-        }
-        Err(e) => {
-            return Outcome {
-                findings: Vec::new(),
-                errors: vec![format!("cannot read: {e}")],
-            };
-        }
-        Ok(_) => {}
-    }
-    let bytes = match std::fs::read(path) {
+    let bytes = match mlsec_walk::read_limited(path, limit, what) {
         Ok(b) => b,
-        Err(e) => {
-            return Outcome {
-                findings: Vec::new(),
-                errors: vec![format!("cannot read: {e}")],
-            };
-        }
+        Err(too_big_or_unreadable) => return too_big_or_unreadable,
     };
     if is_nb {
         return scan_notebook(display, &bytes);
@@ -408,23 +374,6 @@ fn decode_source(mut bytes: Vec<u8>) -> Result<String, Vec<u8>> {
     }
 }
 
-/// Directories never walked: version control, caches, virtual environments, dependencies.
-fn skip_dir(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    matches!(
-        name,
-        ".git"
-            | ".hg"
-            | ".svn"
-            | "__pycache__"
-            | "node_modules"
-            | ".tox"
-            | ".mypy_cache"
-            | ".ruff_cache"
-            | ".ipynb_checkpoints"
-    ) || path.join("pyvenv.cfg").is_file()
-}
-
 fn is_code(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e == "py" || e == "ipynb" || e == "pyw")
@@ -432,77 +381,8 @@ fn is_code(path: &Path) -> bool {
 
 /// Scans every Python file and notebook under `paths`, in parallel.
 pub fn scan_paths(paths: &[PathBuf]) -> Report {
-    let start = Instant::now();
-    let mut errors = Vec::new();
-    let mut files = Vec::new();
-    for root in paths {
-        if root.is_file() {
-            if is_code(root) {
-                files.push(root.clone());
-            }
-            continue;
-        }
-        let walker = walkdir::WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| !(e.file_type().is_dir() && e.depth() > 0 && skip_dir(e.path())));
-        for entry in walker {
-            match entry {
-                Ok(e) if e.file_type().is_file() && is_code(e.path()) => {
-                    files.push(e.path().to_path_buf());
-                }
-                Ok(_) => {}
-                Err(e) => errors.push(FileError {
-                    path: e
-                        .path()
-                        .map_or_else(|| root.display().to_string(), |p| p.display().to_string()),
-                    message: format!("cannot read: {e}"),
-                }),
-            }
-        }
-    }
-    let findings = Mutex::new(Vec::new());
-    let file_errors = Mutex::new(Vec::new());
-    let bytes: u64 = files
-        .par_iter()
-        .map(|p| {
-            let display = p.display().to_string();
-            let outcome =
-                std::panic::catch_unwind(|| scan_file(p, &display)).unwrap_or_else(|_| Outcome {
-                    findings: Vec::new(),
-                    errors: vec!["internal error while analysing (a bug: please report it)".into()],
-                });
-            if let Ok(mut f) = findings.lock() {
-                f.extend(outcome.findings);
-            }
-            if let Ok(mut e) = file_errors.lock() {
-                e.extend(outcome.errors.into_iter().map(|m| FileError {
-                    path: display.clone(),
-                    message: m,
-                }));
-            }
-            std::fs::metadata(p).map_or(0, |m| m.len())
-        })
-        .sum();
-    errors.extend(file_errors.into_inner().unwrap_or_default());
-    let mut report = Report {
-        findings: findings.into_inner().unwrap_or_default(),
-        errors,
-        stats: Stats {
-            files_scanned: files.len() as u64,
-            files_skipped: 0,
-            bytes_scanned: bytes,
-            duration: start.elapsed(),
-        },
-        rules: RULES.to_vec(),
-    };
-    report.sort();
-    report
+    mlsec_walk::scan_tree(paths, &is_code, &scan_file, RULES)
 }
-
-/// The lowest severity any rule here reports (for documentation).
-pub const MIN_SEVERITY: Severity = Severity::Low;
 
 #[cfg(test)]
 mod tests {

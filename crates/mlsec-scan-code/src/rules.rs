@@ -1,32 +1,12 @@
 //! The rules of the code scanner. Ids are stable: never renumber, never reuse.
 
-use mlsec_diagnostics::{Rule, Severity};
+use mlsec_diagnostics::{Rule, rule};
 
 const ML06: &[&str] = &["ML06"];
 const ML05: &[&str] = &["ML05"];
 /// Prompt injection is input manipulation (ML01); acting on model output is output integrity (ML09).
 const ML01: &[&str] = &["ML01"];
 const ML01_ML09: &[&str] = &["ML01", "ML09"];
-
-macro_rules! rule {
-    ($ident:ident, $id:literal, $name:literal, $sev:ident, $cwe:expr, $owasp:expr,
-     summary: $summary:literal, what: $what:literal, why: $why:literal, example: $example:literal,
-     fix: $fix:literal, refs: $refs:expr) => {
-        pub static $ident: Rule = Rule {
-            id: $id,
-            name: $name,
-            summary: $summary,
-            severity: Severity::$sev,
-            cwe: $cwe,
-            owasp: $owasp,
-            what: $what,
-            why: $why,
-            example: $example,
-            remediation: $fix,
-            references: $refs,
-        };
-    };
-}
 
 rule!(TORCH_LOAD_UNSAFE, "PY001", "torch-load-unsafe", High, &["CWE-502"], ML06,
     summary: "torch.load without weights_only=True unpickles arbitrary objects",

@@ -5,23 +5,15 @@ pub mod dockerfile;
 pub mod rules;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Instant;
 
-use mlsec_diagnostics::{FileError, Finding, Location, Report, Stats};
-use rayon::prelude::*;
+use mlsec_diagnostics::Report;
 
 pub use rules::{EXAMPLES, RULES};
 
 /// Dockerfiles larger than this are reported, not read.
 pub const MAX_DOCKERFILE_BYTES: u64 = 4 << 20;
 
-/// What scanning one file produced: findings, and errors (an unknown rule id in a suppression).
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub findings: Vec<Finding>,
-    pub errors: Vec<String>,
-}
+pub use mlsec_walk::Outcome;
 
 /// Scans one Dockerfile's text.
 pub fn scan_dockerfile(display: &str, src: &str) -> Outcome {
@@ -41,120 +33,21 @@ pub fn scan_dockerfile(display: &str, src: &str) -> Outcome {
 }
 
 fn scan_file(path: &Path, display: &str) -> Outcome {
-    match std::fs::metadata(path) {
-        Ok(m) if m.len() > MAX_DOCKERFILE_BYTES => {
-            return Outcome {
-                findings: Vec::new(),
-                errors: vec![format!(
-                    "{} bytes, larger than the {MAX_DOCKERFILE_BYTES} read for a Dockerfile",
-                    m.len()
-                )],
-            };
-        }
-        Err(e) => {
-            return Outcome {
-                findings: Vec::new(),
-                errors: vec![format!("cannot read: {e}")],
-            };
-        }
-        Ok(_) => {}
-    }
-    match std::fs::read(path) {
+    match mlsec_walk::read_limited(path, MAX_DOCKERFILE_BYTES, "Dockerfile") {
         Ok(bytes) => scan_dockerfile(display, &String::from_utf8_lossy(&bytes)),
-        Err(e) => Outcome {
-            findings: Vec::new(),
-            errors: vec![format!("cannot read: {e}")],
-        },
+        Err(too_big_or_unreadable) => too_big_or_unreadable,
     }
 }
 
-fn skip_dir(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    matches!(
-        name,
-        ".git" | ".hg" | ".svn" | "node_modules" | "__pycache__"
-    ) || path.join("pyvenv.cfg").is_file()
+fn is_deploy_file(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(dockerfile::is_dockerfile)
 }
 
 /// Scans every deployment file under `paths`, in parallel.
 pub fn scan_paths(paths: &[PathBuf]) -> Report {
-    let start = Instant::now();
-    let mut errors = Vec::new();
-    let mut files = Vec::new();
-    let wanted = |p: &Path| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(dockerfile::is_dockerfile)
-    };
-    for root in paths {
-        if root.is_file() {
-            if wanted(root) {
-                files.push(root.clone());
-            }
-            continue;
-        }
-        let walker = walkdir::WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| !(e.file_type().is_dir() && e.depth() > 0 && skip_dir(e.path())));
-        for entry in walker {
-            match entry {
-                Ok(e) if e.file_type().is_file() && wanted(e.path()) => {
-                    files.push(e.path().to_path_buf());
-                }
-                Ok(_) => {}
-                Err(e) => errors.push(FileError {
-                    path: e
-                        .path()
-                        .map_or_else(|| root.display().to_string(), |p| p.display().to_string()),
-                    message: format!("cannot read: {e}"),
-                }),
-            }
-        }
-    }
-    let findings = Mutex::new(Vec::new());
-    let file_errors = Mutex::new(Vec::new());
-    let bytes: u64 = files
-        .par_iter()
-        .map(|p| {
-            let display = p.display().to_string();
-            let outcome =
-                std::panic::catch_unwind(|| scan_file(p, &display)).unwrap_or_else(|_| Outcome {
-                    findings: Vec::new(),
-                    errors: vec!["internal error while analysing (a bug: please report it)".into()],
-                });
-            if let Ok(mut f) = findings.lock() {
-                f.extend(outcome.findings);
-            }
-            if let Ok(mut e) = file_errors.lock() {
-                e.extend(outcome.errors.into_iter().map(|m| FileError {
-                    path: display.clone(),
-                    message: m,
-                }));
-            }
-            std::fs::metadata(p).map_or(0, |m| m.len())
-        })
-        .sum();
-    errors.extend(file_errors.into_inner().unwrap_or_default());
-    let mut report = Report {
-        findings: findings.into_inner().unwrap_or_default(),
-        errors,
-        stats: Stats {
-            files_scanned: files.len() as u64,
-            files_skipped: 0,
-            bytes_scanned: bytes,
-            duration: start.elapsed(),
-        },
-        rules: RULES.to_vec(),
-    };
-    report.sort();
-    report
-}
-
-/// A location helper for callers that report on a whole file.
-pub fn file_location(display: &str) -> Location {
-    Location::file(display)
+    mlsec_walk::scan_tree(paths, &is_deploy_file, &scan_file, RULES)
 }
 
 #[cfg(test)]

@@ -1,29 +1,9 @@
 //! The rules of the deployment scanner. Ids are stable: never renumber, never reuse.
 
-use mlsec_diagnostics::{Rule, Severity};
+use mlsec_diagnostics::{Rule, rule};
 
 const ML06: &[&str] = &["ML06"];
 const ML05: &[&str] = &["ML05"];
-
-macro_rules! rule {
-    ($ident:ident, $id:literal, $name:literal, $sev:ident, $cwe:expr, $owasp:expr,
-     summary: $summary:literal, what: $what:literal, why: $why:literal, example: $example:literal,
-     fix: $fix:literal, refs: $refs:expr) => {
-        pub static $ident: Rule = Rule {
-            id: $id,
-            name: $name,
-            summary: $summary,
-            severity: Severity::$sev,
-            cwe: $cwe,
-            owasp: $owasp,
-            what: $what,
-            why: $why,
-            example: $example,
-            remediation: $fix,
-            references: $refs,
-        };
-    };
-}
 
 rule!(ROOT_USER, "DF001", "dockerfile-root-user", Medium, &["CWE-250"], ML06,
     summary: "The image's final stage runs as root",

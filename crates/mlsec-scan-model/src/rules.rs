@@ -1,29 +1,9 @@
 //! The rules this scanner raises. Ids are stable: never renumber, never reuse.
 
-use mlsec_diagnostics::{Rule, Severity};
+use mlsec_diagnostics::{Rule, rule};
 
 const ML06: &[&str] = &["ML06"];
 const ML06_ML10: &[&str] = &["ML06", "ML10"];
-
-macro_rules! rule {
-    ($ident:ident, $id:literal, $name:literal, $sev:ident, $cwe:expr, $owasp:expr,
-     summary: $summary:literal, what: $what:literal, why: $why:literal, example: $example:literal,
-     fix: $fix:literal, refs: $refs:expr) => {
-        pub static $ident: Rule = Rule {
-            id: $id,
-            name: $name,
-            summary: $summary,
-            severity: Severity::$sev,
-            cwe: $cwe,
-            owasp: $owasp,
-            what: $what,
-            why: $why,
-            example: $example,
-            remediation: $fix,
-            references: $refs,
-        };
-    };
-}
 
 rule!(PICKLE_DANGEROUS_GLOBAL, "PKL001", "pickle-dangerous-global", Critical, &["CWE-502", "CWE-94"], ML06_ML10,
     summary: "Pickle imports a callable that runs code, commands, or touches files or the network",
