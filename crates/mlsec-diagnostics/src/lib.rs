@@ -60,6 +60,39 @@ macro_rules! rule {
     };
 }
 
+/// A rule with source snippets that must raise it and snippets that must not.
+pub type RuleExamples = (
+    &'static Rule,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+/// Runs every rule's examples through `scan`; returns one line per positive that was missed or
+/// negative that raised the rule (empty when all hold). Scanners with example tables share this test.
+pub fn example_failures(
+    examples: &[RuleExamples],
+    scan: impl Fn(&str) -> Vec<Finding>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (rule, positives, negatives) in examples {
+        if positives.is_empty() || negatives.is_empty() {
+            failures.push(format!("{}: needs positive and negative examples", rule.id));
+        }
+        for src in *positives {
+            if !scan(src).iter().any(|f| f.rule.id == rule.id) {
+                failures.push(format!("{} missed:\n{src}", rule.id));
+            }
+        }
+        for src in *negatives {
+            let found = scan(src);
+            if let Some(f) = found.iter().find(|f| f.rule.id == rule.id) {
+                failures.push(format!("{} false alarm ({}):\n{src}", rule.id, f.message));
+            }
+        }
+    }
+    failures
+}
+
 pub mod baseline;
 pub mod render;
 

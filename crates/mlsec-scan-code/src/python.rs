@@ -296,7 +296,7 @@ impl<'a> Analyzer<'a> {
                     }
                     return Value::Dict(items);
                 }
-                if self.is_model_call(c, scope) {
+                if self.is_model_call(c) {
                     return Value::ModelOutput;
                 }
                 Value::Unknown
@@ -305,7 +305,7 @@ impl<'a> Analyzer<'a> {
         }
     }
 
-    fn is_model_call(&self, c: &ast::ExprCall, scope: &Scope) -> bool {
+    fn is_model_call(&self, c: &ast::ExprCall) -> bool {
         let Expr::Attribute(a) = &*c.func else {
             return false;
         };
@@ -337,7 +337,6 @@ impl<'a> Analyzer<'a> {
                 .iter()
                 .any(|k| text.contains(k));
         }
-        let _ = scope;
         true
     }
 
@@ -680,9 +679,7 @@ impl<'a> Analyzer<'a> {
                 || k.arg
                     .as_ref()
                     .is_some_and(|a| a.as_str() == "system_prompt")
-        }) && (matches!(k.value, Expr::FString(_) | Expr::BinOp(_))
-            || matches!(&k.value, Expr::Call(_)))
-            && self.is_dynamic_string(&k.value)
+        }) && self.is_dynamic_string(&k.value)
         {
             self.report(
                 &k.value,
@@ -843,7 +840,6 @@ impl<'a> Analyzer<'a> {
     fn check_tuple(&mut self, t: &'a ast::ExprTuple) {
         if let [role, content] = t.elts.as_slice()
             && self.eval(role) == Value::Str("system".into())
-            && matches!(content, Expr::FString(_) | Expr::BinOp(_) | Expr::Call(_))
             && self.is_dynamic_string(content)
         {
             self.report(

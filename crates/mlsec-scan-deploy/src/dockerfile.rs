@@ -109,6 +109,17 @@ struct Stage {
     suppressed: Vec<String>,
 }
 
+/// `--NotebookApp.token=''`, `--ServerApp.password=` and the like: Jupyter auth switched off.
+fn empty_jupyter_auth(word: &str) -> bool {
+    if word.contains("disable_check_xsrf=True") {
+        return true;
+    }
+    word.split_once('=').is_some_and(|(key, value)| {
+        (key.ends_with(".token") || key.ends_with(".password"))
+            && value.trim_matches(['\'', '"']).is_empty()
+    })
+}
+
 /// Words of a shell-form or exec-form (JSON array) command.
 fn command_words(args: &str) -> Vec<String> {
     let t = args.trim();
@@ -342,14 +353,7 @@ pub fn check(display: &str, src: &str) -> Vec<Finding> {
                     ]
                     .contains(&w.as_str())
                 });
-                let jupyter_open = prog("jupyter")
-                    && words.iter().any(|w| {
-                        w.contains(".token=")
-                            && w.trim_end_matches(['\'', '"']).ends_with(".token=")
-                            || w.ends_with(".token=''")
-                            || w.ends_with(".password=''")
-                            || w.contains("disable_check_xsrf=True")
-                    });
+                let jupyter_open = prog("jupyter") && words.iter().any(|w| empty_jupyter_auth(w));
                 let server = prog("mlflow")
                     || prog("tensorboard")
                     || (prog("ray") && words.iter().any(|w| w == "--head"));

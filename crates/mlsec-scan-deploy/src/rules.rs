@@ -1,6 +1,6 @@
 //! The rules of the deployment scanner. Ids are stable: never renumber, never reuse.
 
-use mlsec_diagnostics::{Rule, rule};
+use mlsec_diagnostics::{Rule, RuleExamples, rule};
 
 const ML06: &[&str] = &["ML06"];
 const ML05: &[&str] = &["ML05"];
@@ -64,7 +64,7 @@ pub static RULES: &[&Rule] = &[
 ];
 
 /// Positive (must fire) and negative (must stay quiet) Dockerfiles for each rule.
-pub static EXAMPLES: &[(&Rule, &[&str], &[&str])] = &[
+pub static EXAMPLES: &[RuleExamples] = &[
     (
         &ROOT_USER,
         &[

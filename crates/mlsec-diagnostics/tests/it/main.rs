@@ -184,3 +184,29 @@ fn severity_order_and_parse() {
     }
     assert_eq!(Severity::parse("severe"), None);
 }
+
+#[test]
+fn example_failures_reports_misses_and_false_alarms() {
+    static EXAMPLES: &[mlsec_diagnostics::RuleExamples] = &[(&DANGEROUS, &["bad"], &["good"])];
+    let hit = |src: &str| {
+        if src.contains("bad") || src.contains("good") {
+            vec![Finding::new(&DANGEROUS, Location::file("x"), "hit")]
+        } else {
+            Vec::new()
+        }
+    };
+    let f = mlsec_diagnostics::example_failures(EXAMPLES, hit);
+    assert_eq!(f.len(), 1);
+    assert!(f[0].contains("false alarm"));
+    let f = mlsec_diagnostics::example_failures(EXAMPLES, |_| Vec::new());
+    assert_eq!(f.len(), 1);
+    assert!(f[0].contains("missed"));
+    assert!(
+        mlsec_diagnostics::example_failures(EXAMPLES, |s| if s == "bad" {
+            hit(s)
+        } else {
+            Vec::new()
+        })
+        .is_empty()
+    );
+}

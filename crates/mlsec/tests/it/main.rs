@@ -37,6 +37,16 @@ fn assert_valid(schema_text: &str, instance: &serde_json::Value) -> jsonschema::
     validator
 }
 
+/// The rule ids of a JSON report's findings, in order.
+fn rule_ids(report: &serde_json::Value) -> Vec<&str> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect()
+}
+
 fn code(o: &Output) -> i32 {
     o.status.code().unwrap()
 }
@@ -322,12 +332,7 @@ fn deploy_scanner_through_the_cli() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let schema = std::fs::read_to_string(repo().join("docs/report.schema.json")).unwrap();
     assert_valid(&schema, &v);
-    let ids: Vec<&str> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["rule_id"].as_str().unwrap())
-        .collect();
+    let ids = rule_ids(&v);
     assert!(ids.iter().all(|i| i.starts_with("DF")), "{ids:?}");
     assert!(ids.contains(&"DF005"), "{ids:?}");
     assert!(
@@ -337,12 +342,7 @@ fn deploy_scanner_through_the_cli() {
     // By default every scanner runs.
     let o = run(&["scan", "fixtures/deploy", "fixtures/code", "-f", "json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let ids: Vec<&str> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["rule_id"].as_str().unwrap())
-        .collect();
+    let ids = rule_ids(&v);
     assert!(
         ids.iter().any(|i| i.starts_with("DF")) && ids.iter().any(|i| i.starts_with("PY")),
         "{ids:?}"

@@ -28,6 +28,20 @@ fn walk(p: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// `mlsec verify model --key k.pub --signature model.sig` plus `extra`, in `dir`.
+fn verify_k(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "verify",
+        "model",
+        "--key",
+        "k.pub",
+        "--signature",
+        "model.sig",
+    ];
+    args.extend_from_slice(extra);
+    mlsec(dir, &args)
+}
+
 fn mlsec(dir: &Path, args: &[&str]) -> std::process::Output {
     bin()
         .current_dir(dir)
@@ -77,19 +91,7 @@ fn keygen_sign_verify_tamper() {
         stdout(&o)
     );
 
-    let o = mlsec(
-        d,
-        &[
-            "verify",
-            "model",
-            "--key",
-            "k.pub",
-            "--signature",
-            "model.sig",
-            "--format",
-            "json",
-        ],
-    );
+    let o = verify_k(d, &["--format", "json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["status"], "verified");
@@ -98,17 +100,7 @@ fn keygen_sign_verify_tamper() {
     assert_eq!(v["resources"].as_array().unwrap().len(), 5);
 
     std::fs::write(d.join("model/config.json"), "{}").unwrap();
-    let o = mlsec(
-        d,
-        &[
-            "verify",
-            "model",
-            "--key",
-            "k.pub",
-            "--signature",
-            "model.sig",
-        ],
-    );
+    let o = verify_k(d, &[]);
     assert_eq!(code(&o), 1);
     assert!(
         stderr(&o).contains("changed: config.json"),
@@ -116,19 +108,7 @@ fn keygen_sign_verify_tamper() {
         stderr(&o)
     );
 
-    let o = mlsec(
-        d,
-        &[
-            "verify",
-            "model",
-            "--key",
-            "k.pub",
-            "--signature",
-            "model.sig",
-            "-f",
-            "json",
-        ],
-    );
+    let o = verify_k(d, &["-f", "json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["status"], "mismatch");
     assert_eq!(v["diff"]["changed"][0], "config.json");
