@@ -155,6 +155,22 @@ fn image_ref(args: &str) -> (String, Option<String>) {
     (image, alias)
 }
 
+/// Why an image reference is not pinned (`has no tag`, `uses \`latest\``), or `None` when it
+/// has a version tag or a digest.
+pub(crate) fn unpinned_image(image: &str) -> Option<&'static str> {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let tag = last.split_once(':').map(|(_, t)| t);
+    if image.contains('@') {
+        None
+    } else if tag.is_none() {
+        Some("has no tag")
+    } else if tag == Some("latest") {
+        Some("uses `latest`")
+    } else {
+        None
+    }
+}
+
 /// Names that look like secrets but are settings.
 const ALLOW: &[&str] = &[
     "TOKENIZERS_PARALLELISM",
@@ -163,7 +179,9 @@ const ALLOW: &[&str] = &[
     "TRANSFORMERS_OFFLINE",
 ];
 
-fn secret_name(name: &str) -> bool {
+/// Whether an environment variable's name says it holds a secret (whole tokens, with an
+/// allowlist of settings that only look like secrets).
+pub(crate) fn secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     let tokens: Vec<&str> = upper
         .split(['_', '-', '.'])
@@ -248,27 +266,21 @@ pub fn check(display: &str, src: &str) -> Vec<Finding> {
                     .find(|s| s.alias.as_deref() == Some(image.to_ascii_lowercase().as_str()));
                 let user = parent.and_then(|p| p.user.clone());
                 let from_stage = parent.is_some();
-                if !from_stage && !image.contains('$') && image != "scratch" {
-                    let last = image.rsplit('/').next().unwrap_or(&image);
-                    let digest = image.contains('@');
-                    let tag = last.split_once(':').map(|(_, t)| t);
-                    if !digest && (tag.is_none() || tag == Some("latest")) {
-                        let what = if tag.is_none() {
-                            "has no tag"
-                        } else {
-                            "uses `latest`"
-                        };
-                        push(
-                            &mut findings,
-                            &ins.suppressed,
-                            Finding::new(
-                                &BASE_UNPINNED,
-                                at(ins.line),
-                                format!("base image `{image}` {what}"),
-                            )
-                            .evidence(format!("FROM {}", ins.args)),
-                        );
-                    }
+                if !from_stage
+                    && !image.contains('$')
+                    && image != "scratch"
+                    && let Some(what) = unpinned_image(&image)
+                {
+                    push(
+                        &mut findings,
+                        &ins.suppressed,
+                        Finding::new(
+                            &BASE_UNPINNED,
+                            at(ins.line),
+                            format!("base image `{image}` {what}"),
+                        )
+                        .evidence(format!("FROM {}", ins.args)),
+                    );
                 }
                 stages.push(Stage {
                     line: ins.line,
