@@ -152,4 +152,118 @@ mod tests {
             .collect();
         assert_eq!(got, [("DF005", Some(6))]);
     }
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}\n  containers:\n  - name: c\n    image: x:1\n    resources: {limits: {memory: 1Gi}}\n    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}\n";
+
+    #[test]
+    fn a_hardened_pod_is_clean_and_each_weakness_is_one_finding() {
+        let out = scan_yaml_set(&[("p.yaml", POD)]);
+        assert!(
+            out.findings.is_empty() && out.errors.is_empty(),
+            "{:?}",
+            out.findings
+        );
+        let weak = POD.replace(
+            "readOnlyRootFilesystem: true",
+            "readOnlyRootFilesystem: false",
+        );
+        let ids: Vec<_> = scan_yaml_set(&[("p.yaml", &weak)])
+            .findings
+            .iter()
+            .map(|f| (f.rule.id, f.location.line))
+            .collect();
+        assert_eq!(ids, [("K8S005", Some(11))]);
+    }
+
+    #[test]
+    fn k8s_secret_values_are_never_printed() {
+        let src = POD.replace(
+            "    resources:",
+            "    env: [{name: OPENAI_API_KEY, value: not-real-but-supersecret}]\n    resources:",
+        );
+        let out = scan_yaml_set(&[("p.yaml", &src)]);
+        let f = out.findings.iter().find(|f| f.rule.id == "K8S011").unwrap();
+        assert!(!format!("{f:?}").contains("supersecret"), "{f:?}");
+    }
+
+    #[test]
+    fn yaml_suppressions_name_known_rules() {
+        let privileged = POD.replace("allowPrivilegeEscalation: false", "privileged: true");
+        let commented = privileged.replace(
+            "  - name: c\n",
+            "  # mlsec: ignore[K8S001] GPU driver installer, reviewed\n  - name: c\n",
+        );
+        let out = scan_yaml_set(&[("p.yaml", &commented)]);
+        assert!(
+            out.findings.is_empty() && out.errors.is_empty(),
+            "{:?} {:?}",
+            out.findings,
+            out.errors
+        );
+        let annotated = privileged.replace(
+            "  name: p\n",
+            "  name: p\n  annotations: {ignore.mlsec.io/K8S001: GPU driver installer}\n",
+        );
+        assert!(scan_yaml_set(&[("p.yaml", &annotated)]).findings.is_empty());
+        let typo = privileged.replace("  - name: c\n", "  # mlsec: ignore[K8S01]\n  - name: c\n");
+        let out = scan_yaml_set(&[("p.yaml", &typo)]);
+        assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+        assert_eq!(out.findings.len(), 1, "an unknown id suppresses nothing");
+        let typo = privileged.replace(
+            "  name: p\n",
+            "  name: p\n  annotations: {ignore.mlsec.io/K8S1: x}\n",
+        );
+        assert_eq!(scan_yaml_set(&[("p.yaml", &typo)]).errors.len(), 1);
+    }
+
+    #[test]
+    fn effective_security_context_prefers_the_container() {
+        // The pod says root, the container overrides with a user: not root.
+        let src = POD.replace("runAsNonRoot: true", "runAsUser: 0").replace(
+            "allowPrivilegeEscalation: false",
+            "allowPrivilegeEscalation: false, runAsUser: 1000",
+        );
+        assert!(scan_yaml_set(&[("p.yaml", &src)]).findings.is_empty());
+        // The pod says non-root, the container says uid 0: root wins at container level.
+        let src = POD.replace(
+            "allowPrivilegeEscalation: false",
+            "allowPrivilegeEscalation: false, runAsUser: 0",
+        );
+        let out = scan_yaml_set(&[("p.yaml", &src)]);
+        assert_eq!(out.findings.len(), 1);
+        assert_eq!(out.findings[0].severity, mlsec_diagnostics::Severity::High);
+    }
+
+    #[test]
+    fn repository_rules_see_across_files() {
+        let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: ml}\nspec:\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}\n      containers:\n      - name: c\n        image: vllm/vllm-openai:v0.6.3\n        resources: {limits: {memory: 1Gi}}\n        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}\n";
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: d, namespace: ml}\nspec:\n  type: NodePort\n  selector: {app: d}\n";
+        let out = scan_yaml_set(&[("a/deploy.yaml", deploy), ("b/svc.yaml", svc)]);
+        let got: Vec<_> = out
+            .findings
+            .iter()
+            .map(|f| (f.rule.id, f.location.path.as_str(), f.severity))
+            .collect();
+        use mlsec_diagnostics::Severity::{High, Medium};
+        assert_eq!(
+            got,
+            [
+                ("K8S020", "b/svc.yaml", High),
+                ("K8S030", "a/deploy.yaml", Medium)
+            ],
+            "the Service makes the Deployment a serving workload, and the vLLM image makes exposure high"
+        );
+        let other_ns = svc.replace("namespace: ml", "namespace: other");
+        let out = scan_yaml_set(&[("a/deploy.yaml", deploy), ("b/svc.yaml", &other_ns)]);
+        let ids: Vec<_> = out
+            .findings
+            .iter()
+            .map(|f| (f.rule.id, f.severity))
+            .collect();
+        assert_eq!(
+            ids,
+            [("K8S020", Medium)],
+            "another namespace's Service selects nothing here"
+        );
+    }
 }

@@ -82,4 +82,32 @@ proptest! {
     ]), 0..60)) {
         let _ = mlsec_scan_deploy::scan_dockerfile("Dockerfile", &tokens.concat());
     }
+
+    #[test]
+    fn yaml_scanner_never_panics(src in "[ -~\n\t]{0,600}") {
+        let _ = mlsec_scan_deploy::scan_yaml_set(&[("a.yaml", &src)]);
+    }
+
+    #[test]
+    fn manifest_token_soup_never_panics(tokens in proptest::collection::vec(prop::sample::select(vec![
+        "apiVersion: ", "v1", "apps/v1", "serving.kserve.io/v1beta1", "ray.io/v1", "\nkind: ", "Pod", "Deployment",
+        "InferenceService", "RayCluster", "Service", "NetworkPolicy", "HorizontalPodAutoscaler", "\nspec:", "\n  ",
+        "\n    ", "template:", "containers:", "- ", "name: ", "image: ", "x:latest", "securityContext: ", "{", "}", "[", "]",
+        ", ", "privileged: true", "runAsUser: 0", "hostPath: ", "path: /", "selector: ", "app: a", "matchExpressions: ",
+        "operator: In", "values: [a]", "s3://b/k", "namespace: prod", "namespace: dev", "&a ", "*a", "---\n", "# mlsec: ignore[",
+        "K8S001", "] r\n", "predictor:", "model:", "env: ", "value: v", "HF_TOKEN", ": ", "\n",
+    ]), 0..80)) {
+        let _ = mlsec_scan_deploy::scan_yaml_set(&[("deploy/prod/a.yaml", &tokens.concat())]);
+    }
+}
+
+#[test]
+fn fuzz_regressions_replay() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        let src = String::from_utf8_lossy(&bytes);
+        let _ = mlsec_scan_deploy::scan_yaml_set(&[("a.yaml", &src)]);
+        let _ = mlsec_scan_deploy::scan_dockerfile("Dockerfile", &src);
+    }
 }
