@@ -381,7 +381,12 @@ fn is_code(path: &Path) -> bool {
 
 /// Scans every Python file and notebook under `paths`, in parallel.
 pub fn scan_paths(paths: &[PathBuf]) -> Report {
-    mlsec_walk::scan_tree(paths, &is_code, &scan_file, RULES)
+    scan_paths_with(paths, mlsec_walk::WalkOptions::default())
+}
+
+/// [`scan_paths`] with walk options (honouring .gitignore).
+pub fn scan_paths_with(paths: &[PathBuf], opts: mlsec_walk::WalkOptions) -> Report {
+    mlsec_walk::scan_tree(paths, opts, &is_code, &scan_file, RULES)
 }
 
 #[cfg(test)]

@@ -62,6 +62,11 @@ fn is_deploy_file(p: &Path) -> bool {
 /// Scans every deployment file under `paths`, in parallel, then runs the repository-wide rules
 /// over what the YAML files declared.
 pub fn scan_paths(paths: &[PathBuf]) -> Report {
+    scan_paths_with(paths, mlsec_walk::WalkOptions::default())
+}
+
+/// [`scan_paths`] with walk options (honouring .gitignore).
+pub fn scan_paths_with(paths: &[PathBuf], opts: mlsec_walk::WalkOptions) -> Report {
     let facts = Mutex::new(Vec::new());
     let scan_file = |path: &Path, display: &str| -> Outcome {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -83,7 +88,7 @@ pub fn scan_paths(paths: &[PathBuf]) -> Report {
             Err(too_big_or_unreadable) => too_big_or_unreadable,
         }
     };
-    let mut report = mlsec_walk::scan_tree(paths, &is_deploy_file, &scan_file, RULES);
+    let mut report = mlsec_walk::scan_tree(paths, opts, &is_deploy_file, &scan_file, RULES);
     let mut facts = facts.into_inner().unwrap_or_default();
     // Files finish in any order; the repository rules report in path order.
     facts.sort_by(|a, b| a.path.cmp(&b.path));
@@ -236,6 +241,8 @@ mod tests {
 
     #[test]
     fn repository_rules_see_across_files() {
+        use mlsec_diagnostics::Severity::{High, Medium};
+
         let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: ml}\nspec:\n  template:\n    metadata: {labels: {app: d}}\n    spec:\n      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}\n      containers:\n      - name: c\n        image: vllm/vllm-openai:v0.6.3\n        resources: {limits: {memory: 1Gi}}\n        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}\n";
         let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: d, namespace: ml}\nspec:\n  type: NodePort\n  selector: {app: d}\n";
         let out = scan_yaml_set(&[("a/deploy.yaml", deploy), ("b/svc.yaml", svc)]);
@@ -244,7 +251,6 @@ mod tests {
             .iter()
             .map(|f| (f.rule.id, f.location.path.as_str(), f.severity))
             .collect();
-        use mlsec_diagnostics::Severity::{High, Medium};
         assert_eq!(
             got,
             [

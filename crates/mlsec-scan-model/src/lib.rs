@@ -33,6 +33,7 @@ use std::time::Instant;
 
 use mlsec_diagnostics::{FileError, Finding, Location, Report, Stats};
 use mlsec_formats::source::FileSource;
+use mlsec_walk::WalkOptions;
 use rayon::prelude::*;
 
 pub use scan::{Kind, Scanner};
@@ -89,7 +90,7 @@ struct Job {
     python_in_model_dir: bool,
 }
 
-fn collect(paths: &[PathBuf], errors: &mut Vec<FileError>) -> Vec<Job> {
+fn collect(paths: &[PathBuf], opts: WalkOptions, errors: &mut Vec<FileError>) -> Vec<Job> {
     let mut jobs = Vec::new();
     for root in paths {
         let meta = match std::fs::metadata(root) {
@@ -115,14 +116,14 @@ fn collect(paths: &[PathBuf], errors: &mut Vec<FileError>) -> Vec<Job> {
             });
             continue;
         }
-        for entry in walkdir::WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
+        for entry in mlsec_walk::walk(root, opts, |_| false) {
             match entry {
                 // A symlink to a file is scanned (Hugging Face caches link snapshots to blobs);
                 // symlinks to directories are not followed, so walks cannot loop.
-                Ok(e) if e.file_type().is_file() || (e.path_is_symlink() && e.path().is_file()) => {
+                Ok(e)
+                    if e.file_type().is_some_and(|t| t.is_file())
+                        || (e.path_is_symlink() && e.path().is_file()) =>
+                {
                     let p = e.path();
                     let is_py = p.extension().is_some_and(|x| x == "py");
                     let in_model_dir =
@@ -137,16 +138,7 @@ fn collect(paths: &[PathBuf], errors: &mut Vec<FileError>) -> Vec<Job> {
                     });
                 }
                 Ok(_) => {}
-                Err(e) => errors.push(FileError {
-                    path: e
-                        .path()
-                        .map_or_else(|| root.display().to_string(), |p| p.display().to_string()),
-                    message: format!(
-                        "cannot read: {}",
-                        e.io_error()
-                            .map_or_else(|| e.to_string(), ToString::to_string)
-                    ),
-                }),
+                Err(e) => errors.push(mlsec_walk::walk_error(root, &e)),
             }
         }
     }
@@ -163,9 +155,18 @@ pub struct Progress {
 
 /// Scans files and directories (recursively, in parallel on rayon's pool).
 pub fn scan_paths(paths: &[PathBuf], progress: Option<&Progress>) -> Report {
+    scan_paths_with(paths, progress, WalkOptions::default())
+}
+
+/// [`scan_paths`] with walk options (honouring .gitignore).
+pub fn scan_paths_with(
+    paths: &[PathBuf],
+    progress: Option<&Progress>,
+    opts: WalkOptions,
+) -> Report {
     let start = Instant::now();
     let mut errors = Vec::new();
-    let jobs = collect(paths, &mut errors);
+    let jobs = collect(paths, opts, &mut errors);
     if let Some(p) = progress {
         p.files_total.store(jobs.len() as u64, Ordering::Relaxed);
     }

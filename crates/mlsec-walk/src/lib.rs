@@ -25,6 +25,54 @@ impl Outcome {
     }
 }
 
+/// How directories are walked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WalkOptions {
+    /// Leave out what git ignores: `.gitignore` files in the tree and above it,
+    /// `.git/info/exclude` and the global excludes file (also outside a git checkout).
+    pub gitignore: bool,
+}
+
+/// Walks `root` in file-name order without following directory symlinks. Directories for which
+/// `prune` is true are not entered (the root itself always is).
+pub fn walk(root: &Path, opts: WalkOptions, prune: fn(&Path) -> bool) -> ignore::Walk {
+    ignore::WalkBuilder::new(root)
+        .standard_filters(false)
+        .git_ignore(opts.gitignore)
+        .git_exclude(opts.gitignore)
+        .git_global(opts.gitignore)
+        .parents(opts.gitignore)
+        .require_git(false)
+        .follow_links(false)
+        .sort_by_file_name(std::ffi::OsStr::cmp)
+        .filter_entry(move |e| {
+            !(e.depth() > 0 && e.file_type().is_some_and(|t| t.is_dir()) && prune(e.path()))
+        })
+        .build()
+}
+
+/// The path an error from [`walk`] is about, if it says.
+pub fn error_path(e: &ignore::Error) -> Option<&Path> {
+    match e {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        _ => None,
+    }
+}
+
+/// An error from [`walk`] as a [`FileError`] (`root` when it names no path).
+pub fn walk_error(root: &Path, e: &ignore::Error) -> FileError {
+    let message = e
+        .io_error()
+        .map_or_else(|| e.to_string(), ToString::to_string);
+    FileError {
+        path: error_path(e).unwrap_or(root).display().to_string(),
+        message: format!("cannot read: {message}"),
+    }
+}
+
 /// Directories never walked: version control, caches, virtual environments, dependencies.
 pub fn skip_dir(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -59,6 +107,7 @@ pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Outc
 /// as an error on that file, never a crash.
 pub fn scan_tree(
     paths: &[PathBuf],
+    opts: WalkOptions,
     wanted: &(dyn Fn(&Path) -> bool + Sync),
     scan: &(dyn Fn(&Path, &str) -> Outcome + Sync),
     rules: &[&'static Rule],
@@ -73,23 +122,20 @@ pub fn scan_tree(
             }
             continue;
         }
-        let walker = walkdir::WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| !(e.file_type().is_dir() && e.depth() > 0 && skip_dir(e.path())));
-        for entry in walker {
+        if !root.exists() {
+            errors.push(FileError {
+                path: root.display().to_string(),
+                message: "cannot read: no such file or directory".into(),
+            });
+            continue;
+        }
+        for entry in walk(root, opts, skip_dir) {
             match entry {
-                Ok(e) if e.file_type().is_file() && wanted(e.path()) => {
+                Ok(e) if e.file_type().is_some_and(|t| t.is_file()) && wanted(e.path()) => {
                     files.push(e.path().to_path_buf());
                 }
                 Ok(_) => {}
-                Err(e) => errors.push(FileError {
-                    path: e
-                        .path()
-                        .map_or_else(|| root.display().to_string(), |p| p.display().to_string()),
-                    message: format!("cannot read: {e}"),
-                }),
+                Err(e) => errors.push(walk_error(root, &e)),
             }
         }
     }
@@ -151,6 +197,7 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let r = scan_tree(
             &[d.to_path_buf()],
+            WalkOptions::default(),
             &|p| p.extension().is_some_and(|e| e == "py"),
             &|p, _| {
                 seen.lock().unwrap().push(p.file_name().unwrap().to_owned());
@@ -168,6 +215,7 @@ mod tests {
         assert_eq!(r.errors.len(), 1);
         let r = scan_tree(
             &[d.join("missing")],
+            WalkOptions::default(),
             &|_| true,
             &|_, _| Outcome::default(),
             &[],
@@ -175,10 +223,41 @@ mod tests {
         assert_eq!(r.errors.len(), 1, "a missing root is an error");
         let r = scan_tree(
             &[d.join("c.py")],
+            WalkOptions::default(),
             &|_| true,
             &|_, _| panic!("scanner bug"),
             &[],
         );
         assert!(r.errors[0].message.contains("internal error"));
+    }
+
+    #[test]
+    fn gitignore_is_honoured_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("build")).unwrap();
+        std::fs::write(d.join(".gitignore"), "build/\n*.gen.py\n").unwrap();
+        for f in ["a.py", "b.gen.py", "build/c.py"] {
+            std::fs::write(d.join(f), "").unwrap();
+        }
+        let names = |gitignore| {
+            let seen = Mutex::new(Vec::new());
+            scan_tree(
+                &[d.to_path_buf()],
+                WalkOptions { gitignore },
+                &|p| p.extension().is_some_and(|e| e == "py"),
+                &|p, _| {
+                    let rel = p.strip_prefix(d).unwrap().display().to_string();
+                    seen.lock().unwrap().push(rel);
+                    Outcome::default()
+                },
+                &[],
+            );
+            let mut v = seen.into_inner().unwrap();
+            v.sort();
+            v
+        };
+        assert_eq!(names(false), ["a.py", "b.gen.py", "build/c.py"]);
+        assert_eq!(names(true), ["a.py"]);
     }
 }

@@ -105,8 +105,13 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
 
+    /// Leave out files git ignores (.gitignore files in and above the scanned directories,
+    /// .git/info/exclude, the global excludes file).
+    #[arg(long)]
+    pub gitignore: bool,
+
     /// Scanners to run (comma-separated): `models` (model files), `code` (Python and notebooks),
-    /// `deploy` (Dockerfiles).
+    /// `deploy` (Dockerfiles, Kubernetes and serving manifests, cross-file rules).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scanner::Models, Scanner::Code, Scanner::Deploy])]
     pub only: Vec<Scanner>,
 }
@@ -117,7 +122,7 @@ pub enum Scanner {
     Models,
     /// Python files and Jupyter notebooks.
     Code,
-    /// Deployment files: Dockerfiles.
+    /// Deployment files: Dockerfiles, Kubernetes, KServe, Seldon, Ray and Kubeflow manifests.
     Deploy,
 }
 

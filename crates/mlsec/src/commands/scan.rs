@@ -24,10 +24,16 @@ fn severity(s: SeverityArg) -> Option<Severity> {
     }
 }
 
+fn walk(args: &ScanArgs) -> mlsec_walk::WalkOptions {
+    mlsec_walk::WalkOptions {
+        gitignore: args.gitignore,
+    }
+}
+
 fn scan_with_progress(args: &ScanArgs) -> mlsec_diagnostics::Report {
     let show_bar = !args.quiet && io::stderr().is_terminal();
     if !show_bar {
-        return mlsec_scan_model::scan_paths(&args.paths, None);
+        return mlsec_scan_model::scan_paths_with(&args.paths, None, walk(args));
     }
     let progress = Progress::default();
     let done = std::sync::atomic::AtomicBool::new(false);
@@ -48,7 +54,7 @@ fn scan_with_progress(args: &ScanArgs) -> mlsec_diagnostics::Report {
             }
             bar.finish_and_clear();
         });
-        let report = mlsec_scan_model::scan_paths(&args.paths, Some(&progress));
+        let report = mlsec_scan_model::scan_paths_with(&args.paths, Some(&progress), walk(args));
         done.store(true, Ordering::Relaxed);
         let _ = bar_thread.join();
         report
@@ -68,11 +74,11 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         mlsec_diagnostics::Report::default()
     };
     if args.only.contains(&Scanner::Code) {
-        let code = mlsec_scan_code::scan_paths(&args.paths);
+        let code = mlsec_scan_code::scan_paths_with(&args.paths, walk(args));
         report.merge(code);
     }
     if args.only.contains(&Scanner::Deploy) {
-        report.merge(mlsec_scan_deploy::scan_paths(&args.paths));
+        report.merge(mlsec_scan_deploy::scan_paths_with(&args.paths, walk(args)));
     }
     if let Some(path) = &args.write_baseline {
         fs_err::write(path, Baseline::write(&report))?;

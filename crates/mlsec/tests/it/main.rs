@@ -333,11 +333,60 @@ fn deploy_scanner_through_the_cli() {
     let schema = std::fs::read_to_string(repo().join("docs/report.schema.json")).unwrap();
     assert_valid(&schema, &v);
     let ids = rule_ids(&v);
-    assert!(ids.iter().all(|i| i.starts_with("DF")), "{ids:?}");
-    assert!(ids.contains(&"DF005"), "{ids:?}");
     assert!(
-        !stdout(&o).contains("not-a-real-token"),
-        "secret values are never printed"
+        ids.iter()
+            .all(|i| i.starts_with("DF") || i.starts_with("K8S")),
+        "{ids:?}"
+    );
+    for id in ["DF005", "K8S011", "K8S020", "K8S040"] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    for secret in ["not-a-real-token", "placeholder-for-a-real-token"] {
+        assert!(
+            !stdout(&o).contains(secret),
+            "secret values are never printed"
+        );
+    }
+    // Kubernetes findings carry the line and the field they are about.
+    let k = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "K8S011")
+        .unwrap();
+    assert!(k["location"]["line"].as_u64().is_some(), "{k}");
+    assert!(
+        k["location"]["field"]
+            .as_str()
+            .unwrap()
+            .ends_with(".env[0].value"),
+        "{k}"
+    );
+    // --gitignore leaves out what git ignores, and only when asked.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("vendor")).unwrap();
+    std::fs::write(dir.path().join(".gitignore"), "vendor/\n").unwrap();
+    std::fs::write(
+        dir.path().join("vendor/Dockerfile"),
+        "FROM python\nUSER 1000\n",
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert_eq!(
+        code(&run(&["scan", d, "--only", "deploy", "--fail-on", "low"])),
+        1
+    );
+    assert_eq!(
+        code(&run(&[
+            "scan",
+            d,
+            "--only",
+            "deploy",
+            "--gitignore",
+            "--fail-on",
+            "low"
+        ])),
+        0
     );
     // By default every scanner runs.
     let o = run(&["scan", "fixtures/deploy", "fixtures/code", "-f", "json"]);
