@@ -9,8 +9,8 @@ tests (asserts, subprocess, ...) are not counted either way. bandit does not rea
 Speed: a tree of --copies copies of the corpus' Python files plus the interpreter's standard
 library (about 2,000 real-world files), scanned by `mlsec scan --only code` and `bandit -r`.
 
-Dockerfiles: the labelled `fixtures/deploy` (per file and rule) against checkov's Dockerfile checks,
-and both timed on the Dockerfiles of the same tree.
+Deployment: the labelled `fixtures/deploy` (per file and rule) against checkov's Dockerfile and
+Kubernetes checks (mapped below), and both timed on the Dockerfiles and manifests of the same tree.
 
 Usage: python3 benches/code_bench.py [--copies 300] [--mlsec target/release/mlsec]
 bandit and checkov are installed from PyPI into /tmp/mlsec-bench-venv. Nothing here asserts on time.
@@ -49,6 +49,24 @@ CHECKOV_MAP = {
     "CKV_DOCKER_8": "DF001",  # the last USER is not root
     "CKV_DOCKER_7": "DF002",  # base image uses latest / no tag
     "CKV_DOCKER_4": "DF004",  # ADD instead of COPY
+}
+# checkov Kubernetes check id -> mlsec rule
+CHECKOV_K8S_MAP = {
+    "CKV_K8S_16": "K8S001",  # privileged
+    "CKV_K8S_20": "K8S002",  # allowPrivilegeEscalation
+    "CKV_K8S_28": "K8S003",  # NET_RAW not dropped
+    "CKV_K8S_37": "K8S003",  # capabilities not minimised
+    "CKV_K8S_39": "K8S003",  # SYS_ADMIN
+    "CKV_K8S_23": "K8S004",  # root containers
+    "CKV_K8S_22": "K8S005",  # read-only root filesystem
+    "CKV_K8S_27": "K8S006",  # docker socket (hostPath)
+    "CKV_K8S_17": "K8S007",  # hostPID
+    "CKV_K8S_18": "K8S007",  # hostIPC
+    "CKV_K8S_19": "K8S007",  # hostNetwork
+    "CKV_K8S_13": "K8S008",  # memory limits
+    "CKV_K8S_31": "K8S009",  # seccomp
+    "CKV_K8S_32": "K8S009",  # seccomp (annotation)
+    "CKV_K8S_14": "K8S010",  # image tag latest / missing
 }
 DEPLOY = REPO / "fixtures" / "deploy"
 
@@ -128,18 +146,27 @@ def main():
         expected_d = deploy_expectations()
         print(f"\ndetection on {DEPLOY.relative_to(REPO)} ({len(expected_d)} labelled findings, per file and rule)")
         r = subprocess.run([str(args.mlsec), "scan", str(DEPLOY), "--only", "deploy", "-f", "json", "-q", "--fail-on", "never"], capture_output=True, text=True, check=True)
-        found = {(str(Path(f["location"]["path"]).relative_to(DEPLOY)), f["rule_id"]) for f in json.loads(r.stdout)["findings"]}
-        score("mlsec", expected_d, found)
-        r = subprocess.run([str(checkov), "-d", str(DEPLOY), "--framework", "dockerfile", "-o", "json", "--quiet", "--compact"], capture_output=True, text=True)
+        mlsec_deploy = {(str(Path(f["location"]["path"]).relative_to(DEPLOY)), f["rule_id"]) for f in json.loads(r.stdout)["findings"]}
+        score("mlsec", expected_d, mlsec_deploy)
+        r = subprocess.run([str(checkov), "-d", str(DEPLOY), "--framework", "dockerfile", "kubernetes", "-o", "json", "--quiet", "--compact"], capture_output=True, text=True)
         data = json.loads(r.stdout or "{}")
         reports = data if isinstance(data, list) else [data]
         found = set()
         for rep in reports:
             for res in rep.get("results", {}).get("failed_checks", []):
-                rule = CHECKOV_MAP.get(res["check_id"])
+                rule = CHECKOV_MAP.get(res["check_id"]) or CHECKOV_K8S_MAP.get(res["check_id"])
                 if rule:
                     found.add((str(Path(res["file_abs_path"]).relative_to(DEPLOY)), rule))
         score("checkov", expected_d, found)
+        version_c = subprocess.run([str(checkov), "--version"], capture_output=True, text=True).stdout.strip()
+        print(f"  (checkov {version_c}; checks mapped: {', '.join(f'{k}->{v}' for k, v in {**CHECKOV_MAP, **CHECKOV_K8S_MAP}.items())})")
+        for family in ("DF", "K8S"):
+            e = {x for x in expected_d if x[1].startswith(family)}
+            print(f"  {family} rules only:")
+            m = {x for x in mlsec_deploy if x[1].startswith(family)}
+            c = {x for x in found if x[1].startswith(family)}
+            score("mlsec", e, m)
+            score("checkov", e, c)
 
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
@@ -152,7 +179,13 @@ def main():
                 shutil.copy(p, d / p.name)
             for p in DEPLOY.rglob("*"):
                 if p.is_file():
-                    shutil.copy(p, d / (p.parent.name + "-" + p.name if p.name.endswith("Dockerfile") else p.parent.name + ".Dockerfile"))
+                    rel = p.relative_to(DEPLOY)
+                    if "Dockerfile" in p.name:
+                        name = p.parent.name + "-" + p.name if p.name.endswith("Dockerfile") else p.parent.name + ".Dockerfile"
+                        shutil.copy(p, d / name)
+                    else:
+                        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy(p, d / rel)
         files = [p for p in tree.rglob("*.py")]
         size = sum(p.stat().st_size for p in files)
         print(f"\nspeed on {len(files)} Python files ({size / 1e6:.1f} MB): the standard library + {args.copies} copies of the corpus")
@@ -172,10 +205,16 @@ def main():
         print(f"  bandit  {t_bandit:7.2f} s  {len(files) / t_bandit:8.0f} files/s  {size / 1e6 / t_bandit:6.1f} MB/s")
         print(f"  mlsec is {t_bandit / t_mlsec:.0f}x faster than bandit")
         dockerfiles = [p for p in tree.rglob("*") if p.is_file() and "Dockerfile" in p.name]
+        manifests = [p for p in tree.rglob("*") if p.suffix in (".yaml", ".yml")]
         if checkov.exists() and dockerfiles:
+            n = len(dockerfiles) + len(manifests)
+            mb = sum(p.stat().st_size for p in dockerfiles + manifests) / 1e6
             t_m = best([str(args.mlsec), "scan", str(tree), "--only", "deploy", "-q", "-f", "json"])
-            t_c = best([str(checkov), "-d", str(tree), "--framework", "dockerfile", "-o", "json", "--quiet", "--compact"])
-            print(f"\n  Dockerfiles ({len(dockerfiles)}): mlsec {t_m:.2f} s ({len(dockerfiles) / t_m:.0f} files/s), checkov {t_c:.2f} s ({len(dockerfiles) / t_c:.0f} files/s): {t_c / t_m:.0f}x")
+            t_c = best([str(checkov), "-d", str(tree), "--framework", "dockerfile", "kubernetes", "-o", "json", "--quiet", "--compact"])
+            print(f"\nspeed on {len(dockerfiles)} Dockerfiles and {len(manifests)} YAML files ({mb:.1f} MB), checks and cross-file rules included")
+            print(f"  mlsec   {t_m:7.2f} s  {n / t_m:8.0f} files/s")
+            print(f"  checkov {t_c:7.2f} s  {n / t_c:8.0f} files/s")
+            print(f"  mlsec is {t_c / t_m:.0f}x faster than checkov")
 
 
 if __name__ == "__main__":

@@ -403,11 +403,11 @@ impl Sink<'_> {
         if self.ignored.iter().any(|i| i == rule.id) || self.supp.covers(rule.id, line) {
             return;
         }
-        let mut f = Finding::new(
-            rule,
-            Location::file(self.display).line_col(line, 1).field(field),
-            message,
-        );
+        let mut location = Location::file(self.display).line_col(line, 1);
+        if !field.is_empty() {
+            location = location.field(field);
+        }
+        let mut f = Finding::new(rule, location, message);
         f.severity = severity;
         f.evidence = evidence;
         self.findings.push(f);

@@ -2,7 +2,7 @@
 //! select which workloads, and which buckets, roles and secrets each environment uses. Each file
 //! contributes [`FileFacts`] during the parallel scan; [`analyse`] runs once all are in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use mlsec_diagnostics::{Finding, Location, Rule, Severity};
 
@@ -181,17 +181,48 @@ pub fn analyse(files: &[FileFacts]) -> Vec<Finding> {
                 _ => s.selector.matches(&w.labels),
             }
     };
+    // Indexes, so that cost follows the matches rather than selecting objects x workloads.
+    let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    let mut by_target: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    let mut namespaces: HashSet<Option<&str>> = HashSet::new();
+    for (i, (_, w)) in workloads.iter().enumerate() {
+        for (k, v) in &w.labels {
+            by_label.entry((k, v)).or_default().push(i);
+        }
+        by_target.entry((&w.kind, &w.name)).or_default().push(i);
+        namespaces.insert(w.namespace.as_deref());
+    }
+    // Workloads a selecting object may select: by its HPA target or its first label, else all.
+    let candidates = |s: &Selecting| -> Vec<usize> {
+        let hit = match (&s.kind, &s.target, s.selector.labels.first()) {
+            (SelectingKind::Hpa, Some((k, n)), _) => by_target.get(&(k.as_str(), n.as_str())),
+            (SelectingKind::Hpa, None, _) => None,
+            (_, _, Some((k, v))) => by_label.get(&(k.as_str(), v.as_str())),
+            (_, _, None) => return (0..workloads.len()).collect(),
+        };
+        hit.cloned().unwrap_or_default()
+    };
+    let mut behind_service = vec![false; workloads.len()];
+    let mut policed = vec![false; workloads.len()];
     let mut out = Vec::new();
 
     for (path, s) in &selecting {
-        let selected: Vec<&Workload> = workloads
-            .iter()
-            .map(|(_, w)| *w)
-            .filter(|w| selects(s, w))
+        let selected: Vec<usize> = candidates(s)
+            .into_iter()
+            .filter(|&i| selects(s, workloads[i].1))
             .collect();
+        for &i in &selected {
+            match s.kind {
+                SelectingKind::Service => behind_service[i] = true,
+                SelectingKind::NetworkPolicy => policed[i] = true,
+                _ => {}
+            }
+        }
         let title = format!("{}/{}", kind_name(s.kind), s.name);
         if let Some((ty, line)) = &s.exposed {
-            let ml = selected.iter().find_map(|w| w.ml_server.as_deref());
+            let ml = selected
+                .iter()
+                .find_map(|&i| workloads[i].1.ml_server.as_deref());
             let (severity, what) = match ml {
                 Some(server) => (
                     Severity::High,
@@ -209,9 +240,10 @@ pub fn analyse(files: &[FileFacts]) -> Vec<Finding> {
                 Some(format!("type: {ty}")),
             ));
         }
-        let ns_has_workloads = workloads
-            .iter()
-            .any(|(_, w)| same_ns(s.namespace.as_ref(), w.namespace.as_ref()));
+        let ns_has_workloads = match s.namespace.as_deref() {
+            None => !workloads.is_empty(),
+            Some(ns) => namespaces.contains(&Some(ns)) || namespaces.contains(&None),
+        };
         if selected.is_empty() && ns_has_workloads {
             out.extend(finding(
                 &K8S_ORPHAN,
@@ -225,32 +257,27 @@ pub fn analyse(files: &[FileFacts]) -> Vec<Finding> {
         }
     }
 
-    for (path, w) in &workloads {
-        let behind_service = selecting
-            .iter()
-            .any(|(_, s)| s.kind == SelectingKind::Service && selects(s, w));
-        if !(w.ports || behind_service) {
+    for (i, (path, w)) in workloads.iter().enumerate() {
+        if !(w.ports || behind_service[i]) || policed[i] {
             continue;
         }
-        let policed = selecting
-            .iter()
-            .any(|(_, s)| s.kind == SelectingKind::NetworkPolicy && selects(s, w));
-        if !policed {
-            let severity = if w.ml_server.is_some() {
-                Severity::Medium
-            } else {
-                Severity::Low
-            };
-            out.extend(finding(
-                &K8S_NO_NETWORK_POLICY,
-                severity,
-                path,
-                w.line,
-                &w.suppressed,
-                format!("no NetworkPolicy selects the pods of {}/{}: any pod in the cluster can reach them", w.kind, w.name),
-                None,
-            ));
-        }
+        let severity = if w.ml_server.is_some() {
+            Severity::Medium
+        } else {
+            Severity::Low
+        };
+        out.extend(finding(
+            &K8S_NO_NETWORK_POLICY,
+            severity,
+            path,
+            w.line,
+            &w.suppressed,
+            format!(
+                "no NetworkPolicy selects the pods of {}/{}: any pod in the cluster can reach them",
+                w.kind, w.name
+            ),
+            None,
+        ));
     }
 
     // Environment isolation: one finding per resource and lower environment.
