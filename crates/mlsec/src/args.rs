@@ -111,9 +111,20 @@ pub struct ScanArgs {
     pub gitignore: bool,
 
     /// Scanners to run (comma-separated): `models` (model files), `code` (Python and notebooks),
-    /// `deploy` (Dockerfiles, Kubernetes and serving manifests, cross-file rules).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scanner::Models, Scanner::Code, Scanner::Deploy])]
+    /// `deploy` (Dockerfiles, Kubernetes and serving manifests, cross-file rules), `secrets`
+    /// (hardcoded credentials in any text file, notebooks and dotfiles included).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scanner::Models, Scanner::Code, Scanner::Deploy, Scanner::Secrets])]
     pub only: Vec<Scanner>,
+
+    /// Print secrets in full in findings (they are redacted by default: a prefix, the length
+    /// and a digest).
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Add the secret rules in FILE (mlsec's TOML format or a gitleaks configuration) to the
+    /// built-in ones; a rule with the same id replaces the built-in one. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub secrets_config: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,6 +135,8 @@ pub enum Scanner {
     Code,
     /// Deployment files: Dockerfiles, Kubernetes, KServe, Seldon, Ray and Kubeflow manifests.
     Deploy,
+    /// Hardcoded secrets in text files, notebooks and dotfiles.
+    Secrets,
 }
 
 #[derive(Debug, clap::Args)]

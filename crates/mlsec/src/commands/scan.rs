@@ -80,6 +80,32 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     if args.only.contains(&Scanner::Deploy) {
         report.merge(mlsec_scan_deploy::scan_paths_with(&args.paths, walk(args)));
     }
+    if args.only.contains(&Scanner::Secrets) {
+        let opts = mlsec_scan_secrets::Options {
+            show_secrets: args.show_secrets,
+        };
+        let custom;
+        let engine = if args.secrets_config.is_empty() {
+            mlsec_scan_secrets::Engine::builtin()
+        } else {
+            let mut set = mlsec_scan_secrets::RuleSet::builtin();
+            for path in &args.secrets_config {
+                let text = fs_err::read_to_string(path)?;
+                set.extend(
+                    mlsec_scan_secrets::RuleSet::parse(&text, &path.display().to_string())
+                        .map_err(anyhow::Error::msg)?,
+                );
+            }
+            custom = mlsec_scan_secrets::Engine::new(set);
+            &custom
+        };
+        report.merge(mlsec_scan_secrets::scan_paths(
+            engine,
+            &args.paths,
+            walk(args),
+            opts,
+        ));
+    }
     if let Some(path) = &args.write_baseline {
         fs_err::write(path, Baseline::write(&report))?;
         if !args.quiet {

@@ -1,0 +1,405 @@
+//! The secrets scanner: rules in TOML (gitleaks configurations import as they are), an
+//! Aho-Corasick keyword prefilter that picks the rules to run on each file, views that see
+//! through notebooks and base64, offline validators, ML-aware suppressors, and redaction of
+//! every secret in every output unless asked otherwise.
+
+pub mod rules;
+pub mod suppress;
+pub mod validate;
+pub mod views;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use mlsec_diagnostics::{Finding, Location, Report, Rule, Severity};
+use mlsec_walk::{Outcome, WalkOptions};
+use sha2::{Digest, Sha256};
+
+pub use rules::{RuleSet, SecretRule};
+use validate::Verdict;
+
+/// Files larger than this are not read (counted as skipped).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// Bytes looked at to decide that a file is binary.
+pub const BINARY_PROBE: usize = 8 << 10;
+
+/// How findings are written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Print secrets in full (never the default).
+    pub show_secrets: bool,
+}
+
+/// Compiled rules, ready to scan.
+pub struct Engine {
+    pub rules: RuleSet,
+    ac: AhoCorasick,
+    /// For each keyword pattern, the rules it enables.
+    by_keyword: Vec<Vec<usize>>,
+    /// Rules with no keywords: they run on every file.
+    always: Vec<usize>,
+    /// The findings-model rule of each secret rule.
+    catalogue: Vec<&'static Rule>,
+}
+
+/// The findings-model description of a secret rule. Strings are leaked once per rule and
+/// process: the catalogue lives as long as the program, like the built-in rules' statics.
+fn describe(r: &SecretRule) -> &'static Rule {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    Box::leak(Box::new(Rule {
+        id: leak(r.id.clone()),
+        name: "hardcoded-secret",
+        summary: leak(format!("{} ({})", r.description, r.provider)),
+        severity: r.severity,
+        cwe: &["CWE-798"],
+        owasp: &["ML05"],
+        what: leak(format!(
+            "Finds {} ({}). Confidence {}{}{}.",
+            r.description,
+            r.provider,
+            r.confidence.as_str(),
+            if r.validator.is_some() {
+                ", checked offline by a validator"
+            } else {
+                ""
+            },
+            r.entropy.map_or(String::new(), |e| format!(
+                ", entropy at least {e} bits per character next to its keyword"
+            )),
+        )),
+        why: "Anyone who can read the repository, its history, the image or the notebook can use the credential: model and data theft, cost abuse, and access to whatever the account can reach.",
+        example: leak(r.examples.first().map_or_else(String::new, |e| {
+            format!("`{e}` (a template: `${{alnum:34}}` stands for 34 random letters and digits)")
+        })),
+        remediation: leak(format!(
+            "Revoke the credential at {} now (it is exposed even if the line is deleted), purge it from history, and load it from the environment or a secret store.",
+            r.provider
+        )),
+        references: &[],
+    }))
+}
+
+impl Engine {
+    pub fn new(rules: RuleSet) -> Engine {
+        let mut keywords: Vec<String> = Vec::new();
+        let mut by_keyword: Vec<Vec<usize>> = Vec::new();
+        let mut always = Vec::new();
+        for (i, r) in rules.rules.iter().enumerate() {
+            if r.keywords.is_empty() {
+                always.push(i);
+            }
+            for k in &r.keywords {
+                if let Some(p) = keywords.iter().position(|x| x == k) {
+                    by_keyword[p].push(i);
+                } else {
+                    keywords.push(k.clone());
+                    by_keyword.push(vec![i]);
+                }
+            }
+        }
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&keywords)
+            .unwrap_or_else(|e| panic!("keyword automaton: {e}"));
+        let catalogue = rules.rules.iter().map(describe).collect();
+        Engine {
+            rules,
+            ac,
+            by_keyword,
+            always,
+            catalogue,
+        }
+    }
+
+    /// The built-in rules, compiled once.
+    pub fn builtin() -> &'static Engine {
+        static E: OnceLock<Engine> = OnceLock::new();
+        E.get_or_init(|| Engine::new(RuleSet::builtin()))
+    }
+
+    /// The findings-model rules, for `mlsec rules` and SARIF.
+    pub fn catalogue(&self) -> &[&'static Rule] {
+        &self.catalogue
+    }
+
+    /// Which rules the keywords in `text` enable.
+    fn triggered(&self, text: &str) -> Vec<usize> {
+        let mut on = vec![false; self.rules.rules.len()];
+        for &i in &self.always {
+            on[i] = true;
+        }
+        for m in self.ac.find_overlapping_iter(text) {
+            for &i in &self.by_keyword[m.pattern().as_usize()] {
+                on[i] = true;
+            }
+        }
+        on.iter()
+            .enumerate()
+            .filter_map(|(i, &b)| b.then_some(i))
+            .collect()
+    }
+
+    /// Scans one file's text.
+    pub fn scan_text(&self, path: &str, text: &str, opts: Options) -> Vec<Finding> {
+        if suppress::encrypted_file(text) {
+            return Vec::new();
+        }
+        let hash_file = suppress::hash_file(path);
+        let mut hits: Vec<Hit> = Vec::new();
+        for (i, r) in self.rules.rules.iter().enumerate() {
+            if r.regex.is_none() && r.path.as_ref().is_some_and(|p| p.is_match(path)) {
+                hits.push(Hit {
+                    rule: i,
+                    secret: String::new(),
+                    line: 1,
+                    column: 1,
+                    cell: None,
+                    cell_line: None,
+                    field: String::new(),
+                    severity: r.severity,
+                });
+            }
+        }
+        for view in views::views(path, text) {
+            let starts: Vec<usize> = std::iter::once(0)
+                .chain(view.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect();
+            let view_lines: Vec<&str> = view.text.split('\n').collect();
+            for i in self.triggered(&view.text) {
+                let r = &self.rules.rules[i];
+                let Some(re) = &r.regex else { continue };
+                if r.path.as_ref().is_some_and(|p| !p.is_match(path)) {
+                    continue;
+                }
+                if hash_file && r.entropy.is_some() {
+                    continue;
+                }
+                for c in re.captures_iter(&view.text) {
+                    let Some(whole) = c.get(0) else { continue };
+                    let m = match r.secret_group {
+                        Some(g) => c.get(g),
+                        None => (1..c.len()).find_map(|g| c.get(g)).or(Some(whole)),
+                    };
+                    let Some(m) = m else { continue };
+                    let secret = m.as_str();
+                    let idx = starts
+                        .partition_point(|&s| s <= m.start())
+                        .saturating_sub(1);
+                    let line_text = view_lines.get(idx).copied().unwrap_or("");
+                    let col_byte = m.start() - starts[idx];
+                    let before = line_text.get(..col_byte).unwrap_or("");
+                    if r.entropy.is_some_and(|t| rules::entropy(secret) < t)
+                        || (r.validator != Some(validate::Validator::PrivateKey)
+                            && suppress::placeholder(secret))
+                        || suppress::benign_context(line_text, before)
+                        || suppress::allowed_inline(line_text)
+                        || (idx > 0 && suppress::allowed_next(view_lines[idx - 1]))
+                        || self
+                            .rules
+                            .allowlists
+                            .iter()
+                            .chain(&r.allowlists)
+                            .any(|a| a.allows(path, secret, whole.as_str(), line_text))
+                    {
+                        continue;
+                    }
+                    let severity = match r.validator.map(|v| v.check(secret, whole.as_str())) {
+                        Some(Verdict::Reject) => continue,
+                        Some(Verdict::KeepAs(s)) => s,
+                        Some(Verdict::Keep) | None => r.severity,
+                    };
+                    hits.push(Hit {
+                        rule: i,
+                        secret: secret.to_owned(),
+                        line: view.lines.file_line(idx),
+                        column: before.chars().count() as u32 + 1,
+                        cell: view.cell,
+                        cell_line: view.cell.map(|_| idx as u32 + 1),
+                        field: view.field.clone(),
+                        severity,
+                    });
+                }
+            }
+        }
+        // A rule that explains another's finding replaces it (a service-account JSON, not also
+        // its private key).
+        let superseded: HashSet<&str> = hits
+            .iter()
+            .flat_map(|h| {
+                self.rules.rules[h.rule]
+                    .supersedes
+                    .iter()
+                    .map(String::as_str)
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        hits.into_iter()
+            .filter(|h| !superseded.contains(self.rules.rules[h.rule].id.as_str()))
+            .filter(|h| seen.insert((h.rule, h.secret.clone(), h.line, h.field.clone())))
+            .map(|h| self.finding(path, &h, opts))
+            .collect()
+    }
+
+    fn finding(&self, path: &str, h: &Hit, opts: Options) -> Finding {
+        let r = &self.rules.rules[h.rule];
+        let mut loc = Location::file(path);
+        let mut message = format!(
+            "{} ({}, confidence {})",
+            r.description,
+            r.provider,
+            r.confidence.as_str()
+        );
+        match (h.cell, h.cell_line) {
+            (Some(cell), Some(cl)) => {
+                loc = loc.cell(cell).line_col(cl, h.column);
+                message.push_str(&format!(" at file line {}", h.line));
+            }
+            _ => loc = loc.line_col(h.line, h.column),
+        }
+        if !h.field.is_empty() {
+            loc = loc.field(&h.field);
+        }
+        let mut f = Finding::new(self.catalogue[h.rule], loc, message);
+        f.severity = h.severity;
+        if !h.secret.is_empty() {
+            f.evidence = Some(if opts.show_secrets {
+                h.secret.clone()
+            } else {
+                redact(&h.secret)
+            });
+        }
+        f
+    }
+}
+
+struct Hit {
+    rule: usize,
+    secret: String,
+    line: u32,
+    column: u32,
+    cell: Option<u32>,
+    cell_line: Option<u32>,
+    field: String,
+    severity: Severity,
+}
+
+/// A secret as it may be printed: a short prefix, its length and a digest (so that reports and
+/// baselines can tell two secrets apart without holding either).
+pub fn redact(secret: &str) -> String {
+    let keep = (secret.chars().count() / 5).min(4);
+    let prefix: String = secret.chars().take(keep).collect();
+    let digest = Sha256::digest(secret.as_bytes());
+    let hex = digest.iter().take(6).fold(String::new(), |mut acc, b| {
+        use std::fmt::Write as _;
+        let _ = write!(acc, "{b:02x}");
+        acc
+    });
+    format!("{prefix}… ({} chars, sha256:{hex})", secret.chars().count())
+}
+
+/// Extensions never read: binaries and model weights (other scanners handle those).
+const BINARY_EXTENSIONS: &[&str] = &[
+    "png",
+    "jpg",
+    "jpeg",
+    "gif",
+    "webp",
+    "ico",
+    "bmp",
+    "tiff",
+    "pdf",
+    "mp3",
+    "mp4",
+    "wav",
+    "mov",
+    "avi",
+    "zip",
+    "gz",
+    "tgz",
+    "bz2",
+    "xz",
+    "zst",
+    "7z",
+    "tar",
+    "whl",
+    "jar",
+    "so",
+    "dylib",
+    "dll",
+    "exe",
+    "o",
+    "a",
+    "pyc",
+    "class",
+    "pt",
+    "pth",
+    "bin",
+    "safetensors",
+    "gguf",
+    "onnx",
+    "h5",
+    "hdf5",
+    "keras",
+    "pkl",
+    "pickle",
+    "joblib",
+    "npy",
+    "npz",
+    "parquet",
+    "arrow",
+    "feather",
+    "tflite",
+    "pb",
+    "ckpt",
+    "msgpack",
+    "woff",
+    "woff2",
+    "ttf",
+    "otf",
+    "db",
+    "sqlite",
+];
+
+fn wanted(p: &Path) -> bool {
+    !p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| BINARY_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Reads and scans one file: binary and oversized files are skipped.
+pub fn scan_file(engine: &Engine, path: &Path, display: &str, opts: Options) -> Outcome {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_FILE_BYTES => return Outcome::default(),
+        Err(e) => return Outcome::error(format!("cannot read: {e}")),
+        Ok(_) => {}
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return Outcome::error(format!("cannot read: {e}")),
+    };
+    if bytes[..bytes.len().min(BINARY_PROBE)].contains(&0) {
+        return Outcome::default();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    Outcome {
+        findings: engine.scan_text(display, &text, opts),
+        errors: Vec::new(),
+    }
+}
+
+/// Scans every text file under `paths` (dotfiles included; VCS, caches and virtualenvs not).
+pub fn scan_paths(engine: &Engine, paths: &[PathBuf], walk: WalkOptions, opts: Options) -> Report {
+    mlsec_walk::scan_tree(
+        paths,
+        walk,
+        &wanted,
+        &|p, display| scan_file(engine, p, display, opts),
+        engine.catalogue(),
+    )
+}
+
+#[cfg(test)]
+mod tests;

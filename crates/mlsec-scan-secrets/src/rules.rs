@@ -1,0 +1,474 @@
+//! Secret rules: a TOML format that reads gitleaks configurations as they are and adds
+//! provider, severity, confidence, validator and examples. Rules are checked when loaded: a bad
+//! regex, an unknown validator or an entropy threshold without keywords is an error naming the
+//! file and the rule.
+
+use std::collections::HashSet;
+
+use mlsec_diagnostics::Severity;
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::validate::Validator;
+
+/// The built-in rules, compiled into the binary.
+pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
+
+/// Most rules read from one file.
+pub const MAX_RULES: usize = 10_000;
+/// Longest regex accepted (before macro expansion).
+pub const MAX_REGEX_LEN: usize = 8_192;
+/// Compiled size limit per regex, in bytes (the regex crate's own bound).
+pub const MAX_REGEX_SIZE: usize = 4 << 20;
+
+/// Left boundary: start, a non-alphanumeric character, or an escape sequence such as `\n`
+/// (notebooks and JSON keep code in escaped strings).
+const LEFT: &str = r"(?:^|[^0-9A-Za-z]|\\[nrt])";
+/// Right boundary.
+const RIGHT: &str = r"(?:[^0-9A-Za-z]|$)";
+/// An optional quote, escaped or not.
+const QUOTE: &str = r#"(?:\\?["'`])?"#;
+
+/// What joins a keyword to its value: the rest of an identifier (`_API_KEY`), an optional
+/// closing quote or bracket, a separator (`=`, `:`, `=>`, `:=`, a call's `(` with an optional
+/// `key=`, or `= Client(api_key=`), and an optional opening quote.
+fn assign() -> String {
+    format!(
+        r"[A-Za-z0-9_.\-]{{0,40}}{QUOTE}\]?\s*(?:=\s*[A-Za-z_][A-Za-z0-9_.]{{0,30}}\(\s*(?:[A-Za-z_]+\s*=\s*)?|=>|:=|=|:|\(\s*(?:[A-Za-z_]+\s*=\s*)?|,)\s*{QUOTE}\s*"
+    )
+}
+
+/// Expands the rule macros (`{L}`, `{R}`, `{ASSIGN}`, `{Q}`).
+pub fn expand(regex: &str) -> String {
+    regex
+        .replace("{L}", LEFT)
+        .replace("{R}", RIGHT)
+        .replace("{ASSIGN}", &assign())
+        .replace("{Q}", QUOTE)
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawFile {
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    allowlist: Option<RawAllowlist>,
+    #[serde(default)]
+    allowlists: Vec<RawAllowlist>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawRule {
+    id: String,
+    description: Option<String>,
+    regex: Option<String>,
+    #[serde(rename = "secretGroup", alias = "secret_group")]
+    secret_group: Option<usize>,
+    entropy: Option<f64>,
+    #[serde(default)]
+    keywords: Vec<String>,
+    path: Option<String>,
+    allowlist: Option<RawAllowlist>,
+    #[serde(default)]
+    allowlists: Vec<RawAllowlist>,
+    provider: Option<String>,
+    severity: Option<String>,
+    confidence: Option<String>,
+    validator: Option<String>,
+    #[serde(default)]
+    examples: Vec<String>,
+    #[serde(default)]
+    negatives: Vec<String>,
+    #[serde(default)]
+    supersedes: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawAllowlist {
+    #[serde(rename = "regexTarget", alias = "regex_target")]
+    regex_target: Option<String>,
+    #[serde(default)]
+    regexes: Vec<String>,
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    stopwords: Vec<String>,
+    condition: Option<String>,
+}
+
+/// What an allowlist regex is matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Secret,
+    Match,
+    Line,
+}
+
+/// Conditions under which a match is not a finding.
+#[derive(Debug, Clone)]
+pub struct Allowlist {
+    pub target: Target,
+    pub regexes: Vec<Regex>,
+    pub paths: Vec<Regex>,
+    pub stopwords: Vec<String>,
+    /// gitleaks' `condition = "AND"`: every kind of criterion given must hold.
+    pub all: bool,
+}
+
+impl Allowlist {
+    /// Whether this allowlist excuses a match.
+    pub fn allows(&self, path: &str, secret: &str, whole: &str, line: &str) -> bool {
+        let text = match self.target {
+            Target::Secret => secret,
+            Target::Match => whole,
+            Target::Line => line,
+        };
+        let lower = secret.to_ascii_lowercase();
+        let mut checks = Vec::new();
+        if !self.regexes.is_empty() {
+            checks.push(self.regexes.iter().any(|r| r.is_match(text)));
+        }
+        if !self.paths.is_empty() {
+            checks.push(self.paths.iter().any(|r| r.is_match(path)));
+        }
+        if !self.stopwords.is_empty() {
+            checks.push(self.stopwords.iter().any(|w| lower.contains(w.as_str())));
+        }
+        if self.all {
+            !checks.is_empty() && checks.iter().all(|c| *c)
+        } else {
+            checks.iter().any(|c| *c)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Confidence {
+    Low,
+    Medium,
+    High,
+}
+
+impl Confidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        }
+    }
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct SecretRule {
+    pub id: String,
+    pub provider: String,
+    pub description: String,
+    pub regex: Option<Regex>,
+    pub secret_group: Option<usize>,
+    pub entropy: Option<f64>,
+    /// Lower-cased; a rule runs on a file only when one of them occurs in it.
+    pub keywords: Vec<String>,
+    pub path: Option<Regex>,
+    pub allowlists: Vec<Allowlist>,
+    pub severity: Severity,
+    pub confidence: Confidence,
+    pub validator: Option<Validator>,
+    pub examples: Vec<String>,
+    pub negatives: Vec<String>,
+    /// Rules whose findings in the same file this one replaces (a service-account JSON is one
+    /// finding, not also its private key).
+    pub supersedes: Vec<String>,
+}
+
+/// Rules and the global allowlists of one or more files.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub rules: Vec<SecretRule>,
+    pub allowlists: Vec<Allowlist>,
+}
+
+fn compile(origin: &str, id: &str, what: &str, src: &str) -> Result<Regex, String> {
+    if src.len() > MAX_REGEX_LEN {
+        return Err(format!(
+            "{origin}: rule `{id}`: {what} is longer than {MAX_REGEX_LEN} bytes"
+        ));
+    }
+    regex::RegexBuilder::new(&expand(src))
+        .size_limit(MAX_REGEX_SIZE)
+        .build()
+        .map_err(|e| format!("{origin}: rule `{id}`: {what} does not compile: {e}"))
+}
+
+fn allowlist(origin: &str, id: &str, raw: &RawAllowlist) -> Result<Allowlist, String> {
+    let target = match raw.regex_target.as_deref() {
+        None | Some("secret") => Target::Secret,
+        Some("match") => Target::Match,
+        Some("line") => Target::Line,
+        Some(other) => {
+            return Err(format!(
+                "{origin}: rule `{id}`: unknown allowlist regexTarget `{other}` (secret, match or line)"
+            ));
+        }
+    };
+    let all = match raw.condition.as_deref() {
+        None => false,
+        Some(c) if c.eq_ignore_ascii_case("or") => false,
+        Some(c) if c.eq_ignore_ascii_case("and") => true,
+        Some(other) => {
+            return Err(format!(
+                "{origin}: rule `{id}`: unknown allowlist condition `{other}` (OR or AND)"
+            ));
+        }
+    };
+    Ok(Allowlist {
+        target,
+        regexes: raw
+            .regexes
+            .iter()
+            .map(|r| compile(origin, id, "an allowlist regex", r))
+            .collect::<Result<_, _>>()?,
+        paths: raw
+            .paths
+            .iter()
+            .map(|r| compile(origin, id, "an allowlist path", r))
+            .collect::<Result<_, _>>()?,
+        stopwords: raw
+            .stopwords
+            .iter()
+            .map(|w| w.to_ascii_lowercase())
+            .collect(),
+        all,
+    })
+}
+
+fn severity(origin: &str, id: &str, s: Option<&str>) -> Result<Severity, String> {
+    Ok(match s.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("high") => Severity::High,
+        Some("critical") => Severity::Critical,
+        Some("medium") => Severity::Medium,
+        Some("low") => Severity::Low,
+        Some("info") => Severity::Info,
+        Some(other) => {
+            return Err(format!("{origin}: rule `{id}`: unknown severity `{other}`"));
+        }
+    })
+}
+
+impl RuleSet {
+    /// The built-in rules.
+    pub fn builtin() -> RuleSet {
+        // The built-in file is tested to load; failing here is a build defect, not input.
+        RuleSet::parse(DEFAULT_RULES, "built-in rules").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Parses one rule file (mlsec's format or a gitleaks configuration).
+    pub fn parse(text: &str, origin: &str) -> Result<RuleSet, String> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+        if raw.rules.len() > MAX_RULES {
+            return Err(format!("{origin}: more than {MAX_RULES} rules"));
+        }
+        let mut out = RuleSet::default();
+        for a in raw.allowlist.iter().chain(&raw.allowlists) {
+            out.allowlists.push(allowlist(origin, "(global)", a)?);
+        }
+        let mut seen = HashSet::new();
+        for r in raw.rules {
+            let id = r.id.trim().to_owned();
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(format!(
+                    "{origin}: rule id `{id}` must be letters, digits, `-`, `_` or `.`"
+                ));
+            }
+            if !seen.insert(id.clone()) {
+                return Err(format!("{origin}: rule `{id}` is defined twice"));
+            }
+            let regex = r
+                .regex
+                .as_deref()
+                .map(|src| compile(origin, &id, "regex", src))
+                .transpose()?;
+            let path = r
+                .path
+                .as_deref()
+                .map(|src| compile(origin, &id, "path", src))
+                .transpose()?;
+            if regex.is_none() && path.is_none() {
+                return Err(format!("{origin}: rule `{id}` has neither regex nor path"));
+            }
+            if let (Some(g), Some(re)) = (r.secret_group, &regex)
+                && g >= re.captures_len()
+            {
+                return Err(format!(
+                    "{origin}: rule `{id}`: secretGroup {g} but the regex has {} group(s)",
+                    re.captures_len() - 1
+                ));
+            }
+            if r.entropy.is_some() && r.keywords.is_empty() {
+                return Err(format!(
+                    "{origin}: rule `{id}`: an entropy threshold needs keywords (entropy alone is never evidence)"
+                ));
+            }
+            let validator = r
+                .validator
+                .as_deref()
+                .map(|v| {
+                    Validator::from_name(v)
+                        .ok_or_else(|| format!("{origin}: rule `{id}`: unknown validator `{v}`"))
+                })
+                .transpose()?;
+            let confidence = match r.confidence.as_deref() {
+                Some("high") => Confidence::High,
+                Some("medium") => Confidence::Medium,
+                Some("low") => Confidence::Low,
+                Some(other) => {
+                    return Err(format!(
+                        "{origin}: rule `{id}`: unknown confidence `{other}`"
+                    ));
+                }
+                // A value found only by its keyword's proximity may be something else.
+                None if r.regex.as_deref().is_some_and(|x| x.contains("{ASSIGN}"))
+                    && validator.is_none() =>
+                {
+                    Confidence::Medium
+                }
+                None => Confidence::High,
+            };
+            let mut allowlists = Vec::new();
+            for a in r.allowlist.iter().chain(&r.allowlists) {
+                allowlists.push(allowlist(origin, &id, a)?);
+            }
+            out.rules.push(SecretRule {
+                provider: r.provider.unwrap_or_else(|| "generic".into()),
+                description: r.description.unwrap_or_else(|| id.clone()),
+                severity: severity(origin, &id, r.severity.as_deref())?,
+                id,
+                regex,
+                secret_group: r.secret_group,
+                entropy: r.entropy,
+                keywords: r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect(),
+                path,
+                allowlists,
+                confidence,
+                validator,
+                examples: r.examples,
+                negatives: r.negatives,
+                supersedes: r.supersedes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Adds another file's rules; a rule with an existing id replaces it.
+    pub fn extend(&mut self, other: RuleSet) {
+        for r in other.rules {
+            self.rules.retain(|x| x.id != r.id);
+            self.rules.push(r);
+        }
+        self.allowlists.extend(other.allowlists);
+    }
+}
+
+/// Shannon entropy of a string, in bits per character.
+pub fn entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = s.len() as f64;
+    if n == 0.0 {
+        return 0.0;
+    }
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_rules_load_and_are_many() {
+        let r = RuleSet::builtin();
+        assert!(r.rules.len() >= 100, "{}", r.rules.len());
+    }
+
+    #[test]
+    fn gitleaks_configs_load() {
+        let cfg = r#"
+title = "gitleaks config"
+[extend]
+useDefault = true
+
+[allowlist]
+description = "global"
+paths = ['''(^|/)vendor/''']
+
+[[rules]]
+id = "acme-token"
+description = "ACME token"
+regex = '''acme_[a-z0-9]{32}'''
+keywords = ["acme_"]
+entropy = 3.0
+tags = ["acme"]
+[[rules.allowlists]]
+regexTarget = "line"
+regexes = ['''test''']
+
+[[rules]]
+id = "pkcs12-file"
+path = '''(?i)\.p12$'''
+"#;
+        let r = RuleSet::parse(cfg, "gitleaks.toml").unwrap();
+        assert_eq!(r.rules.len(), 2);
+        assert_eq!(r.allowlists.len(), 1);
+        assert_eq!(r.rules[0].allowlists[0].target, Target::Line);
+    }
+
+    #[test]
+    fn bad_rules_are_errors_naming_file_and_rule() {
+        for (cfg, want) in [
+            (
+                "[[rules]]\nid = \"a\"\nregex = '''(unclosed'''\n",
+                "rule `a`: regex does not compile",
+            ),
+            (
+                "[[rules]]\nid = \"a\"\nregex = 'x'\nentropy = 3.0\n",
+                "needs keywords",
+            ),
+            (
+                "[[rules]]\nid = \"a\"\nregex = 'x'\nvalidator = \"luhn\"\n",
+                "unknown validator",
+            ),
+            ("[[rules]]\nid = \"a\"\n", "neither regex nor path"),
+            (
+                "[[rules]]\nid = \"a\"\nregex = '(x)'\nsecretGroup = 2\n",
+                "secretGroup 2",
+            ),
+            (
+                "[[rules]]\nid = \"a\"\nregex = 'x'\n[[rules]]\nid = \"a\"\nregex = 'y'\n",
+                "defined twice",
+            ),
+            ("rules = 3\n", "my.toml"),
+        ] {
+            let e = RuleSet::parse(cfg, "my.toml").unwrap_err();
+            assert!(e.contains(want) && e.starts_with("my.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn entropy_is_bits_per_character() {
+        assert!(entropy("aaaaaaaa") < 0.01);
+        assert!((entropy("abcd") - 2.0).abs() < 1e-9);
+    }
+}

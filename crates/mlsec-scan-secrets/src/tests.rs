@@ -1,0 +1,381 @@
+//! Rule examples are templates expanded here, so that the repository holds nothing that looks
+//! like a live credential; then behaviour: views, suppressors, validators, redaction.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+use super::*;
+use crate::validate::base62;
+
+/// A small deterministic generator (xorshift64*), seeded per example.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn from(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n)
+            .map(|_| char::from(alphabet[(self.next() % alphabet.len() as u64) as usize]))
+            .collect()
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 24) as u8).collect()
+    }
+}
+
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+fn pem(g: &mut Gen, kind: &str, newline: &str) -> String {
+    let mut der = vec![0x30, 0x82, 0x04, 0xa4, 0x02, 0x01, 0x00];
+    der.extend(g.bytes(1_180));
+    let b64 = STANDARD.encode(der);
+    let body: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {kind} KEY-----{newline}{}{newline}-----END {kind} KEY-----",
+        body.join(newline)
+    )
+}
+
+fn generate(g: &mut Gen, kind: &str, arg: &str) -> Option<String> {
+    let n = || arg.parse::<usize>().ok();
+    Some(match kind {
+        "alnum" => g.from(ALNUM, n()?),
+        "hex" => g.from(b"0123456789abcdef", n()?),
+        "HEX" => g.from(b"0123456789ABCDEF", n()?),
+        "lower" => g.from(b"abcdefghijklmnopqrstuvwxyz", n()?),
+        "upper" => g.from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", n()?),
+        "alpha" => g.from(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+            n()?,
+        ),
+        "bech32" => g.from(b"QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", n()?),
+        "digits" => g.from(b"0123456789", n()?),
+        "b64" => g.from(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            n()?,
+        ),
+        "b64url" => g.from(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+            n()?,
+        ),
+        "base32" => g.from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", n()?),
+        "lit" => arg.to_owned(),
+        "github" | "npm" => {
+            let random = g.from(ALNUM, 30);
+            let check = base62(u64::from(crc32fast::hash(random.as_bytes())), 6);
+            let prefix = if kind == "npm" { "npm" } else { arg };
+            format!("{prefix}_{random}{check}")
+        }
+        "jwt" => {
+            let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+            let p = URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"sub":"{}","iat":1700000000}}"#,
+                g.from(ALNUM, 12)
+            ));
+            format!(
+                "{h}.{p}.{}",
+                g.from(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+                    43
+                )
+            )
+        }
+        "pem" => pem(g, arg, "\n"),
+        "pem-escaped" => pem(g, arg, "\\n"),
+        "openssh" => {
+            let mut body = b"openssh-key-v1\0".to_vec();
+            body.extend(g.bytes(400));
+            format!(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\\n{}\\n-----END OPENSSH PRIVATE KEY-----",
+                STANDARD.encode(body)
+            )
+        }
+        "docker-auth" => STANDARD.encode(format!("ci-bot:{}", g.from(ALNUM, 20))),
+        _ => return None,
+    })
+}
+
+/// Expands `${kind:arg}` and `${kind}` templates; anything else (`${HF_TOKEN}`) stays as is.
+pub fn expand(template: &str, seed: u64) -> String {
+    let mut g = Gen(seed | 1);
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 2..];
+        let Some(end) = tail.find('}') else {
+            out.push_str(&rest[at..]);
+            return out;
+        };
+        let inner = &tail[..end];
+        let (kind, arg) = inner.split_once(':').unwrap_or((inner, ""));
+        match generate(&mut g, kind, arg) {
+            Some(s) => out.push_str(&s),
+            None => out.push_str(&rest[at..=at + 2 + end]),
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+const EXAMPLE_PATH: &str = "examples/kaggle/settings.env";
+
+#[test]
+fn every_rule_finds_its_examples_and_not_its_negatives() {
+    let engine = Engine::builtin();
+    let mut failures = Vec::new();
+    for (i, r) in engine.rules.rules.iter().enumerate() {
+        if r.examples.is_empty() || r.negatives.is_empty() {
+            failures.push(format!("{}: needs examples and negatives", r.id));
+        }
+        for (j, ex) in r.examples.iter().enumerate() {
+            let text = expand(ex, (i * 100 + j) as u64 + 7);
+            let found = engine.scan_text(EXAMPLE_PATH, &text, Options::default());
+            if !found.iter().any(|f| f.rule.id == r.id) {
+                failures.push(format!("{} missed: {text}", r.id));
+            }
+        }
+        for (j, ex) in r.negatives.iter().enumerate() {
+            let text = expand(ex, (i * 100 + j) as u64 + 50_007);
+            let found = engine.scan_text(EXAMPLE_PATH, &text, Options::default());
+            if let Some(f) = found.iter().find(|f| f.rule.id == r.id) {
+                failures.push(format!("{} false alarm on {text}: {:?}", r.id, f.evidence));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn ids(path: &str, text: &str) -> Vec<&'static str> {
+    Engine::builtin()
+        .scan_text(path, text, Options::default())
+        .iter()
+        .map(|f| f.rule.id)
+        .collect()
+}
+
+#[test]
+fn secrets_are_redacted_everywhere_unless_asked() {
+    let token = expand("${github:ghp}", 3);
+    let findings =
+        Engine::builtin().scan_text("a.py", &format!("T = '{token}'\n"), Options::default());
+    assert_eq!(findings.len(), 1);
+    let printed = format!("{findings:?}");
+    assert!(!printed.contains(&token[4..]), "{printed}");
+    let shown = Engine::builtin().scan_text(
+        "a.py",
+        &format!("T = '{token}'\n"),
+        Options { show_secrets: true },
+    );
+    assert_eq!(shown[0].evidence.as_deref(), Some(token.as_str()));
+    // Two different secrets on the same line have different fingerprints; the same secret
+    // moved to another line keeps its fingerprint.
+    let other = expand("${github:ghp}", 4);
+    let a = Engine::builtin().scan_text("a.py", &format!("T = '{token}'\n"), Options::default());
+    let b =
+        Engine::builtin().scan_text("a.py", &format!("\n\nT = '{token}'\n"), Options::default());
+    let c = Engine::builtin().scan_text("a.py", &format!("T = '{other}'\n"), Options::default());
+    assert_eq!(a[0].fingerprint(), b[0].fingerprint());
+    assert_ne!(a[0].fingerprint(), c[0].fingerprint());
+}
+
+#[test]
+fn notebooks_report_cell_line_and_file_line() {
+    let key = expand("${hex:40}", 11);
+    let hf = expand("hf_${alpha:34}", 12);
+    let nb = serde_json::json!({
+        "cells": [
+            {"cell_type": "markdown", "source": ["# Setup\n"]},
+            {"cell_type": "code", "source": ["import os\n", format!("os.environ[\"WANDB_API_KEY\"] = \"{key}\"\n")],
+             "outputs": [
+                {"output_type": "stream", "text": [format!("token: {hf}\n")]},
+                {"output_type": "display_data", "data": {"image/png": STANDARD.encode(expand("${alnum:400}", 13)), "text/plain": ["<Figure>"]}}
+             ]}
+        ],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5
+    });
+    let text = serde_json::to_string_pretty(&nb).unwrap();
+    let found = Engine::builtin().scan_text("train.ipynb", &text, Options::default());
+    let w = found
+        .iter()
+        .find(|f| f.rule.id == "wandb-key")
+        .expect("key in a code cell, JSON-escaped quotes");
+    assert_eq!((w.location.cell, w.location.line), (Some(1), Some(2)));
+    let raw_line = text.lines().position(|l| l.contains(&key)).unwrap() + 1;
+    assert!(
+        w.message.contains(&format!("file line {raw_line}")),
+        "{}",
+        w.message
+    );
+    let h = found
+        .iter()
+        .find(|f| f.rule.id == "huggingface-token")
+        .expect("key printed in an output");
+    assert_eq!(h.location.field.as_deref(), Some("/cells/1/outputs/0"));
+    assert_eq!(found.len(), 2, "{found:?}");
+}
+
+#[test]
+fn ml_artefacts_are_not_secrets() {
+    let h40 = expand("${hex:40}", 21);
+    let h64 = expand("${hex:64}", 22);
+    let h32 = expand("${hex:32}", 23);
+    for (path, text) in [
+        (
+            "requirements.txt",
+            format!("torch==2.3.0 --hash=sha256:{h64}\n"),
+        ),
+        (
+            "model.dvc",
+            format!("outs:\n- md5: {h32}\n  path: model.pt\n"),
+        ),
+        (
+            "weights.bin.lfs",
+            format!("version https://git-lfs.github.com/spec/v1\noid sha256:{h64}\nsize 1\n"),
+        ),
+        ("config.json", format!("{{\"_commit_hash\": \"{h40}\"}}\n")),
+        (
+            "load.py",
+            format!("AutoModel.from_pretrained('x', revision='{h40}')\n"),
+        ),
+        (
+            "serve.py",
+            format!("m = mlflow.pyfunc.load_model('runs:/{h32}/model')\n"),
+        ),
+        (
+            "k8s.yaml",
+            format!("image: vllm/vllm-openai@sha256:{h64}\n"),
+        ),
+        ("poetry.lock", format!("content-hash = \"{h64}\"\n")),
+        (
+            "secrets.enc.yaml",
+            format!("api_key: ENC[AES256_GCM,data:{h40},iv:x,tag:y,type:str]\n"),
+        ),
+        ("vault.yml", format!("$ANSIBLE_VAULT;1.1;AES256\n{h64}\n")),
+        (
+            "app.py",
+            "OPENAI_API_KEY = os.environ[\"OPENAI_API_KEY\"]\nHF_TOKEN = '<your-token>'\n"
+                .to_owned(),
+        ),
+    ] {
+        assert!(
+            ids(path, &text).is_empty(),
+            "{path}: {:?}\n{text}",
+            ids(path, &text)
+        );
+    }
+}
+
+#[test]
+fn inline_allow_comments() {
+    let key = expand("${hex:40}", 31);
+    for line in [
+        format!("WANDB_API_KEY={key}  # mlsec:allow rotated, test account\n"),
+        format!("WANDB_API_KEY={key}  # gitleaks:allow\n"),
+        format!("WANDB_API_KEY={key}  # pragma: allowlist secret\n"),
+        format!("# pragma: allowlist nextline secret\nWANDB_API_KEY={key}\n"),
+    ] {
+        assert!(ids(".env", &line).is_empty(), "{line}");
+    }
+    assert_eq!(
+        ids(".env", &format!("WANDB_API_KEY={key}\n")),
+        ["wandb-key"]
+    );
+}
+
+#[test]
+fn service_account_json_is_one_finding() {
+    let sa = expand(
+        r#"{"type": "service_account", "project_id": "p", "private_key_id": "${hex:40}", "private_key": "${pem-escaped:PRIVATE}", "client_email": "x@p.iam.gserviceaccount.com"}"#,
+        41,
+    );
+    assert_eq!(ids("sa.json", &sa), ["gcp-service-account"]);
+    // The same key alone is a private key.
+    let key = expand("${pem:PRIVATE}", 41);
+    assert_eq!(ids("key.pem", &key), ["private-key"]);
+}
+
+#[test]
+fn base64_in_kubernetes_secrets_and_code() {
+    let url = expand(
+        "postgresql://ml:${alnum:20}@db.acme.internal:5432/features",
+        51,
+    );
+    let enc = STANDARD.encode(&url);
+    let y = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db}}\ndata:\n  DATABASE_URL: {enc}\n"
+    );
+    let found = Engine::builtin().scan_text("secret.yaml", &y, Options::default());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].rule.id, found[0].location.line),
+        ("database-url", Some(5))
+    );
+    let sealed = "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nspec:\n  encryptedData:\n    DATABASE_URL: AgBy8hCi...\n";
+    assert!(ids("sealed.yaml", sealed).is_empty());
+}
+
+#[test]
+fn validators_reject_look_alikes() {
+    // A GitHub-shaped token with a wrong checksum, a publishable Stripe key, a JWT whose header
+    // is not JSON: all quiet. A Stripe test key is reported at medium.
+    let bad = format!("ghp_{}", expand("${alnum:36}", 61));
+    assert!(ids("a.py", &format!("t = '{bad}'\n")).is_empty());
+    let test_key = expand("sk_test_${alnum:24}", 62);
+    let f = Engine::builtin().scan_text(
+        "a.py",
+        &format!("stripe.api_key = '{test_key}'\n"),
+        Options::default(),
+    );
+    assert_eq!(f[0].severity, Severity::Medium);
+}
+
+#[test]
+fn user_rules_extend_and_replace() {
+    let mut set = RuleSet::builtin();
+    let n = set.rules.len();
+    let user = RuleSet::parse(
+        "[[rules]]\nid = \"acme-token\"\nregex = '''{L}(acme_[a-z0-9]{32}){R}'''\nkeywords = [\"acme_\"]\n",
+        "acme.toml",
+    )
+    .unwrap();
+    set.extend(user);
+    assert_eq!(set.rules.len(), n + 1);
+    let engine = Engine::new(set);
+    let text = expand("x = 'acme_${hex:32}'", 71);
+    let f = engine.scan_text("a.py", &text, Options::default());
+    assert_eq!(
+        f.iter().map(|f| f.rule.id).collect::<Vec<_>>(),
+        ["acme-token"]
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn never_panics_on_text(s in "[ -~\n\t]{0,400}") {
+        let _ = Engine::builtin().scan_text("a.env", &s, Options::default());
+        let _ = Engine::builtin().scan_text("a.ipynb", &s, Options::default());
+    }
+
+    #[test]
+    fn never_panics_on_token_soup(parts in proptest::collection::vec(proptest::sample::select(vec![
+        "hf_", "sk-proj-", "T3BlbkFJ", "ghp_", "npm_", "AKIA", "eyJ", ".", "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----",
+        "\\n", "\n", "\"", "'", "=", ": ", "wandb", "WANDB_API_KEY", "postgres://", "a:b@", "kind: Secret\n", "data:\n  k: ",
+        "b64decode(\"", "\")", "aGVsbG86d29ybGQ=", "0123456789abcdef", "ABCDEFGHIJKLMNOP", "{\"cells\": [", "]}", "${", "}",
+    ]), 0..60)) {
+        let s = parts.concat();
+        let _ = Engine::builtin().scan_text("a.env", &s, Options::default());
+        let _ = Engine::builtin().scan_text("n.ipynb", &s, Options::default());
+    }
+}
