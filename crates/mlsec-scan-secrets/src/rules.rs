@@ -21,9 +21,10 @@ pub const MAX_REGEX_LEN: usize = 8_192;
 /// Compiled size limit per regex, in bytes (the regex crate's own bound).
 pub const MAX_REGEX_SIZE: usize = 4 << 20;
 
-/// Left boundary: start, a non-alphanumeric character, or an escape sequence such as `\n`
-/// (notebooks and JSON keep code in escaped strings).
-const LEFT: &str = r"(?:^|[^0-9A-Za-z]|\\[nrt])";
+/// The left boundary is checked in code after a match (see [`left_boundary_ok`]): written into
+/// the regex, it would hide the token's literal prefix from the regex engine's prefilter and
+/// make every rule scan every byte.
+const LEFT: &str = "";
 /// Right boundary.
 const RIGHT: &str = r"(?:[^0-9A-Za-z]|$)";
 /// An optional quote, escaped or not.
@@ -36,6 +37,18 @@ fn assign() -> String {
     format!(
         r"[A-Za-z0-9_.\-]{{0,40}}{QUOTE}\]?\s*(?:=\s*[A-Za-z_][A-Za-z0-9_.]{{0,30}}\(\s*(?:[A-Za-z_]+\s*=\s*)?|=>|:=|=|:|\(\s*(?:[A-Za-z_]+\s*=\s*)?|,)\s*{QUOTE}\s*"
     )
+}
+
+/// Whether a match starting at byte `start` has a left boundary: the start of the text, a
+/// non-alphanumeric character, or an escape sequence such as `\n` (notebooks and JSON keep code
+/// in escaped strings).
+pub fn left_boundary_ok(text: &str, start: usize) -> bool {
+    let before = &text.as_bytes()[..start];
+    match before {
+        [] => true,
+        [.., b'\\', b'n' | b'r' | b't'] => true,
+        [.., c] => !c.is_ascii_alphanumeric(),
+    }
 }
 
 /// Expands the rule macros (`{L}`, `{R}`, `{ASSIGN}`, `{Q}`).
@@ -170,6 +183,8 @@ pub struct SecretRule {
     /// Lower-cased; a rule runs on a file only when one of them occurs in it.
     pub keywords: Vec<String>,
     pub path: Option<Regex>,
+    /// The regex starts with `{L}`: matches need a left boundary.
+    pub left_boundary: bool,
     pub allowlists: Vec<Allowlist>,
     pub severity: Severity,
     pub confidence: Confidence,
@@ -351,6 +366,7 @@ impl RuleSet {
                 secret_group: r.secret_group,
                 entropy: r.entropy,
                 keywords: r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect(),
+                left_boundary: r.regex.as_deref().is_some_and(|x| x.starts_with("{L}")),
                 path,
                 allowlists,
                 confidence,
