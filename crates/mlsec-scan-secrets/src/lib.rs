@@ -3,8 +3,10 @@
 //! through notebooks and base64, offline validators, ML-aware suppressors, and redaction of
 //! every secret in every output unless asked otherwise.
 
+pub mod corpus;
 pub mod rules;
 pub mod suppress;
+pub mod templates;
 pub mod validate;
 pub mod views;
 
