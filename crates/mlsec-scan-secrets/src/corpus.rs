@@ -19,6 +19,8 @@ struct Writer {
     seed: u64,
     files: Vec<(String, String)>,
     labels: Vec<Label>,
+    /// The text of each labelled line, as generated.
+    texts: Vec<String>,
 }
 
 /// A line and the rule it must raise (`None`: it must raise nothing).
@@ -41,11 +43,13 @@ impl Writer {
     fn text(&mut self, path: &str, lines: &[Line]) {
         let mut out = String::new();
         for (i, (t, rule)) in lines.iter().enumerate() {
-            out.push_str(&self.fill(t));
+            let v = self.fill(t);
+            out.push_str(&v);
             out.push('\n');
             if let Some(r) = rule {
                 self.labels
                     .push((path.to_owned(), None, i as u32 + 1, (*r).to_owned()));
+                self.texts.push(v);
             }
         }
         self.files.push((path.to_owned(), out));
@@ -58,10 +62,6 @@ impl Writer {
             let mut src = Vec::new();
             for (i, (t, rule)) in source.iter().enumerate() {
                 let mut v = self.fill(t);
-                if i + 1 < source.len() {
-                    v.push('\n');
-                }
-                src.push(v);
                 if let Some(r) = rule {
                     self.labels.push((
                         path.to_owned(),
@@ -69,13 +69,18 @@ impl Writer {
                         i as u32 + 1,
                         (*r).to_owned(),
                     ));
+                    self.texts.push(v.clone());
                 }
+                if i + 1 < source.len() {
+                    v.push('\n');
+                }
+                src.push(v);
             }
             let mut outs = Vec::new();
             if !outputs.is_empty() {
                 let mut text = Vec::new();
                 for (i, (t, rule)) in outputs.iter().enumerate() {
-                    text.push(format!("{}\n", self.fill(t)));
+                    let v = self.fill(t);
                     if let Some(r) = rule {
                         self.labels.push((
                             path.to_owned(),
@@ -83,7 +88,9 @@ impl Writer {
                             i as u32 + 1,
                             (*r).to_owned(),
                         ));
+                        self.texts.push(v.clone());
                     }
+                    text.push(format!("{v}\n"));
                 }
                 outs.push(
                     serde_json::json!({"name": "stdout", "output_type": "stream", "text": text}),
@@ -113,12 +120,14 @@ impl Writer {
     }
 }
 
-/// The corpus: files (relative path, text) and the expected findings.
-pub fn generate() -> (Vec<(String, String)>, Vec<Label>) {
+/// The corpus: files (relative path, text), the expected findings, and the generated text of
+/// each expected finding's line.
+pub fn generate() -> (Vec<(String, String)>, Vec<Label>, Vec<String>) {
     let mut w = Writer {
         seed: 0,
         files: Vec::new(),
         labels: Vec::new(),
+        texts: Vec::new(),
     };
     w.text(".env", &[
         l("# local settings: never commit (but people do)"),
@@ -352,12 +361,35 @@ pub fn generate() -> (Vec<(String, String)>, Vec<Label>) {
             l("curl -H \"Authorization: Bearer $OPENAI_API_KEY\" https://api.openai.com/v1/models"),
         ],
     );
-    (w.files, w.labels)
+    (w.files, w.labels, w.texts)
+}
+
+/// The 1-based line of `files[path]` where each label's secret sits in the file as written (for
+/// notebooks, the raw JSON line): how line-oriented tools are scored on the same corpus.
+pub fn file_lines(files: &[(String, String)], labels: &[Label], secrets: &[String]) -> Vec<u32> {
+    labels
+        .iter()
+        .zip(secrets)
+        .map(|(label, secret)| {
+            let text = files
+                .iter()
+                .find(|(p, _)| *p == label.0)
+                .map_or("", |(_, t)| t.as_str());
+            if label.1.is_none() {
+                return label.2;
+            }
+            let probe = serde_json::to_string(secret).unwrap_or_default();
+            let probe = probe.trim_matches('"');
+            text.lines()
+                .position(|l| l.contains(probe))
+                .map_or(0, |i| i as u32 + 1)
+        })
+        .collect()
 }
 
 /// Writes the corpus under `dir`; returns the labels.
 pub fn write(dir: &Path) -> std::io::Result<Vec<Label>> {
-    let (files, labels) = generate();
+    let (files, labels, _) = generate();
     for (path, text) in files {
         let p = dir.join(path);
         if let Some(parent) = p.parent() {

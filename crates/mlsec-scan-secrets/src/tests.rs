@@ -101,6 +101,17 @@ fn notebooks_report_cell_line_and_file_line() {
         .find(|f| f.rule.id == "huggingface-token")
         .expect("key printed in an output");
     assert_eq!(h.location.field.as_deref(), Some("/cells/1/outputs/0"));
+    // serde_json, like nbformat, writes `outputs` before `source`: both still map to their lines.
+    let raw_line = text.lines().position(|l| l.contains(&hf)).unwrap() + 1;
+    assert!(
+        text.find(&hf) < text.find(&key),
+        "the output is written before the source"
+    );
+    assert!(
+        h.message.contains(&format!("file line {raw_line}")),
+        "{}",
+        h.message
+    );
     assert_eq!(found.len(), 2, "{found:?}");
 }
 

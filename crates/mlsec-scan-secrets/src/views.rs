@@ -129,11 +129,15 @@ fn notebook(text: &str) -> Option<Vec<View<'static>>> {
     let mut out = Vec::new();
     for (i, c) in cells.iter().enumerate() {
         let i = i as u32;
+        // Within a cell, `outputs` may come before or after `source` (nbformat sorts keys, so
+        // outputs usually come first): both are looked for from the cell's start.
+        let start = cursor;
+        let mut src_cursor = start;
         let source = text_of(c.get("source").unwrap_or(&serde_json::Value::Null));
         out.push(view_of(
             &source,
             &raw,
-            &mut cursor,
+            &mut src_cursor,
             i,
             format!("/cells/{i}/source"),
         ));
@@ -170,6 +174,7 @@ fn notebook(text: &str) -> Option<Vec<View<'static>>> {
                 ));
             }
         }
+        cursor = cursor.max(src_cursor);
     }
     Some(out)
 }
