@@ -27,6 +27,7 @@ struct File {
 #[derive(Debug, Default)]
 pub struct Baseline {
     counts: HashMap<String, usize>,
+    entries: Vec<Entry>,
 }
 
 impl Baseline {
@@ -65,10 +66,30 @@ impl Baseline {
             ));
         }
         let mut counts = HashMap::new();
-        for e in file.findings {
-            *counts.entry(e.fingerprint).or_insert(0) += 1;
+        for e in &file.findings {
+            *counts.entry(e.fingerprint.clone()).or_insert(0) += 1;
         }
-        Ok(Self { counts })
+        Ok(Self {
+            counts,
+            entries: file.findings,
+        })
+    }
+
+    /// Entries that accept none of `findings` (stale: fixed, moved to another file, or the
+    /// secret rotated), as `rule_id path: message`.
+    pub fn unused(&self, findings: &[Finding]) -> Vec<String> {
+        let mut present: HashMap<String, usize> = HashMap::new();
+        for f in findings {
+            *present.entry(f.fingerprint()).or_insert(0) += 1;
+        }
+        let mut out = Vec::new();
+        for e in &self.entries {
+            match present.get_mut(&e.fingerprint) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => out.push(format!("{} {}: {}", e.rule_id, e.path, e.message)),
+            }
+        }
+        out
     }
 
     /// Removes the findings the baseline accepts; returns how many were removed.
@@ -83,5 +104,28 @@ impl Baseline {
             _ => true,
         });
         before - findings.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Location, Report, UNUSED_IGNORE};
+
+    #[test]
+    fn unused_entries_are_the_ones_matching_nothing() {
+        let f = |m: &str| Finding::new(&UNUSED_IGNORE, Location::file("a.py"), m);
+        let report = Report {
+            findings: vec![f("one"), f("two")],
+            ..Report::default()
+        };
+        let b = Baseline::parse(&Baseline::write(&report)).unwrap();
+        assert!(b.unused(&[f("one"), f("two")]).is_empty());
+        let stale = b.unused(&[f("one")]);
+        assert_eq!(stale.len(), 1);
+        assert!(stale[0].contains("two"), "{stale:?}");
+        let mut now = vec![f("one"), f("three")];
+        assert_eq!(b.apply(&mut now), 1);
+        assert_eq!(now.len(), 1);
     }
 }

@@ -96,6 +96,14 @@ pub fn example_failures(
 pub mod baseline;
 pub mod render;
 
+rule!(UNUSED_IGNORE, "IGN001", "unused-ignore", Low, &[], &[],
+    summary: "A suppression that suppresses nothing",
+    what: "With `--report-unused-ignores`: baseline entries that match no current finding, and secret allow comments (`mlsec:allow`, `gitleaks:allow`, `pragma: allowlist secret`) on lines where nothing was found.",
+    why: "Stale suppressions hide the next real finding that lands on the same line or fingerprint, and make reviews trust exceptions nobody needs.",
+    example: "`KEY = os.environ[\"KEY\"]  # mlsec:allow` after the secret was removed",
+    fix: "Delete the comment, or run `mlsec scan --baseline FILE --update-baseline` to rewrite the baseline.",
+    refs: &[]);
+
 use std::fmt;
 use std::time::Duration;
 

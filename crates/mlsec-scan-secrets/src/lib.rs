@@ -32,6 +32,8 @@ pub const BINARY_PROBE: usize = 8 << 10;
 pub struct Options {
     /// Print secrets in full (never the default).
     pub show_secrets: bool,
+    /// Report allow comments that keep no finding out.
+    pub report_unused_ignores: bool,
 }
 
 /// Compiled rules, ready to scan.
@@ -168,11 +170,15 @@ impl Engine {
                 });
             }
         }
+        let mut unused = Vec::new();
         for view in views::views(path, text) {
             let triggered = self.triggered(&view.text);
-            if triggered.is_empty() {
+            if triggered.is_empty()
+                && !(opts.report_unused_ignores && suppress::has_allow_marker(&view.text))
+            {
                 continue;
             }
+            let mut used_allows: HashSet<usize> = HashSet::new();
             let starts: Vec<usize> = std::iter::once(0)
                 .chain(memchr::memchr_iter(b'\n', view.text.as_bytes()).map(|i| i + 1))
                 .collect();
@@ -223,8 +229,6 @@ impl Engine {
                         || (r.validator != Some(validate::Validator::PrivateKey)
                             && suppress::placeholder(secret))
                         || suppress::benign_context(line_text, before)
-                        || suppress::allowed_inline(line_text)
-                        || (idx > 0 && suppress::allowed_next(view_lines[idx - 1]))
                         || self
                             .rules
                             .allowlists
@@ -239,6 +243,16 @@ impl Engine {
                         Some(Verdict::KeepAs(s)) => s,
                         Some(Verdict::Keep) | None => r.severity,
                     };
+                    // Allow comments last, so that `--report-unused-ignores` knows which ones
+                    // kept a real finding out.
+                    if suppress::allowed_inline(line_text) {
+                        used_allows.insert(idx);
+                        continue;
+                    }
+                    if idx > 0 && suppress::allowed_next(view_lines[idx - 1]) {
+                        used_allows.insert(idx - 1);
+                        continue;
+                    }
                     hits.push(Hit {
                         rule: i,
                         secret: secret.to_owned(),
@@ -249,6 +263,22 @@ impl Engine {
                         field: view.field.clone(),
                         severity,
                     });
+                }
+            }
+            if opts.report_unused_ignores {
+                for (k, l) in view_lines.iter().enumerate() {
+                    if suppress::has_allow_marker(l) && !used_allows.contains(&k) {
+                        let mut loc = Location::file(path);
+                        loc = match view.cell {
+                            Some(c) => loc.cell(c).line_col(k as u32 + 1, 1),
+                            None => loc.line_col(view.lines.file_line(k), 1),
+                        };
+                        unused.push(Finding::new(
+                            &mlsec_diagnostics::UNUSED_IGNORE,
+                            loc,
+                            "this allow comment keeps no secret finding out: remove it",
+                        ));
+                    }
                 }
             }
         }
@@ -268,6 +298,7 @@ impl Engine {
             .filter(|h| !superseded.contains(self.rules.rules[h.rule].id.as_str()))
             .filter(|h| seen.insert((h.rule, h.secret.clone(), h.line, h.field.clone())))
             .map(|h| self.finding(path, &h, opts))
+            .chain(unused)
             .collect()
     }
 

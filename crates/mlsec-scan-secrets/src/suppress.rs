@@ -114,6 +114,11 @@ pub fn allowed_inline(line: &str) -> bool {
         || line.contains("pragma: allowlist secret")
 }
 
+/// Whether a text holds any allow comment.
+pub fn has_allow_marker(text: &str) -> bool {
+    allowed_inline(text) || allowed_next(text)
+}
+
 /// Allow comments on the line before, for the next line.
 pub fn allowed_next(previous: &str) -> bool {
     previous.contains("mlsec:allow-next-line")

@@ -54,7 +54,10 @@ fn secrets_are_redacted_everywhere_unless_asked() {
     let shown = Engine::builtin().scan_text(
         "a.py",
         &format!("T = '{token}'\n"),
-        Options { show_secrets: true },
+        Options {
+            show_secrets: true,
+            ..Options::default()
+        },
     );
     assert_eq!(shown[0].evidence.as_deref(), Some(token.as_str()));
     // Two different secrets on the same line have different fingerprints; the same secret
@@ -181,6 +184,22 @@ fn inline_allow_comments() {
         ids(".env", &format!("WANDB_API_KEY={key}\n")),
         ["wandb-key"]
     );
+}
+
+#[test]
+fn unused_allow_comments_are_reported_when_asked() {
+    let key = expand("${hex:40}", 32);
+    let text = format!(
+        "WANDB_API_KEY={key}  # mlsec:allow test account\nWANDB_PROJECT=x  # mlsec:allow stale\n"
+    );
+    let opts = Options {
+        report_unused_ignores: true,
+        ..Options::default()
+    };
+    let found = Engine::builtin().scan_text(".env", &text, opts);
+    let got: Vec<_> = found.iter().map(|f| (f.rule.id, f.location.line)).collect();
+    assert_eq!(got, [("IGN001", Some(2))]);
+    assert!(ids(".env", &text).is_empty(), "off by default");
 }
 
 #[test]

@@ -101,6 +101,16 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
 
+    /// With --baseline: rewrite FILE with the current findings (new ones accepted, stale ones
+    /// dropped).
+    #[arg(long, requires = "baseline")]
+    pub update_baseline: bool,
+
+    /// Report suppressions that suppress nothing (IGN001): baseline entries that match no
+    /// finding, and secret allow comments on lines where nothing was found.
+    #[arg(long)]
+    pub report_unused_ignores: bool,
+
     /// Record every current finding in FILE, to pass later as --baseline.
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,

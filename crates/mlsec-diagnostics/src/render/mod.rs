@@ -5,7 +5,7 @@ pub mod sarif;
 pub mod text;
 
 /// Version of the JSON report shape (`docs/report.schema.json`). Bumped on any breaking change.
-pub const JSON_SCHEMA_VERSION: &str = "1.0.0";
+pub const JSON_SCHEMA_VERSION: &str = "1.1.0";
 
 /// The tool name and version written into JSON and SARIF output.
 #[derive(Debug, Clone, Copy)]

@@ -83,6 +83,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     if args.only.contains(&Scanner::Secrets) {
         let opts = mlsec_scan_secrets::Options {
             show_secrets: args.show_secrets,
+            report_unused_ignores: args.report_unused_ignores,
         };
         let custom;
         let engine = if args.secrets_config.is_empty() {
@@ -106,6 +107,9 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             opts,
         ));
     }
+    if args.report_unused_ignores {
+        report.rules.push(&mlsec_diagnostics::UNUSED_IGNORE);
+    }
     if let Some(path) = &args.write_baseline {
         fs_err::write(path, Baseline::write(&report))?;
         if !args.quiet {
@@ -118,10 +122,41 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(path) = &args.baseline {
+        if args.update_baseline {
+            let old = match fs_err::read(path) {
+                Ok(bytes) => Baseline::parse(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                    .unused(&report.findings)
+                    .len(),
+                Err(_) => 0,
+            };
+            fs_err::write(path, Baseline::write(&report))?;
+            if !args.quiet {
+                let _ = writeln!(
+                    io::stderr(),
+                    "updated the baseline {}: {} finding(s) accepted, {old} stale entr(ies) dropped",
+                    path.display(),
+                    report.findings.len()
+                );
+            }
+        }
         let bytes = fs_err::read(path)?;
         let baseline =
             Baseline::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let stale = if args.report_unused_ignores {
+            baseline.unused(&report.findings)
+        } else {
+            Vec::new()
+        };
         let n = baseline.apply(&mut report.findings);
+        for entry in stale {
+            report.findings.push(mlsec_diagnostics::Finding::new(
+                &mlsec_diagnostics::UNUSED_IGNORE,
+                mlsec_diagnostics::Location::file(path.display().to_string()),
+                format!("baseline entry matches no finding: {entry}"),
+            ));
+        }
+
         if !args.quiet && n > 0 {
             let _ = writeln!(
                 io::stderr(),

@@ -450,3 +450,135 @@ fn baselines_keep_old_findings_from_failing() {
         2
     );
 }
+
+#[test]
+fn secrets_scanner_through_the_cli() {
+    use mlsec_scan_secrets::templates::expand;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let token = expand("hf_${alpha:34}", 5);
+    std::fs::write(dir.path().join(".env"), format!("HF_TOKEN={token}\n")).unwrap();
+    let schema = std::fs::read_to_string(repo().join("docs/report.schema.json")).unwrap();
+
+    // Found in a dotfile, redacted in every format unless asked.
+    for format in ["text", "json", "sarif"] {
+        let o = run(&["scan", d, "--only", "secrets", "-f", format]);
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+        assert!(stdout(&o).contains("huggingface-token"), "{}", stdout(&o));
+        assert!(!stdout(&o).contains(&token[3..]), "redacted in {format}");
+    }
+    let o = run(&[
+        "scan",
+        d,
+        "--only",
+        "secrets",
+        "-f",
+        "json",
+        "--show-secrets",
+    ]);
+    assert!(stdout(&o).contains(&token));
+    assert_valid(&schema, &serde_json::from_str(&stdout(&o)).unwrap());
+
+    // A gitleaks configuration adds rules.
+    let acme = expand("acme_${hex:32}", 6);
+    std::fs::write(dir.path().join("app.py"), format!("KEY = '{acme}'\n")).unwrap();
+    let cfg = dir.path().join("gitleaks.toml");
+    std::fs::write(
+        &cfg,
+        "title = \"ours\"\n[[rules]]\nid = \"acme-key\"\nregex = '''acme_[a-f0-9]{32}'''\nkeywords = [\"acme_\"]\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "scan",
+        d,
+        "--only",
+        "secrets",
+        "-f",
+        "json",
+        "--secrets-config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(rule_ids(&serde_json::from_str(&stdout(&o)).unwrap()).contains(&"acme-key"));
+    std::fs::write(&cfg, "[[rules]]\nid = \"bad\"\nregex = '''(unclosed'''\n").unwrap();
+    let o = run(&[
+        "scan",
+        d,
+        "--only",
+        "secrets",
+        "--secrets-config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("gitleaks.toml: rule `bad`"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_file(dir.path().join("app.py")).unwrap();
+    std::fs::remove_file(&cfg).unwrap();
+
+    // Baselines: accept today's secret; a new secret still fails; --update-baseline accepts it;
+    // --report-unused-ignores names the stale entry once the first secret is gone.
+    let base = dir.path().join("baseline.json");
+    let b = base.to_str().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    assert_eq!(
+        code(&run(&[
+            "scan",
+            d,
+            "--only",
+            "secrets",
+            "--write-baseline",
+            b
+        ])),
+        1
+    );
+    assert_eq!(
+        code(&run(&["scan", d, "--only", "secrets", "--baseline", b])),
+        0
+    );
+    let other = expand("hf_${alpha:34}", 7);
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("HF_TOKEN={token}\nHF_TOKEN_2={other}\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        code(&run(&["scan", d, "--only", "secrets", "--baseline", b])),
+        1,
+        "a new secret on a new line"
+    );
+    let o = run(&[
+        "scan",
+        d,
+        "--only",
+        "secrets",
+        "--baseline",
+        b,
+        "--update-baseline",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    std::fs::write(dir.path().join(".env"), format!("HF_TOKEN_2={other}\n")).unwrap();
+    assert_eq!(
+        code(&run(&["scan", d, "--only", "secrets", "--baseline", b])),
+        0
+    );
+    let o = run(&[
+        "scan",
+        d,
+        "--only",
+        "secrets",
+        "--baseline",
+        b,
+        "--report-unused-ignores",
+        "-f",
+        "json",
+        "--fail-on",
+        "low",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        rule_ids(&serde_json::from_str(&stdout(&o)).unwrap()),
+        ["IGN001"]
+    );
+}
