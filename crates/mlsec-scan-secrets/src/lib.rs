@@ -4,6 +4,7 @@
 //! every secret in every output unless asked otherwise.
 
 pub mod corpus;
+pub mod history;
 pub mod rules;
 pub mod suppress;
 pub mod templates;
@@ -422,7 +423,7 @@ const BINARY_EXTENSIONS: &[&str] = &[
     "sqlite",
 ];
 
-fn wanted(p: &Path) -> bool {
+pub(crate) fn wanted(p: &Path) -> bool {
     !p.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| BINARY_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))

@@ -49,3 +49,115 @@ fn labelled_corpus_recall_and_precision() {
         "missed {missed:#?}\nfalse alarms {extra:#?}"
     );
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let o = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+#[test]
+fn history_finds_deleted_secrets_once_with_their_commit() {
+    use mlsec_scan_secrets::history::{History, scan_history};
+    use mlsec_scan_secrets::templates::expand;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    let a = expand("hf_${alpha:34}", 1);
+    std::fs::write(d.join(".env"), format!("HF_TOKEN={a}\n")).unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "add token"]);
+    let c1 = git(d, &["rev-parse", "HEAD"]);
+    // Many commits that keep the same blob: it is still scanned once.
+    for i in 0..5 {
+        std::fs::write(d.join("notes.txt"), format!("{i}\n")).unwrap();
+        git(d, &["add", "."]);
+        git(d, &["commit", "-q", "-m", "notes"]);
+    }
+    std::fs::remove_file(d.join(".env")).unwrap();
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-q", "-m", "remove token"]);
+    let c_rm = git(d, &["rev-parse", "HEAD"]);
+    let b = expand("WANDB_API_KEY=${hex:40}", 2);
+    std::fs::write(d.join("train.sh"), format!("export {b}\n")).unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "train"]);
+    let c3 = git(d, &["rev-parse", "HEAD"]);
+    let c = expand("gsk_${alnum:52}", 3);
+    std::fs::write(d.join("app.py"), format!("GROQ = '{c}'\n")).unwrap();
+    git(d, &["add", "app.py"]);
+
+    let engine = Engine::builtin();
+    let summary = |h: &History| -> Vec<(String, String, Option<String>)> {
+        let r = scan_history(engine, d, h, Options::default());
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        r.findings
+            .iter()
+            .map(|f| {
+                (
+                    f.rule.id.to_owned(),
+                    f.location.path.clone(),
+                    f.location.field.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        summary(&History::default()),
+        [
+            (
+                "huggingface-token".into(),
+                ".env".into(),
+                Some(format!("commit:{c1}"))
+            ),
+            (
+                "wandb-key".into(),
+                "train.sh".into(),
+                Some(format!("commit:{c3}"))
+            ),
+        ],
+        "the deleted token is still in history, found once, at the commit that added it"
+    );
+    let since = History {
+        since: Some(c_rm),
+        staged: false,
+    };
+    assert_eq!(summary(&since).len(), 1, "only commits after --since");
+    let staged = History {
+        since: None,
+        staged: true,
+    };
+    assert_eq!(
+        summary(&staged),
+        [("groq-key".into(), "app.py".into(), None)],
+        "staged content only"
+    );
+    let not_repo = tempfile::tempdir().unwrap();
+    let r = scan_history(
+        engine,
+        not_repo.path(),
+        &History::default(),
+        Options::default(),
+    );
+    assert!(
+        r.errors[0].message.contains("not a git repository"),
+        "{:?}",
+        r.errors
+    );
+}

@@ -126,6 +126,21 @@ pub struct ScanArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scanner::Models, Scanner::Code, Scanner::Deploy, Scanner::Secrets])]
     pub only: Vec<Scanner>,
 
+    /// Scan a git repository's history for secrets instead of the files on disk: every commit
+    /// reachable from HEAD, each blob once, findings naming the commit that introduced them.
+    /// Runs the secrets scanner only.
+    #[arg(long)]
+    pub git: bool,
+
+    /// With --git: leave out commits reachable from REV (e.g. `origin/main` in a pull request).
+    #[arg(long, value_name = "REV", requires = "git")]
+    pub since: Option<String>,
+
+    /// With --git: scan only what is staged (new or changed blobs in the index), as a
+    /// pre-commit hook does.
+    #[arg(long, requires = "git", conflicts_with = "since")]
+    pub staged: bool,
+
     /// Print secrets in full in findings (they are redacted by default: a prefix, the length
     /// and a digest).
     #[arg(long)]

@@ -68,6 +68,9 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             .build_global()
             .context("cannot start worker threads")?;
     }
+    if args.git {
+        return finish(args, git_report(args)?);
+    }
     let mut report = if args.only.contains(&Scanner::Models) {
         scan_with_progress(args)
     } else {
@@ -81,32 +84,62 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         report.merge(mlsec_scan_deploy::scan_paths_with(&args.paths, walk(args)));
     }
     if args.only.contains(&Scanner::Secrets) {
-        let opts = mlsec_scan_secrets::Options {
-            show_secrets: args.show_secrets,
-            report_unused_ignores: args.report_unused_ignores,
-        };
-        let custom;
-        let engine = if args.secrets_config.is_empty() {
-            mlsec_scan_secrets::Engine::builtin()
-        } else {
-            let mut set = mlsec_scan_secrets::RuleSet::builtin();
-            for path in &args.secrets_config {
-                let text = fs_err::read_to_string(path)?;
-                set.extend(
-                    mlsec_scan_secrets::RuleSet::parse(&text, &path.display().to_string())
-                        .map_err(anyhow::Error::msg)?,
-                );
-            }
-            custom = mlsec_scan_secrets::Engine::new(set);
-            &custom
-        };
+        let engine = secrets_engine(args)?;
         report.merge(mlsec_scan_secrets::scan_paths(
             engine,
             &args.paths,
             walk(args),
-            opts,
+            secrets_options(args),
         ));
     }
+    finish(args, report)
+}
+
+fn secrets_options(args: &ScanArgs) -> mlsec_scan_secrets::Options {
+    mlsec_scan_secrets::Options {
+        show_secrets: args.show_secrets,
+        report_unused_ignores: args.report_unused_ignores,
+    }
+}
+
+/// The built-in secret rules, plus those of `--secrets-config` files. A custom engine lives for
+/// the rest of the process, like the built-in one (its rule catalogue is referenced by findings).
+fn secrets_engine(args: &ScanArgs) -> anyhow::Result<&'static mlsec_scan_secrets::Engine> {
+    if args.secrets_config.is_empty() {
+        return Ok(mlsec_scan_secrets::Engine::builtin());
+    }
+    let mut set = mlsec_scan_secrets::RuleSet::builtin();
+    for path in &args.secrets_config {
+        let text = fs_err::read_to_string(path)?;
+        set.extend(
+            mlsec_scan_secrets::RuleSet::parse(&text, &path.display().to_string())
+                .map_err(anyhow::Error::msg)?,
+        );
+    }
+    Ok(Box::leak(Box::new(mlsec_scan_secrets::Engine::new(set))))
+}
+
+/// `--git`: each path is a repository whose history (or staging area) is scanned for secrets.
+fn git_report(args: &ScanArgs) -> anyhow::Result<mlsec_diagnostics::Report> {
+    let engine = secrets_engine(args)?;
+    let history = mlsec_scan_secrets::history::History {
+        since: args.since.clone(),
+        staged: args.staged,
+    };
+    let mut report = mlsec_diagnostics::Report::default();
+    for path in &args.paths {
+        report.merge(mlsec_scan_secrets::history::scan_history(
+            engine,
+            path,
+            &history,
+            secrets_options(args),
+        ));
+    }
+    Ok(report)
+}
+
+/// Baselines, filters, rendering and the exit code.
+fn finish(args: &ScanArgs, mut report: mlsec_diagnostics::Report) -> anyhow::Result<ExitCode> {
     if args.report_unused_ignores {
         report.rules.push(&mlsec_diagnostics::UNUSED_IGNORE);
     }

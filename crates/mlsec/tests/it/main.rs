@@ -582,3 +582,48 @@ fn secrets_scanner_through_the_cli() {
         ["IGN001"]
     );
 }
+
+#[test]
+fn git_history_and_staged_through_the_cli() {
+    use mlsec_scan_secrets::templates::expand;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    git(&["init", "-q"]);
+    std::fs::write(d.join("README.md"), "hello\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "init"]);
+    let p = d.to_str().unwrap();
+    assert_eq!(code(&run(&["scan", "--git", p])), 0);
+    assert_eq!(code(&run(&["scan", "--git", "--staged", p])), 0);
+    std::fs::write(
+        d.join(".env"),
+        format!("{}\n", expand("HF_TOKEN=hf_${alpha:34}", 9)),
+    )
+    .unwrap();
+    git(&["add", ".env"]);
+    let o = run(&["scan", "--git", "--staged", p, "-f", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(
+        rule_ids(&serde_json::from_str(&stdout(&o)).unwrap()),
+        ["huggingface-token"]
+    );
+    assert_eq!(code(&run(&["scan", "--git", p])), 0, "not committed yet");
+    let o = run(&["scan", "--staged", p]);
+    assert_eq!(code(&o), 2, "--staged needs --git: {}", stderr(&o));
+}
