@@ -20,6 +20,7 @@ detect-secrets is installed from PyPI into /tmp/mlsec-bench-venv; ripgrep from D
 import argparse
 import json
 import os
+import random
 import re
 import resource
 import shutil
@@ -136,10 +137,13 @@ def main():
             r, wall, cpu = timed([rg, "-i", "-F", "-c", "-f", str(kw_file), "--no-ignore", "--hidden", str(tree)])
             print(f"  ripgrep         {wall:6.2f} s  {size / 1e6 / wall:7.1f} MB/s  {size / 1e6 / cpu:7.1f} MB per CPU-second"
                   f"  ({rg_version}: the {len(keywords)} rule keywords, no regexes, no validation)")
-        # detect-secrets on a slice.
+        # detect-secrets on a slice: files drawn at random (fixed seed) from the whole tree, so the
+        # mix of source, configs and notebooks is the tree's.
         slice_dir = tmp / "slice"
         taken = 0
-        for p in sorted(tree.rglob("*")):
+        pool = sorted(p for p in tree.rglob("*") if p.is_file())
+        random.Random(0).shuffle(pool)
+        for p in pool:
             if taken >= args.ds_mb * 1e6:
                 break
             if p.is_file():
