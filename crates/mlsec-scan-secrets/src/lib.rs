@@ -4,6 +4,7 @@
 //! every secret in every output unless asked otherwise.
 
 pub mod corpus;
+#[cfg(feature = "git")]
 pub mod history;
 pub mod rules;
 pub mod suppress;

@@ -101,6 +101,16 @@ fn generate(g: &mut Gen, kind: &str, arg: &str) -> Option<String> {
                 STANDARD.encode(body)
             )
         }
+        "pgp" => {
+            // A new-format secret-key packet header (tag 5), then random key material.
+            let mut body = vec![0xc5, 0xc1, 0x58, 0x04];
+            body.extend(g.bytes(340));
+            format!(
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\nComment: test key\n\n{}\n={}\n-----END PGP PRIVATE KEY BLOCK-----",
+                STANDARD.encode(body),
+                g.from(ALNUM, 4)
+            )
+        }
         "docker-auth" => STANDARD.encode(format!("ci-bot:{}", g.from(ALNUM, 20))),
         _ => return None,
     })
