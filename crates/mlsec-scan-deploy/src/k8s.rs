@@ -390,7 +390,6 @@ struct Sink<'s> {
 }
 
 impl Sink<'_> {
-    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         rule: &'static Rule,
@@ -983,33 +982,17 @@ pub fn scan_yaml(display: &str, src: &str) -> (Vec<Finding>, Vec<String>, FileFa
         let env = environment(display, meta.as_ref());
         let mut found = Vec::new();
         resources(doc, meta.as_ref().and_then(|m| m.namespace), &mut found);
-        let Some(m) = meta else {
-            if let Some(env) = env {
-                facts
-                    .resources
-                    .extend(found.into_iter().map(|(kind, name, line)| ResourceUse {
-                        kind,
-                        name,
-                        env,
-                        line,
-                        suppressed: supp.at(line).map(str::to_owned).collect(),
-                    }));
-            }
-            continue;
-        };
-        sink.ignored = m.ignored().into_iter().map(str::to_owned).collect();
-        for id in &sink.ignored {
-            if !RULES.iter().any(|r| r.id == id) {
-                errors.push(format!("{display}:{}: annotation {IGNORE_ANNOTATION}{id} names an unknown rule (see `mlsec rules`)", m.line));
-            }
-        }
-        let ignored = sink.ignored.clone();
+        let ignored: Vec<String> = meta
+            .as_ref()
+            .map(|m| m.ignored().into_iter().map(str::to_owned).collect())
+            .unwrap_or_default();
         let suppressed_at = |line: u32| -> Vec<String> {
             supp.at(line)
                 .map(str::to_owned)
                 .chain(ignored.iter().cloned())
                 .collect()
         };
+        // Any document of a known environment counts, Kubernetes object or plain config.
         if let Some(env) = env {
             facts
                 .resources
@@ -1021,6 +1004,13 @@ pub fn scan_yaml(display: &str, src: &str) -> (Vec<Finding>, Vec<String>, FileFa
                     suppressed: suppressed_at(line),
                 }));
         }
+        let Some(m) = meta else { continue };
+        for id in &ignored {
+            if !RULES.iter().any(|r| r.id == id) {
+                errors.push(format!("{display}:{}: annotation {IGNORE_ANNOTATION}{id} names an unknown rule (see `mlsec rules`)", m.line));
+            }
+        }
+        sink.ignored.clone_from(&ignored);
         check_inference_public(&mut sink, &m);
         let views = pod_views(doc, &m);
         for v in &views {

@@ -40,6 +40,13 @@ impl Writer {
         expand(t, self.seed * 7_919)
     }
 
+    /// Records an expected finding and the generated text of its line.
+    fn label(&mut self, path: &str, cell: Option<u32>, line: usize, rule: &str, text: &str) {
+        self.labels
+            .push((path.to_owned(), cell, line as u32 + 1, rule.to_owned()));
+        self.texts.push(text.to_owned());
+    }
+
     fn text(&mut self, path: &str, lines: &[Line]) {
         let mut out = String::new();
         for (i, (t, rule)) in lines.iter().enumerate() {
@@ -47,9 +54,7 @@ impl Writer {
             out.push_str(&v);
             out.push('\n');
             if let Some(r) = rule {
-                self.labels
-                    .push((path.to_owned(), None, i as u32 + 1, (*r).to_owned()));
-                self.texts.push(v);
+                self.label(path, None, i, r, &v);
             }
         }
         self.files.push((path.to_owned(), out));
@@ -63,13 +68,7 @@ impl Writer {
             for (i, (t, rule)) in source.iter().enumerate() {
                 let mut v = self.fill(t);
                 if let Some(r) = rule {
-                    self.labels.push((
-                        path.to_owned(),
-                        Some(c as u32),
-                        i as u32 + 1,
-                        (*r).to_owned(),
-                    ));
-                    self.texts.push(v.clone());
+                    self.label(path, Some(c as u32), i, r, &v);
                 }
                 if i + 1 < source.len() {
                     v.push('\n');
@@ -82,13 +81,7 @@ impl Writer {
                 for (i, (t, rule)) in outputs.iter().enumerate() {
                     let v = self.fill(t);
                     if let Some(r) = rule {
-                        self.labels.push((
-                            path.to_owned(),
-                            Some(c as u32),
-                            i as u32 + 1,
-                            (*r).to_owned(),
-                        ));
-                        self.texts.push(v.clone());
+                        self.label(path, Some(c as u32), i, r, &v);
                     }
                     text.push(format!("{v}\n"));
                 }

@@ -138,33 +138,47 @@ pub fn scan_history(engine: &Engine, repo_dir: &Path, h: &History, opts: Options
     report
 }
 
-/// Blobs of HEAD's tree (for the staged comparison).
-fn tree_blobs(
+/// Walks `tree`, entering each tree not yet in `trees` once, and calls `blob(path, oid)` for
+/// every blob entry found.
+fn walk_tree(
     repo: &gix::Repository,
     tree: gix::ObjectId,
-    out: &mut HashSet<gix::ObjectId>,
+    trees: &mut HashSet<gix::ObjectId>,
+    blob: &mut impl FnMut(String, gix::ObjectId),
 ) -> Result<(), String> {
-    let mut stack = vec![tree];
-    let mut seen = HashSet::new();
-    while let Some(t) = stack.pop() {
-        if !seen.insert(t) {
+    let mut stack = vec![(tree, String::new())];
+    while let Some((t, prefix)) = stack.pop() {
+        if !trees.insert(t) {
             continue;
         }
-        let tree = repo
+        let obj = repo
             .find_object(t)
             .map_err(|e| format!("cannot read tree {t}: {e}"))?
             .try_into_tree()
             .map_err(|e| format!("tree {t}: {e}"))?;
-        let decoded = tree.decode().map_err(|e| format!("tree {t}: {e}"))?;
+        let decoded = obj.decode().map_err(|e| format!("tree {t}: {e}"))?;
         for e in &decoded.entries {
+            let name = format!("{prefix}{}", e.filename);
             if e.mode.is_tree() {
-                stack.push(e.oid.to_owned());
+                stack.push((e.oid.to_owned(), format!("{name}/")));
             } else if e.mode.is_blob() {
-                out.insert(e.oid.to_owned());
+                blob(name, e.oid.to_owned());
             }
         }
     }
     Ok(())
+}
+
+/// The tree of a commit.
+fn commit_tree(repo: &gix::Repository, id: gix::ObjectId) -> Result<gix::ObjectId, String> {
+    Ok(repo
+        .find_object(id)
+        .map_err(|e| format!("cannot read commit {id}: {e}"))?
+        .try_into_commit()
+        .map_err(|e| format!("commit {id}: {e}"))?
+        .tree_id()
+        .map_err(|e| format!("commit {id}: {e}"))?
+        .detach())
 }
 
 fn staged(repo: &gix::Repository) -> Result<Vec<Job>, String> {
@@ -173,13 +187,10 @@ fn staged(repo: &gix::Repository) -> Result<Vec<Job>, String> {
         .map_err(|e| format!("cannot read the index: {e}"))?;
     let mut committed = HashSet::new();
     if let Ok(head) = repo.head_id() {
-        let commit = repo
-            .find_object(head.detach())
-            .map_err(|e| format!("cannot read HEAD: {e}"))?
-            .try_into_commit()
-            .map_err(|e| format!("HEAD: {e}"))?;
-        let tree = commit.tree_id().map_err(|e| format!("HEAD: {e}"))?.detach();
-        tree_blobs(repo, tree, &mut committed)?;
+        let tree = commit_tree(repo, head.detach())?;
+        walk_tree(repo, tree, &mut HashSet::new(), &mut |_, oid| {
+            committed.insert(oid);
+        })?;
     }
     Ok(index
         .entries()
@@ -220,39 +231,16 @@ fn history(repo: &gix::Repository, since: Option<&str>) -> Result<Vec<Job>, Stri
     let mut jobs = Vec::new();
     // Oldest first: the first commit that shows a blob is the one that introduced it.
     for id in commits.iter().rev() {
-        let commit = repo
-            .find_object(*id)
-            .map_err(|e| format!("cannot read commit {id}: {e}"))?
-            .try_into_commit()
-            .map_err(|e| format!("commit {id}: {e}"))?;
-        let tree = commit
-            .tree_id()
-            .map_err(|e| format!("commit {id}: {e}"))?
-            .detach();
-        let mut stack = vec![(tree, String::new())];
-        while let Some((t, prefix)) = stack.pop() {
-            if !trees.insert(t) {
-                continue;
+        let tree = commit_tree(repo, *id)?;
+        walk_tree(repo, tree, &mut trees, &mut |path, oid| {
+            if blobs.insert(oid) && text_path(&path) {
+                jobs.push(Job {
+                    oid,
+                    path,
+                    commit: Some(*id),
+                });
             }
-            let obj = repo
-                .find_object(t)
-                .map_err(|e| format!("cannot read tree {t}: {e}"))?
-                .try_into_tree()
-                .map_err(|e| format!("tree {t}: {e}"))?;
-            let decoded = obj.decode().map_err(|e| format!("tree {t}: {e}"))?;
-            for e in &decoded.entries {
-                let name = format!("{prefix}{}", e.filename);
-                if e.mode.is_tree() {
-                    stack.push((e.oid.to_owned(), format!("{name}/")));
-                } else if e.mode.is_blob() && blobs.insert(e.oid.to_owned()) && text_path(&name) {
-                    jobs.push(Job {
-                        oid: e.oid.to_owned(),
-                        path: name,
-                        commit: Some(*id),
-                    });
-                }
-            }
-        }
+        })?;
     }
     Ok(jobs)
 }

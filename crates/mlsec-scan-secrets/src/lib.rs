@@ -184,7 +184,11 @@ impl Engine {
             let starts: Vec<usize> = std::iter::once(0)
                 .chain(memchr::memchr_iter(b'\n', view.text.as_bytes()).map(|i| i + 1))
                 .collect();
-            let view_lines: Vec<&str> = view.text.split('\n').collect();
+            // Line `k` of the view, from the line starts (no second pass over the text).
+            let line_at = |k: usize| -> &str {
+                let end = starts.get(k + 1).map_or(view.text.len(), |e| e - 1);
+                &view.text[starts[k]..end]
+            };
             for i in triggered {
                 let r = &self.rules.rules[i];
                 let Some(re) = &r.regex else { continue };
@@ -224,7 +228,7 @@ impl Engine {
                     let idx = starts
                         .partition_point(|&s| s <= m.start())
                         .saturating_sub(1);
-                    let line_text = view_lines.get(idx).copied().unwrap_or("");
+                    let line_text = line_at(idx);
                     let col_byte = m.start() - starts[idx];
                     let before = line_text.get(..col_byte).unwrap_or("");
                     if r.entropy.is_some_and(|t| rules::entropy(secret) < t)
@@ -251,7 +255,7 @@ impl Engine {
                         used_allows.insert(idx);
                         continue;
                     }
-                    if idx > 0 && suppress::allowed_next(view_lines[idx - 1]) {
+                    if idx > 0 && suppress::allowed_next(line_at(idx - 1)) {
                         used_allows.insert(idx - 1);
                         continue;
                     }
@@ -268,8 +272,8 @@ impl Engine {
                 }
             }
             if opts.report_unused_ignores {
-                for (k, l) in view_lines.iter().enumerate() {
-                    if suppress::has_allow_marker(l) && !used_allows.contains(&k) {
+                for k in 0..starts.len() {
+                    if suppress::has_allow_marker(line_at(k)) && !used_allows.contains(&k) {
                         let mut loc = Location::file(path);
                         loc = match view.cell {
                             Some(c) => loc.cell(c).line_col(k as u32 + 1, 1),

@@ -168,7 +168,7 @@ const LOCAL_DEFAULTS: &[&str] = &[
 ];
 
 fn url_password_ok(password: &str, whole: &str) -> bool {
-    if placeholder(password) || password.contains(['$', '{', '%']) && password.contains('{') {
+    if placeholder(password) || password.contains('{') {
         return false;
     }
     let lower = password.to_ascii_lowercase();
