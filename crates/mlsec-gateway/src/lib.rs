@@ -1,0 +1,283 @@
+//! `mlsec gateway`: a secure reverse proxy in front of model servers.
+//!
+//! Every request goes through one pipeline ([`handler`]): path and header checks, authentication
+//! (API keys or JWTs; deny by default), the policy's route and model grants, body limits and
+//! validation (OpenAI parameters, OIP tensors, JSON Schemas, prompt templates), the guard hook,
+//! limits (rate, concurrency, token quotas; in memory or shared through Redis), the upstream call
+//! (streamed responses passed through chunk by chunk, usage read on the way), then metrics and
+//! one hash-chained audit record.
+//!
+//! # Brief overview
+//! - [`config::Config`]: `gateway.toml`, checked as a whole with locations.
+//! - [`Runtime`]: what a config becomes (keys, issuers, upstreams, schemas); swapped atomically
+//!   on reload while in-flight requests keep the one they started with.
+//! - [`AppState`]: the runtime plus what outlives reloads (limit store, audit log, metrics,
+//!   HTTP client).
+//! - [`router`] and [`admin_router`]: the two axum routers, testable without sockets.
+//! - [`server::run`]: listeners, TLS, SIGHUP reload and graceful shutdown.
+
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod config;
+pub mod error;
+pub mod guard;
+pub mod handler;
+pub mod jwt;
+pub mod keys;
+pub mod limits;
+pub mod metrics;
+pub mod oip;
+pub mod proxy;
+pub mod redact;
+pub mod server;
+pub mod template;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+
+use crate::config::{Config, FailMode, ModelConfig, Policy, Protocol, TemplateConfig};
+
+pub use error::ApiError;
+
+/// One upstream server of a model.
+pub struct Upstream {
+    /// Base URL without a trailing slash.
+    pub base: String,
+    pub healthy: AtomicBool,
+}
+
+/// A configured model and its upstreams.
+pub struct Model {
+    pub config: ModelConfig,
+    pub upstreams: Vec<Arc<Upstream>>,
+    pub next: AtomicUsize,
+    /// `Bearer <upstream credential>`, read from the environment at load time.
+    pub upstream_auth: Option<axum::http::HeaderValue>,
+    pub schema: Option<jsonschema::Validator>,
+}
+
+/// A policy with its guard.
+pub struct PolicyRt {
+    pub name: String,
+    pub policy: Policy,
+    pub guard: Arc<dyn guard::Guard>,
+}
+
+/// Everything a config file becomes. Immutable; replaced whole on reload.
+pub struct Runtime {
+    pub config: Config,
+    pub keys: keys::KeyStore,
+    pub jwt: jwt::Verifier,
+    pub models: HashMap<String, Arc<Model>>,
+    pub templates: HashMap<String, TemplateConfig>,
+    /// Generic JSON route path -> model name.
+    pub json_routes: HashMap<String, String>,
+    pub policies: HashMap<String, Arc<PolicyRt>>,
+}
+
+impl Runtime {
+    /// Builds a runtime from a checked config: reads the key file, JWKS files and schemas, and
+    /// (through `fetch`) the JWKS URLs.
+    pub async fn build(config: Config, fetch: &jwt::Fetch) -> Result<Runtime, String> {
+        let keys = match &config.auth.keys_file {
+            Some(p) => {
+                let file = keys::KeyFile::load(&config.resolve(p)).map_err(|e| e.to_string())?;
+                keys::KeyStore::from_file(&file)
+            }
+            None => keys::KeyStore::default(),
+        };
+        let mut issuers = Vec::new();
+        for j in &config.auth.jwt {
+            let source = match (&j.jwks_file, &j.jwks_url) {
+                (Some(f), _) => {
+                    let p = config.resolve(f);
+                    jwt::JwksSource::Inline(
+                        std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?,
+                    )
+                }
+                (None, Some(u)) => jwt::JwksSource::Url(u.clone()),
+                (None, None) => return Err("an issuer has no JWKS".into()),
+            };
+            let issuer = jwt::Issuer::new(j.clone(), &source)
+                .map_err(|e| format!("issuer {}: {e}", j.issuer))?;
+            if issuer.is_remote()
+                && let Err(e) = issuer.refresh(fetch).await
+            {
+                tracing::error!(issuer = %j.issuer, error = %e, "could not fetch the issuer's JWKS; its tokens are refused until a refresh succeeds");
+            }
+            issuers.push(Arc::new(issuer));
+        }
+        let mut models = HashMap::new();
+        let mut json_routes = HashMap::new();
+        for m in &config.models {
+            let upstream_auth = match &m.upstream_api_key_env {
+                Some(var) => {
+                    let v = std::env::var(var).map_err(|_| {
+                        format!("model {}: environment variable {var} (upstream_api_key_env) is not set", m.name)
+                    })?;
+                    let mut h = axum::http::HeaderValue::from_str(&format!("Bearer {v}")).map_err(
+                        |_| format!("model {}: {var} is not a valid header value", m.name),
+                    )?;
+                    h.set_sensitive(true);
+                    Some(h)
+                }
+                None => None,
+            };
+            let schema = match &m.schema {
+                Some(s) => Some(validate::load_schema(&config.resolve(s))?),
+                None => None,
+            };
+            if m.protocol == Protocol::Json {
+                json_routes.insert(
+                    m.path
+                        .clone()
+                        .unwrap_or_else(|| format!("/v1/predict/{}", m.name)),
+                    m.name.clone(),
+                );
+            }
+            models.insert(
+                m.name.clone(),
+                Arc::new(Model {
+                    config: m.clone(),
+                    upstreams: m
+                        .upstreams
+                        .iter()
+                        .map(|u| {
+                            Arc::new(Upstream {
+                                base: u.trim_end_matches('/').to_string(),
+                                healthy: AtomicBool::new(true),
+                            })
+                        })
+                        .collect(),
+                    next: AtomicUsize::new(0),
+                    upstream_auth,
+                    schema,
+                }),
+            );
+        }
+        let policies = config
+            .policies
+            .iter()
+            .map(|(name, p)| {
+                (
+                    name.clone(),
+                    Arc::new(PolicyRt {
+                        name: name.clone(),
+                        policy: p.clone(),
+                        guard: guard::profile(&p.guard),
+                    }),
+                )
+            })
+            .collect();
+        let templates = config
+            .templates
+            .iter()
+            .map(|t| (t.name.clone(), t.clone()))
+            .collect();
+        Ok(Runtime {
+            keys,
+            jwt: jwt::Verifier { issuers },
+            models,
+            templates,
+            json_routes,
+            policies,
+            config,
+        })
+    }
+}
+
+/// The gateway's state: the swappable runtime plus what outlives reloads.
+pub struct AppState {
+    pub runtime: ArcSwap<Runtime>,
+    pub limits: limits::Backend,
+    pub fail_mode: FailMode,
+    pub audit: Option<audit::AuditLog>,
+    pub metrics: metrics::Metrics,
+    pub client: proxy::Client,
+    pub fetch: jwt::Fetch,
+    pub started: Instant,
+    /// Cleared when shutdown begins, so readiness fails before listeners close.
+    pub ready: AtomicBool,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// Builds the state for a checked config: connects the limit store, opens the audit log.
+    pub async fn new(config: Config) -> Result<SharedState, String> {
+        let client = proxy::client(config.server.connect_timeout_secs);
+        let fetch = proxy::fetcher(client.clone());
+        let limits = match config.limits.backend {
+            config::LimitBackendKind::Memory => limits::Backend::Memory(limits::Memory::default()),
+            config::LimitBackendKind::Redis => {
+                let url = config.limits.redis_url.clone().unwrap_or_default();
+                let r = limits::RedisBackend::connect(&url, &config.limits.key_prefix)
+                    .await
+                    .map_err(|e| format!("limits.redis_url: {e}"))?;
+                tracing::info!(
+                    fail_mode = ?config.limits.on_backend_error,
+                    "limits shared through Redis; when it is unreachable requests are {}",
+                    match config.limits.on_backend_error {
+                        FailMode::Open => "served without limits (fail-open)",
+                        FailMode::Closed => "refused with 503 (fail-closed)",
+                    }
+                );
+                limits::Backend::Redis(r)
+            }
+        };
+        let audit = Some(
+            audit::AuditLog::open(&config.resolve(&config.audit.path))
+                .map_err(|e| e.to_string())?,
+        );
+        let fail_mode = config.limits.on_backend_error;
+        let runtime = Runtime::build(config, &fetch).await?;
+        Ok(Arc::new(AppState {
+            runtime: ArcSwap::from_pointee(runtime),
+            limits,
+            fail_mode,
+            audit,
+            metrics: metrics::Metrics::default(),
+            client,
+            fetch,
+            started: Instant::now(),
+            ready: AtomicBool::new(true),
+        }))
+    }
+
+    /// Re-reads the config file and swaps the runtime; on any error the old one stays.
+    pub async fn reload(&self, path: &std::path::Path) -> Result<(), String> {
+        let config = Config::load(path).map_err(|e| e.to_string())?;
+        let old = self.runtime.load();
+        if config.limits.backend != old.config.limits.backend
+            || config.limits.redis_url != old.config.limits.redis_url
+            || config.server.listen != old.config.server.listen
+            || config.server.admin_listen != old.config.server.admin_listen
+            || config.audit.path != old.config.audit.path
+        {
+            tracing::warn!(
+                "listeners, the limit store and the audit path change only on restart; the rest of the new config applies now"
+            );
+        }
+        let rt = Runtime::build(config, &self.fetch).await?;
+        self.runtime.store(Arc::new(rt));
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+}
+
+/// The public listener's router: every route goes through [`handler::handle`].
+pub fn router(state: SharedState) -> Router {
+    Router::new().fallback(handler::handle).with_state(state)
+}
+
+/// The admin listener's router: `/metrics`, `/healthz`, `/readyz`, `POST /admin/reload`.
+pub fn admin_router(state: SharedState, admin: server::AdminAuth) -> Router {
+    server::admin_routes(state, admin)
+}

@@ -1,0 +1,117 @@
+//! Prometheus metrics. Label values come from closed sets only: route kinds, configured model
+//! names (anything else is `unknown`), status codes, limit and error codes. A client cannot
+//! create a new series.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Req {
+    pub route: &'static str,
+    pub model: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteModel {
+    pub route: &'static str,
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub route: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenKind {
+    pub model: String,
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabel {
+    pub model: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~100 s
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 21))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<Req, Counter>,
+    pub duration: Family<RouteModel, Histogram, fn() -> Histogram>,
+    pub ttft: Family<ModelLabel, Histogram, fn() -> Histogram>,
+    pub limiter_rejections: Family<Reason, Counter>,
+    pub validation_rejections: Family<Reason, Counter>,
+    pub tokens: Family<TokenKind, Counter>,
+    pub backend_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("mlsec_gateway");
+        let m = Metrics {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            ttft: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            limiter_rejections: Family::default(),
+            validation_rejections: Family::default(),
+            tokens: Family::default(),
+            backend_errors: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests by route, model and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to the last byte of the response",
+            m.duration.clone(),
+        );
+        registry.register(
+            "upstream_ttft_seconds",
+            "Time from sending to the upstream to its first response byte",
+            m.ttft.clone(),
+        );
+        registry.register(
+            "limiter_rejections",
+            "Requests refused by a limit (reason: the limit)",
+            m.limiter_rejections.clone(),
+        );
+        registry.register(
+            "validation_rejections",
+            "Requests refused before the upstream (reason: the error code)",
+            m.validation_rejections.clone(),
+        );
+        registry.register(
+            "tokens",
+            "Tokens used, from upstream usage",
+            m.tokens.clone(),
+        );
+        registry.register(
+            "limiter_backend_errors",
+            "Limit store failures (fail-open or fail-closed applied)",
+            m.backend_errors.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        if prometheus_client::encoding::text::encode(&mut s, &self.registry).is_err() {
+            s.clear();
+        }
+        s
+    }
+}
