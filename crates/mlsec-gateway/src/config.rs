@@ -849,7 +849,13 @@ fn locate(text: &str, path: &str) -> Option<usize> {
         let Some((k, v)) = t.get_key_value(key) else {
             break;
         };
-        best = Some(k.span().start);
+        best = Some(
+            if matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_)) {
+                k.span().start
+            } else {
+                v.span().start
+            },
+        );
         let mut v = v;
         let mut ok = true;
         for idx in indices

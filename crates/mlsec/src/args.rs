@@ -30,6 +30,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print a model's manifest: the digest of every file (or shard) a signature would cover.
     Hash(HashArgs),
+    /// Run the secure gateway in front of model servers, or manage its config, keys and audit log.
+    Gateway(GatewayArgs),
     /// OMS conformance adapter: sign (the form the model-signing conformance suite drives).
     #[command(name = "sign-model", hide = true)]
     SignModel(SignModelArgs),
@@ -426,4 +428,71 @@ pub struct VerifyModelArgs {
     pub ignore_paths: Vec<PathBuf>,
     #[arg(long)]
     pub ignore_unsigned_files: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// The gateway's configuration file.
+    #[arg(long, short = 'c', global = true, default_value = "gateway.toml")]
+    pub config: PathBuf,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<GatewayCommand>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Serve (the default when no subcommand is given). SIGHUP reloads, SIGTERM drains and stops.
+    Run,
+    /// Check the configuration and report every error with its location (exit 0 valid, 2 not).
+    CheckConfig,
+    /// Manage API keys (stored as salted hashes in auth.keys_file).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Work with the hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key: prints it once on stdout; only its salted hash is stored.
+    Create {
+        /// A label for people (the key id is what logs show).
+        #[arg(long)]
+        name: String,
+        /// The policy (from the config's [policies]) the key gets.
+        #[arg(long)]
+        policy: String,
+    },
+    /// List keys: id, name, policy, created, revoked.
+    List,
+    /// Revoke a key by id (takes effect on the gateway's next reload: SIGHUP or POST /admin/reload).
+    Revoke {
+        /// The key id (the 12 hex digits after `mlsk_`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every record's hash and its link to the record before (exit 0 intact, 1 broken).
+    Verify {
+        /// The audit log (JSON lines).
+        file: PathBuf,
+    },
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod gateway;
 mod rules;
 mod scan;
 mod sign;
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => sign::sign(&args),
         Command::Verify(args) => sign::verify(&args),
         Command::Hash(args) => sign::hash(&args),
+        Command::Gateway(args) => gateway::run(&args),
         Command::SignModel(args) => sign::sign_model(&args),
         Command::VerifyModel(args) => sign::verify_model(&args),
     }

@@ -1,0 +1,155 @@
+//! The gateway on real sockets: framing attacks that hyper sees first, TLS with HTTP/2, and
+//! graceful shutdown with a stream in flight.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{chat, harness};
+
+async fn listen(
+    app: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (
+    std::net::SocketAddr,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let (tx, rx) = watch::channel(false);
+    let h = tokio::spawn(mlsec_gateway::server::serve(l, app, tls, rx));
+    (addr, tx, h)
+}
+
+async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn smuggling_and_oversized_requests_are_refused_on_the_wire() {
+    let h = harness().await;
+    let (addr, _stop, _) = listen(h.app.clone(), None).await;
+    let key = h.key("default").to_string();
+    let body = chat("chat-model").to_string();
+    let cases = [
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n"
+        ),
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nTransfer-Encoding: xchunked\r\nConnection: close\r\n\r\n{body}"
+        ),
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 3\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{body}"
+        ),
+        format!(
+            "POST /v1/../admin/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+            "a".repeat(20_000)
+        ),
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let out = raw(addr, c.as_bytes()).await;
+        let status: u16 = out.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert!((400..500).contains(&status), "case {i}: {out}");
+    }
+    assert_eq!(h.up.count(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn tls_with_http2_serves_requests() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let h = harness().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("c.pem"), cert.cert.pem()).expect("w");
+    std::fs::write(dir.path().join("k.pem"), cert.signing_key.serialize_pem()).expect("w");
+    let cfg =
+        mlsec_gateway::server::tls_config(&dir.path().join("c.pem"), &dir.path().join("k.pem"))
+            .expect("tls");
+    let (addr, _stop, _) = listen(
+        h.app.clone(),
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg))),
+    )
+    .await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).expect("root");
+    let mut client_cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client_cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let tls = connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").expect("name"),
+            tcp,
+        )
+        .await
+        .expect("handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .expect("h2");
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!(
+        "https://localhost:{}/v1/chat/completions",
+        addr.port()
+    ))
+    .header("content-type", "application/json")
+    .header("authorization", format!("Bearer {}", h.key("default")))
+    .body(http_body_util::Full::new(bytes::Bytes::from(
+        chat("chat-model").to_string(),
+    )))
+    .expect("req");
+    let resp = send.send_request(req).await.expect("response");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_streams_and_refuses_new_connections() {
+    let h = harness().await;
+    let (addr, stop, served) = listen(h.app.clone(), None).await;
+    let key = h.key("default").to_string();
+    let body = serde_json::json!({"model": "hold", "stream": true, "messages": [{"role": "user", "content": "a b"}]}).to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        format!("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("200 OK"));
+
+    stop.send(true).expect("stop");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no new connections while draining"
+    );
+    assert!(!served.is_finished(), "waits for the stream");
+    h.up.release();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    assert!(String::from_utf8_lossy(&rest).contains("[DONE]"));
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("serve returns")
+        .expect("join");
+}

@@ -1,0 +1,149 @@
+//! `mlsec gateway`: run the gateway, check its config, manage keys, verify the audit log.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use mlsec_gateway::config::Config;
+use mlsec_gateway::keys::KeyFile;
+
+use crate::args::{AuditCommand, GatewayArgs, GatewayCommand, KeysCommand, LogFormat};
+use crate::{EXIT_ERROR, EXIT_FINDINGS};
+
+pub fn run(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        None | Some(GatewayCommand::Run) => serve(args),
+        Some(GatewayCommand::CheckConfig) => check_config(args),
+        Some(GatewayCommand::Keys { command }) => keys(args, command),
+        Some(GatewayCommand::Audit {
+            command: AuditCommand::Verify { file },
+        }) => match mlsec_gateway::audit::verify(file) {
+            Ok(v) => {
+                println!(
+                    "{}: {} records, chain intact, last hash {}",
+                    file.display(),
+                    v.records,
+                    v.last_hash
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e @ mlsec_gateway::audit::AuditError::Broken { .. }) => {
+                println!("{e}");
+                Ok(ExitCode::from(EXIT_FINDINGS))
+            }
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MLSEC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn serve(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
+    init_logs(args.log_format);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(mlsec_gateway::server::run(&args.config))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_config(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
+    match Config::load(&args.config) {
+        Ok(c) => {
+            println!(
+                "{}: valid ({} models, {} policies, {} templates)",
+                args.config.display(),
+                c.models.len(),
+                c.policies.len(),
+                c.templates.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            let mut err = std::io::stderr().lock();
+            for e in &errors.0 {
+                writeln!(err, "error: {e}")?;
+            }
+            writeln!(err, "{} error(s)", errors.0.len())?;
+            Ok(ExitCode::from(EXIT_ERROR))
+        }
+    }
+}
+
+fn keys(args: &GatewayArgs, command: &KeysCommand) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(path) = config.auth.keys_file.as_ref().map(|p| config.resolve(p)) else {
+        bail!(
+            "{}: auth.keys_file is not set, so there is nowhere to keep keys",
+            args.config.display()
+        );
+    };
+    let mut file = KeyFile::load(&path)?;
+    match command {
+        KeysCommand::Create { name, policy } => {
+            if !config.policies.contains_key(policy) {
+                bail!(
+                    "{}: no policy named {policy:?} (have: {})",
+                    args.config.display(),
+                    config
+                        .policies
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let (rec, token) = file.create(name, policy, now);
+            file.save(&path)?;
+            println!("{token}");
+            eprintln!(
+                "created key {} ({name}, policy {policy}) in {}. This is the only time the key is shown: store it now. A running gateway picks it up on reload (SIGHUP or POST /admin/reload).",
+                rec.id,
+                path.display()
+            );
+        }
+        KeysCommand::List => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<14} {:<8} {:<16} {:<12} NAME",
+                "ID", "STATE", "POLICY", "CREATED"
+            )?;
+            for k in &file.keys {
+                writeln!(
+                    out,
+                    "{:<14} {:<8} {:<16} {:<12} {}",
+                    k.id,
+                    if k.revoked { "revoked" } else { "active" },
+                    k.policy,
+                    k.created,
+                    k.name
+                )?;
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            file.revoke(id)?;
+            file.save(&path)?;
+            eprintln!(
+                "revoked key {id}. A running gateway refuses it after its next reload (SIGHUP or POST /admin/reload)."
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
