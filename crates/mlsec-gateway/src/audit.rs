@@ -1,12 +1,13 @@
 //! The audit log: one JSON line per request, chained by hash. Each line ends with
 //! `"prev":"<hash of the line before>","hash":"<hash>"}` where hash = SHA-256(prev || "\n" ||
 //! the line without its hash field). Editing, removing or reordering a line breaks the chain
-//! at that line, which [`verify`] reports. Lines are written by one thread, in order, flushed
-//! when the queue is empty.
+//! at that line, which [`verify`] reports. Lines are written by one thread, in order, in
+//! batches (see [`AuditLog`]); shutdown writes what is queued.
 
 use std::io::{BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -57,11 +58,31 @@ pub struct Record {
     pub response_body: Option<String>,
 }
 
-/// A handle that queues records for the writer thread.
+/// Records waiting for the writer, and whether the log is closing.
+#[derive(Default)]
+struct Queue {
+    records: Vec<Record>,
+    closing: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+/// A handle that queues records for the writer thread. Requests only push onto a vector; the
+/// writer wakes every [`FLUSH_EVERY`] (or when [`WAKE_AT`] records wait), so a busy gateway
+/// pays no thread wake-up per request.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Record>,
+    shared: Arc<Shared>,
+    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
+
+/// Longest a record waits before it is written.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
+/// Queue length that wakes the writer early.
+pub const WAKE_AT: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -112,37 +133,75 @@ impl AuditLog {
             .append(true)
             .open(path)
             .map_err(io)?;
-        let (tx, rx) = mpsc::channel::<Record>();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+        });
         let display = path.display().to_string();
-        std::thread::Builder::new()
+        let s2 = shared.clone();
+        let handle = std::thread::Builder::new()
             .name("mlsec-audit".into())
-            .spawn(move || writer(file, &rx, prev, &display))
+            .spawn(move || writer(file, &s2, prev, &display))
             .map_err(io)?;
-        Ok(AuditLog { tx })
+        Ok(AuditLog {
+            shared,
+            writer: Arc::new(Mutex::new(Some(handle))),
+        })
     }
 
-    /// Queues a record (never blocks the request).
+    /// Queues a record (never blocks on I/O).
     pub fn record(&self, r: Record) {
-        if self.tx.send(r).is_err() {
-            tracing::error!("audit writer has stopped; a record was not written");
+        let Ok(mut q) = self.shared.queue.lock() else {
+            tracing::error!("audit queue poisoned; a record was not written");
+            return;
+        };
+        q.records.push(r);
+        if q.records.len() == WAKE_AT {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Writes what is queued and stops the writer (at shutdown).
+    pub fn close(&self) {
+        if let Ok(mut q) = self.shared.queue.lock() {
+            q.closing = true;
+        }
+        self.shared.wake.notify_one();
+        if let Some(h) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = h.join();
         }
     }
 }
 
-fn writer(file: std::fs::File, rx: &mpsc::Receiver<Record>, mut prev: String, path: &str) {
+fn writer(file: std::fs::File, shared: &Shared, mut prev: String, path: &str) {
     let mut out = BufWriter::new(file);
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(r) = next {
-            let line = chain_line(&r, &prev);
-            if let Err(e) = out.write_all(line.0.as_bytes()) {
-                tracing::error!(path, error = %e, "audit log write failed");
+    let mut batch = Vec::new();
+    loop {
+        let closing = {
+            let Ok(q) = shared.queue.lock() else { return };
+            let Ok((mut q, _)) = shared
+                .wake
+                .wait_timeout_while(q, FLUSH_EVERY, |q| q.records.len() < WAKE_AT && !q.closing)
+            else {
+                return;
+            };
+            std::mem::swap(&mut batch, &mut q.records);
+            q.closing
+        };
+        if !batch.is_empty() {
+            for r in batch.drain(..) {
+                let (line, hash) = chain_line(&r, &prev);
+                if let Err(e) = out.write_all(line.as_bytes()) {
+                    tracing::error!(path, error = %e, "audit log write failed");
+                }
+                prev = hash;
             }
-            prev = line.1;
-            next = rx.try_recv().ok();
+            if let Err(e) = out.flush() {
+                tracing::error!(path, error = %e, "audit log flush failed");
+            }
         }
-        if let Err(e) = out.flush() {
-            tracing::error!(path, error = %e, "audit log flush failed");
+        if closing {
+            return;
         }
     }
 }

@@ -94,6 +94,8 @@ pub struct ServerConfig {
     pub connect_timeout_secs: u64,
     #[serde(default = "default_health_interval")]
     pub health_interval_secs: u64,
+    /// Worker threads, each with its own event loop and upstream pool (default: one per core).
+    pub workers: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +110,7 @@ impl Default for ServerConfig {
             max_response_bytes: default_max_response(),
             connect_timeout_secs: default_connect_timeout(),
             health_interval_secs: default_health_interval(),
+            workers: None,
         }
     }
 }
@@ -509,6 +512,9 @@ impl Config {
                     );
                 }
             }
+        }
+        if self.server.workers.is_some_and(|w| w == 0 || w > 256) {
+            err("server.workers".into(), "must be 1 to 256".into());
         }
         if self.server.max_body_bytes == 0 {
             err("server.max_body_bytes".into(), "must be positive".into());

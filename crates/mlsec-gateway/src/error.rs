@@ -56,6 +56,11 @@ impl ApiError {
     /// An upstream or internal failure: the client sees the code, the log sees the detail.
     pub fn upstream(code: &'static str, detail: &str) -> ApiError {
         tracing::warn!(code, detail, "upstream failure");
+        ApiError::upstream_quiet(code)
+    }
+
+    /// The same, without logging (for a failure that may yet be retried).
+    pub fn upstream_quiet(code: &'static str) -> ApiError {
         let status = if code == "upstream_timeout" {
             StatusCode::GATEWAY_TIMEOUT
         } else {

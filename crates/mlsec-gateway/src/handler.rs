@@ -168,11 +168,18 @@ pub struct Ctx {
     pub t0: Instant,
 }
 
+/// A request id: a per-process random prefix and a counter (unique, cheap, not secret).
 fn request_id() -> String {
-    use rand_core::RngCore;
-    let mut b = [0u8; 12];
-    rand_core::OsRng.fill_bytes(&mut b);
-    crate::keys::hex(&b)
+    use std::sync::LazyLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: LazyLock<String> = LazyLock::new(|| {
+        use rand_core::RngCore;
+        let mut b = [0u8; 6];
+        rand_core::OsRng.fill_bytes(&mut b);
+        crate::keys::hex(&b)
+    });
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{}{:012x}", *PREFIX, NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn now_rfc3339() -> String {
@@ -234,7 +241,7 @@ pub async fn handle(State(state): State<SharedState>, req: Request) -> Response 
             complete(&state, &rt, ctx, held, usage, status, None, None).await;
             resp
         }
-        Ok(Done::Streaming(resp)) => resp,
+        Ok(Done::Streaming(resp) | Done::Probe(resp)) => resp,
         Err((e, held)) => {
             if e.status.is_client_error() && e.status != StatusCode::TOO_MANY_REQUESTS {
                 state
@@ -261,6 +268,8 @@ pub async fn handle(State(state): State<SharedState>, req: Request) -> Response 
 enum Done {
     Now(Response, Held, Option<Usage>),
     Streaming(Response),
+    /// Health and readiness: neither counted nor audited (probes would flood both).
+    Probe(Response),
 }
 
 type Failed = (ApiError, Held);
@@ -397,11 +406,10 @@ async fn pipeline(
     };
     match route {
         Route::Health => {
-            return Ok(Done::Now(
-                json_response(StatusCode::OK, &json!({"status": "ok"})),
-                Held::default(),
-                None,
-            ));
+            return Ok(Done::Probe(json_response(
+                StatusCode::OK,
+                &json!({"status": "ok"}),
+            )));
         }
         Route::Ready => {
             let ready = state.ready.load(std::sync::atomic::Ordering::Relaxed);
@@ -410,11 +418,7 @@ async fn pipeline(
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            return Ok(Done::Now(
-                json_response(code, &json!({"ready": ready})),
-                Held::default(),
-                None,
-            ));
+            return Ok(Done::Probe(json_response(code, &json!({"ready": ready}))));
         }
         _ => {}
     }
@@ -769,8 +773,7 @@ async fn pipeline(
             model: label_model(rt, &model_name),
         })
         .observe(ctx.upstream_time.as_secs_f64());
-    let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-    let usage = parsed.as_ref().and_then(proxy::usage_of);
+    let usage = proxy::usage_in_body(&bytes);
     if let Verdict::Block { code, reason } = pol.guard.response_chunk(&gctx, &bytes) {
         ctx.decisions.push(format!(
             "guard {} blocked the response: {reason}",

@@ -257,11 +257,13 @@ fn digest(salt: &[u8], secret: &[u8]) -> [u8; 32] {
 }
 
 pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter()
-        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
-            s.push_str(&format!("{x:02x}"));
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(char::from(DIGITS[usize::from(x >> 4)]));
+        s.push(char::from(DIGITS[usize::from(x & 15)]));
+    }
+    s
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

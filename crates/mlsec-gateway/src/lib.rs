@@ -200,7 +200,9 @@ pub struct AppState {
     pub fail_mode: FailMode,
     pub audit: Option<audit::AuditLog>,
     pub metrics: metrics::Metrics,
+    /// For health probes and JWKS fetches (requests use [`proxy::local_client`]).
     pub client: proxy::Client,
+    pub connect_timeout_secs: u64,
     pub fetch: jwt::Fetch,
     pub started: Instant,
     /// Cleared when shutdown begins, so readiness fails before listeners close.
@@ -237,6 +239,7 @@ impl AppState {
                 .map_err(|e| e.to_string())?,
         );
         let fail_mode = config.limits.on_backend_error;
+        let connect_timeout_secs = config.server.connect_timeout_secs;
         let runtime = Runtime::build(config, &fetch).await?;
         Ok(Arc::new(AppState {
             runtime: ArcSwap::from_pointee(runtime),
@@ -245,6 +248,7 @@ impl AppState {
             audit,
             metrics: metrics::Metrics::default(),
             client,
+            connect_timeout_secs,
             fetch,
             started: Instant::now(),
             ready: AtomicBool::new(true),

@@ -54,6 +54,17 @@ pub fn client(connect_timeout_secs: u64) -> Client {
         .build(https)
 }
 
+thread_local! {
+    /// One pool per thread: a request's upstream connection lives on the thread that serves the
+    /// request, so a proxied call wakes no other thread (the worker runtimes are single-threaded).
+    static LOCAL: std::cell::OnceCell<Client> = const { std::cell::OnceCell::new() };
+}
+
+/// This thread's upstream client (created on first use with the state's settings).
+pub fn local_client(state: &crate::AppState) -> Client {
+    LOCAL.with(|c| c.get_or_init(|| client(state.connect_timeout_secs)).clone())
+}
+
 /// A JWKS fetcher over the shared client.
 pub fn fetcher(client: Client) -> crate::jwt::Fetch {
     Arc::new(move |url: String| {
@@ -111,7 +122,7 @@ pub async fn send(
 ) -> Result<(hyper::Response<Incoming>, Arc<Upstream>), ApiError> {
     let timeout = Duration::from_secs(model.config.timeout_secs);
     let attempts = 1 + model.config.retries as usize;
-    let mut last = ApiError::upstream("upstream_unavailable", "no upstream");
+    let mut last = ApiError::upstream_quiet("upstream_unavailable");
     for upstream in order(model)
         .into_iter()
         .cycle()
@@ -129,7 +140,7 @@ pub async fn send(
         let req = req
             .body(Full::new(body.clone()))
             .map_err(|e| ApiError::upstream("upstream_error", &e.to_string()))?;
-        match tokio::time::timeout(timeout, state.client.request(req)).await {
+        match tokio::time::timeout(timeout, local_client(state).request(req)).await {
             Ok(Ok(resp)) => {
                 upstream.healthy.store(true, Ordering::Relaxed);
                 return Ok((resp, upstream));
@@ -206,6 +217,35 @@ pub fn usage_of(v: &serde_json::Value) -> Option<Usage> {
         .or_else(|| get("output_tokens"))
         .unwrap_or(0);
     Some(Usage { prompt, completion })
+}
+
+#[derive(serde::Deserialize)]
+struct UsageFields {
+    #[serde(rename = "prompt_tokens")]
+    prompt: Option<u64>,
+    #[serde(rename = "input_tokens")]
+    input: Option<u64>,
+    #[serde(rename = "completion_tokens")]
+    completion: Option<u64>,
+    #[serde(rename = "output_tokens")]
+    output: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    usage: Option<UsageFields>,
+    response: Option<Box<UsageOnly>>,
+}
+
+/// Usage from a whole JSON response, reading only the `usage` fields (the rest is skipped,
+/// not built into a tree).
+pub fn usage_in_body(bytes: &[u8]) -> Option<Usage> {
+    let u: UsageOnly = serde_json::from_slice(bytes).ok()?;
+    let f = u.usage.or_else(|| u.response.and_then(|r| r.usage))?;
+    Some(Usage {
+        prompt: f.prompt.or(f.input)?,
+        completion: f.completion.or(f.output).unwrap_or(0),
+    })
 }
 
 /// Reads SSE `data:` lines as they pass, keeping only an incomplete last line.
@@ -391,6 +431,36 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn usage_is_read_from_whole_bodies_of_every_shape() {
+        let chat = br#"{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
+        assert_eq!(
+            usage_in_body(chat),
+            Some(Usage {
+                prompt: 3,
+                completion: 4
+            })
+        );
+        let emb = br#"{"data":[],"usage":{"prompt_tokens":2,"total_tokens":2}}"#;
+        assert_eq!(
+            usage_in_body(emb),
+            Some(Usage {
+                prompt: 2,
+                completion: 0
+            })
+        );
+        let resp = br#"{"usage":{"input_tokens":5,"output_tokens":6}}"#;
+        assert_eq!(
+            usage_in_body(resp),
+            Some(Usage {
+                prompt: 5,
+                completion: 6
+            })
+        );
+        assert_eq!(usage_in_body(b"not json"), None);
+        assert_eq!(usage_in_body(br#"{"usage":null}"#), None);
     }
 
     #[test]

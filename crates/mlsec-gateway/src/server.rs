@@ -234,6 +234,21 @@ pub fn admin_auth_for(config: &Config, config_path: Option<PathBuf>) -> Result<A
     Ok(AdminAuth { token, config_path })
 }
 
+/// A listener with SO_REUSEPORT, so every worker thread accepts on the same port.
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Runs the gateway from a config file until SIGINT or SIGTERM.
 pub async fn run(config_path: &Path) -> Result<(), String> {
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
@@ -255,35 +270,75 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         )?))),
         None => None,
     };
+    let workers = config.server.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let state = AppState::new(config).await?;
-    let public = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("{listen}: {e}"))?;
     let admin_l = TcpListener::bind(admin_listen)
         .await
         .map_err(|e| format!("{admin_listen}: {e}"))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Thread per core, as nginx does: each worker has its own single-threaded event loop, its
+    // own SO_REUSEPORT listener and its own upstream pool, so a request never hops threads.
+    let mut threads = Vec::with_capacity(workers);
+    let mut bound = listen;
+    for i in 0..workers {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<SocketAddr, String>>();
+        let app = crate::router(state.clone());
+        let tls = tls.clone();
+        let stop = stop_rx.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("mlsec-gw-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("worker runtime: {e}")));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match reuseport_listener(bound) {
+                        Ok(l) => {
+                            let _ = tx.send(l.local_addr().map_err(|e| e.to_string()));
+                            serve(l, app, tls, stop).await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(format!("{bound}: {e}")));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| format!("worker thread: {e}"))?;
+        threads.push(t);
+        bound = rx
+            .await
+            .map_err(|_| "a worker thread stopped at start".to_string())??;
+    }
     tracing::info!(
-        listen = %public.local_addr().map_or(listen, |a| a),
+        listen = %bound,
         admin = %admin_l.local_addr().map_or(admin_listen, |a| a),
+        workers,
         tls = tls.is_some(),
         limits = state.limits.name(),
         "mlsec gateway listening"
     );
-    let (stop_tx, stop_rx) = watch::channel(false);
     let health = tokio::spawn(crate::proxy::health_loop(state.clone()));
     let jwks = tokio::spawn(jwks_loop(state.clone()));
-    let p = tokio::spawn(serve(
-        public,
-        crate::router(state.clone()),
-        tls,
-        stop_rx.clone(),
-    ));
     let a = tokio::spawn(serve(
         admin_l,
         crate::admin_router(state.clone(), admin),
         None,
         stop_rx,
     ));
+    let p = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    });
 
     signals(&state, config_path).await;
     state.ready.store(false, Ordering::Relaxed);
@@ -292,6 +347,9 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
     let _ = tokio::join!(p, a);
     health.abort();
     jwks.abort();
+    if let Some(audit) = &state.audit {
+        audit.close();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -51,7 +51,9 @@ fn init_logs(format: LogFormat) {
 
 fn serve(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
     init_logs(args.log_format);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The main thread runs the admin listener, signals, health probes and the Redis
+    // connection; the gateway starts its own worker threads for the public listener.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

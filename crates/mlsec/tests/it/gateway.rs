@@ -1,0 +1,154 @@
+//! `mlsec gateway check-config`, `keys create|list|revoke` and `audit verify` as a user runs them.
+
+use std::path::Path;
+use std::process::Output;
+
+fn mlsec(dir: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mlsec"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const VALID: &str = r#"
+[auth]
+keys_file = "keys.json"
+
+[[models]]
+name = "llama"
+upstreams = ["http://127.0.0.1:8000"]
+
+[policies.team]
+models = ["llama"]
+"#;
+
+#[test]
+fn check_config_reports_every_error_with_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.toml"), VALID).unwrap();
+    let o = mlsec(dir.path(), &["gateway", "check-config"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("valid (1 models, 1 policies"));
+
+    let bad = VALID.replace("http://127.0.0.1:8000", "gopher://x")
+        + "\n[policies.other]\nmodels = [\"nope\"]\n";
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let o = mlsec(
+        dir.path(),
+        &["gateway", "--config", "bad.toml", "check-config"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(
+            "error: bad.toml:7:14: models[0].upstreams[0]: must be an http:// or https:// URL"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.toml:13:11: policies.other.models[0]: no model named \"nope\""),
+        "{err}"
+    );
+    assert!(err.contains("2 error(s)"), "{err}");
+
+    let o = mlsec(
+        dir.path(),
+        &["gateway", "--config", "missing.toml", "check-config"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn keys_are_shown_once_and_stored_as_salted_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.toml"), VALID).unwrap();
+    let o = mlsec(
+        dir.path(),
+        &[
+            "gateway", "keys", "create", "--name", "ci", "--policy", "team",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let key = text(&o.stdout).trim().to_string();
+    assert!(key.starts_with("mlsk_") && key.len() > 50, "{key}");
+    assert!(text(&o.stderr).contains("only time the key is shown"));
+    let id = &key[5..17];
+    let stored = std::fs::read_to_string(dir.path().join("keys.json")).unwrap();
+    assert!(!stored.contains(&key[18..]), "the secret is not stored");
+    assert!(stored.contains(id));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("keys.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "keys file is private: {mode:o}");
+    }
+
+    let o = mlsec(dir.path(), &["gateway", "keys", "list"]);
+    let list = text(&o.stdout);
+    assert!(
+        list.contains(id) && list.contains("active") && list.contains("team"),
+        "{list}"
+    );
+    assert!(!list.contains(&key[18..]));
+
+    let o = mlsec(dir.path(), &["gateway", "keys", "revoke", id]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let list = text(&mlsec(dir.path(), &["gateway", "keys", "list"]).stdout);
+    assert!(list.contains("revoked"), "{list}");
+
+    let o = mlsec(dir.path(), &["gateway", "keys", "revoke", "000000000000"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = mlsec(
+        dir.path(),
+        &[
+            "gateway", "keys", "create", "--name", "x", "--policy", "admin",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("no policy named \"admin\" (have: team)"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn audit_verify_exits_1_on_a_broken_chain() {
+    use mlsec_gateway::audit::{GENESIS, Record, chain_line};
+    let dir = tempfile::tempdir().unwrap();
+    let mut prev = GENESIS.to_string();
+    let mut log = String::new();
+    for i in 0..3 {
+        let (line, h) = chain_line(
+            &Record {
+                request_id: format!("r{i}"),
+                status: 200,
+                ..Record::default()
+            },
+            &prev,
+        );
+        log.push_str(&line);
+        prev = h;
+    }
+    std::fs::write(dir.path().join("a.jsonl"), &log).unwrap();
+    let o = mlsec(dir.path(), &["gateway", "audit", "verify", "a.jsonl"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).contains("3 records, chain intact"));
+    std::fs::write(dir.path().join("a.jsonl"), log.replace("\"r1\"", "\"rX\"")).unwrap();
+    let o = mlsec(dir.path(), &["gateway", "audit", "verify", "a.jsonl"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stdout).contains("a.jsonl:2: hash mismatch"),
+        "{}",
+        text(&o.stdout)
+    );
+}
