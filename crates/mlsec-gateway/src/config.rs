@@ -162,6 +162,9 @@ pub struct JwtConfig {
     pub jwks_url: Option<String>,
     #[serde(default = "default_jwks_refresh")]
     pub refresh_secs: u64,
+    /// Shortest time between two fetches caused by tokens naming an unknown key id.
+    #[serde(default = "default_min_refetch")]
+    pub min_refetch_secs: u64,
     /// The claim whose value (a string or an array of strings) picks the policy.
     #[serde(default = "default_policy_claim")]
     pub policy_claim: String,
@@ -175,6 +178,9 @@ pub struct JwtConfig {
 
 fn default_jwks_refresh() -> u64 {
     300
+}
+fn default_min_refetch() -> u64 {
+    30
 }
 fn default_policy_claim() -> String {
     "mlsec_policy".into()

@@ -1,6 +1,6 @@
 //! OIDC / JWT bearer tokens, verified against each issuer's JWKS (a file, or a URL fetched at
-//! start, refreshed on a timer and, at most every [`MIN_REFETCH`], when a token names a key id
-//! the cache does not hold). Issuer, audience, expiry and not-before are checked; HMAC
+//! start, refreshed on a timer and, at most every `min_refetch_secs` (30 by default), when a
+//! token names a key id the cache does not hold). Issuer, audience, expiry and not-before are checked; HMAC
 //! algorithms and `alg: none` are never accepted.
 
 use std::sync::{Arc, Mutex};
@@ -17,8 +17,6 @@ use crate::config::JwtConfig;
 pub const MAX_TOKEN_BYTES: usize = 16 << 10;
 /// Largest JWKS document read.
 pub const MAX_JWKS_BYTES: usize = 1 << 20;
-/// Shortest time between two fetches caused by unknown key ids.
-pub const MIN_REFETCH: Duration = Duration::from_secs(30);
 /// Clock skew tolerated on exp and nbf.
 pub const LEEWAY_SECS: u64 = 30;
 
@@ -144,10 +142,9 @@ impl Issuer {
 
     fn may_refetch(&self) -> bool {
         self.is_remote()
-            && self
-                .last_fetch
-                .lock()
-                .is_ok_and(|g| g.is_none_or(|t| t.elapsed() >= MIN_REFETCH))
+            && self.last_fetch.lock().is_ok_and(|g| {
+                g.is_none_or(|t| t.elapsed() >= Duration::from_secs(self.config.min_refetch_secs))
+            })
     }
 
     fn verify_with_keys(
