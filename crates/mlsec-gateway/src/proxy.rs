@@ -172,30 +172,36 @@ pub async fn send(
 /// Probes every upstream with a health path, forever.
 pub async fn health_loop(state: SharedState) {
     loop {
-        let rt = state.runtime.load_full();
-        let interval = Duration::from_secs(rt.config.server.health_interval_secs.max(1));
-        for m in rt.models.values() {
-            let Some(path) = &m.config.health_path else {
-                continue;
-            };
-            for u in &m.upstreams {
-                let Ok(uri) = format!("{}{path}", u.base).parse::<hyper::Uri>() else {
-                    continue;
-                };
-                let Ok(req) = hyper::Request::get(uri).body(Full::new(Bytes::new())) else {
-                    continue;
-                };
-                let ok = matches!(
-                    tokio::time::timeout(Duration::from_secs(5), state.client.request(req)).await,
-                    Ok(Ok(r)) if r.status().is_success()
-                );
-                if u.healthy.swap(ok, Ordering::Relaxed) != ok {
-                    tracing::warn!(model = %m.config.name, upstream = %u.base, healthy = ok, "upstream health changed");
-                }
-            }
-        }
+        let interval = probe_all(&state).await;
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Probes every upstream that has a health path once, updating its flag; returns the interval
+/// until the next round.
+pub async fn probe_all(state: &SharedState) -> Duration {
+    let rt = state.runtime.load_full();
+    for m in rt.models.values() {
+        let Some(path) = &m.config.health_path else {
+            continue;
+        };
+        for u in &m.upstreams {
+            let Ok(uri) = format!("{}{path}", u.base).parse::<hyper::Uri>() else {
+                continue;
+            };
+            let Ok(req) = hyper::Request::get(uri).body(Full::new(Bytes::new())) else {
+                continue;
+            };
+            let ok = matches!(
+                tokio::time::timeout(Duration::from_secs(5), state.client.request(req)).await,
+                Ok(Ok(r)) if r.status().is_success()
+            );
+            if u.healthy.swap(ok, Ordering::Relaxed) != ok {
+                tracing::warn!(model = %m.config.name, upstream = %u.base, healthy = ok, "upstream health changed");
+            }
+        }
+    }
+    Duration::from_secs(rt.config.server.health_interval_secs.max(1))
 }
 
 /// Token usage reported by an upstream.

@@ -936,6 +936,40 @@ async fn upstream_failures_fail_over_and_never_leak_details() {
 }
 
 #[tokio::test]
+async fn health_probes_take_failing_upstreams_out_of_rotation() {
+    let extra = "[[models]]\nname = \"probed\"\nupstreams = [\"http://127.0.0.1:9\", \"UP\"]\nhealth_path = \"/health\"\nupstream_model = \"chat-model\"\nretries = 0\n";
+    let h = harness().await;
+    let text = std::fs::read_to_string(&h.config_path).expect("r");
+    let text = text.replacen(
+        "[audit]",
+        &format!("{}\n[audit]", extra.replace("UP", &h.up.url())),
+        1,
+    );
+    std::fs::write(&h.config_path, text).expect("w");
+    h.state.reload(&h.config_path).await.expect("reload");
+    mlsec_gateway::proxy::probe_all(&h.state).await;
+    let rt = h.state.runtime.load_full();
+    let m = &rt.models["probed"];
+    let flags: Vec<bool> = m
+        .upstreams
+        .iter()
+        .map(|u| u.healthy.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    assert_eq!(
+        flags,
+        [false, true],
+        "the dead upstream is marked unhealthy"
+    );
+    // With no retries, every request still succeeds: the healthy upstream is always tried first.
+    for _ in 0..4 {
+        let r = h
+            .post("/v1/chat/completions", "default", &chat("probed"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+}
+
+#[tokio::test]
 async fn the_audit_log_chains_and_verifies() {
     let h = harness_with("", Some("\n")).await;
     for i in 0..5 {
