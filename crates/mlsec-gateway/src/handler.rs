@@ -168,6 +168,28 @@ pub struct Ctx {
     pub t0: Instant,
 }
 
+impl Ctx {
+    fn new(request_id: String, method: String) -> Ctx {
+        Ctx {
+            request_id,
+            method,
+            route: None,
+            model: None,
+            principal: None,
+            policy: None,
+            decisions: Vec::new(),
+            stream: false,
+            reserved: 0,
+            upstream: None,
+            queue: Duration::ZERO,
+            upstream_time: Duration::ZERO,
+            request_body: None,
+            response_body: None,
+            t0: Instant::now(),
+        }
+    }
+}
+
 /// A request id: a per-process random prefix and a counter (unique, cheap, not secret).
 fn request_id() -> String {
     use std::sync::LazyLock;
@@ -217,23 +239,7 @@ pub struct Held {
 /// The axum handler behind every public route.
 pub async fn handle(State(state): State<SharedState>, req: Request) -> Response {
     let rt = state.runtime.load_full();
-    let mut ctx = Ctx {
-        request_id: request_id(),
-        method: req.method().to_string(),
-        route: None,
-        model: None,
-        principal: None,
-        policy: None,
-        decisions: Vec::new(),
-        stream: false,
-        reserved: 0,
-        upstream: None,
-        queue: Duration::ZERO,
-        upstream_time: Duration::ZERO,
-        request_body: None,
-        response_body: None,
-        t0: Instant::now(),
-    };
+    let mut ctx = Ctx::new(request_id(), req.method().to_string());
     let rid = ctx.request_id.clone();
     let mut resp = match pipeline(&state, &rt, req, &mut ctx).await {
         Ok(Done::Now(resp, held, usage)) => {
@@ -717,7 +723,7 @@ async fn pipeline(
         let finish = Box::new(StreamFinish {
             state: state.clone(),
             rt: rt.clone(),
-            ctx: std::mem::replace(ctx, blank_ctx()),
+            ctx: std::mem::replace(ctx, Ctx::new(String::new(), String::new())),
             held,
             status,
         });
@@ -791,26 +797,6 @@ async fn pipeline(
         content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
     );
     Ok(Done::Now(out, held, usage))
-}
-
-fn blank_ctx() -> Ctx {
-    Ctx {
-        request_id: String::new(),
-        method: String::new(),
-        route: None,
-        model: None,
-        principal: None,
-        policy: None,
-        decisions: Vec::new(),
-        stream: false,
-        reserved: 0,
-        upstream: None,
-        queue: Duration::ZERO,
-        upstream_time: Duration::ZERO,
-        request_body: None,
-        response_body: None,
-        t0: Instant::now(),
-    }
 }
 
 fn model_object(m: &str) -> Value {

@@ -70,6 +70,16 @@ impl Rate {
     }
 }
 
+/// One fixed quota window: its key, its limit, the seconds left in it and how long its count
+/// is kept.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub key: String,
+    pub limit: u64,
+    pub left_secs: u64,
+    pub ttl_secs: u64,
+}
+
 /// Tokens reserved for one request, to be settled later.
 #[derive(Debug, Clone, Default)]
 pub struct Reservation {
@@ -131,14 +141,17 @@ impl Backend {
         per_day: Option<u64>,
     ) -> Result<Result<Reservation, Decision>, BackendError> {
         let now = unix_secs();
-        let minute = per_minute.map(|l| (format!("{key}:m:{}", now / 60), l, 60 - now % 60, 120));
-        let day = per_day.map(|l| {
-            (
-                format!("{key}:d:{}", now / 86_400),
-                l,
-                86_400 - now % 86_400,
-                172_800,
-            )
+        let minute = per_minute.map(|limit| Window {
+            key: format!("{key}:m:{}", now / 60),
+            limit,
+            left_secs: 60 - now % 60,
+            ttl_secs: 120,
+        });
+        let day = per_day.map(|limit| Window {
+            key: format!("{key}:d:{}", now / 86_400),
+            limit,
+            left_secs: 86_400 - now % 86_400,
+            ttl_secs: 172_800,
         });
         match self {
             Backend::Memory(m) => Ok(m.reserve(tokens, minute, day)),
@@ -241,12 +254,11 @@ impl Memory {
         }
     }
 
-    #[allow(clippy::type_complexity)]
     fn reserve(
         &self,
         tokens: u64,
-        minute: Option<(String, u64, u64, u64)>,
-        day: Option<(String, u64, u64, u64)>,
+        minute: Option<Window>,
+        day: Option<Window>,
     ) -> Result<Reservation, Decision> {
         let now = unix_secs();
         let Ok(mut map) = self.tokens.lock() else {
@@ -259,21 +271,21 @@ impl Memory {
             (&minute, Limit::TokensPerMinute),
             (&day, Limit::TokensPerDay),
         ] {
-            if let Some((k, max, left, _)) = w {
-                let used = map.get(k).map_or(0, |e| e.0);
-                if used.saturating_add(tokens) > *max {
-                    return Err(Decision::Deny(limit, (*left).max(1)));
+            if let Some(w) = w {
+                let used = map.get(&w.key).map_or(0, |e| e.0);
+                if used.saturating_add(tokens) > w.limit {
+                    return Err(Decision::Deny(limit, w.left_secs.max(1)));
                 }
             }
         }
-        for (k, _, left, _) in minute.iter().chain(day.iter()) {
-            let e = map.entry(k.clone()).or_insert((0, now + left));
+        for w in minute.iter().chain(day.iter()) {
+            let e = map.entry(w.key.clone()).or_insert((0, now + w.left_secs));
             e.0 = e.0.saturating_add(tokens);
         }
         Ok(Reservation {
             tokens,
-            minute_key: minute.map(|m| m.0),
-            day_key: day.map(|d| d.0),
+            minute_key: minute.map(|m| m.key),
+            day_key: day.map(|d| d.key),
         })
     }
 
@@ -429,31 +441,30 @@ impl RedisBackend {
         }
     }
 
-    #[allow(clippy::type_complexity)]
     async fn reserve(
         &self,
         tokens: u64,
-        minute: Option<(String, u64, u64, u64)>,
-        day: Option<(String, u64, u64, u64)>,
+        minute: Option<Window>,
+        day: Option<Window>,
     ) -> Result<Result<Reservation, Decision>, BackendError> {
         let mut c = self.conn.clone();
-        let mk = minute
-            .as_ref()
-            .map_or("-".to_string(), |m| self.k(&format!("tok:{}", m.0)));
-        let dk = day
-            .as_ref()
-            .map_or("-".to_string(), |d| self.k(&format!("tok:{}", d.0)));
+        let key = |w: &Option<Window>| {
+            w.as_ref()
+                .map_or("-".to_string(), |w| self.k(&format!("tok:{}", w.key)))
+        };
+        let field = |w: &Option<Window>, f: fn(&Window) -> u64| w.as_ref().map_or(0, f);
+        let (mk, dk) = (key(&minute), key(&day));
         let (ok, which, left): (i64, i64, i64) = timed(
             self.reserve
                 .key(&mk)
                 .key(&dk)
                 .arg(tokens)
-                .arg(minute.as_ref().map_or(0, |m| m.1))
-                .arg(day.as_ref().map_or(0, |d| d.1))
-                .arg(minute.as_ref().map_or(0, |m| m.3))
-                .arg(day.as_ref().map_or(0, |d| d.3))
-                .arg(minute.as_ref().map_or(0, |m| m.2))
-                .arg(day.as_ref().map_or(0, |d| d.2))
+                .arg(field(&minute, |w| w.limit))
+                .arg(field(&day, |w| w.limit))
+                .arg(field(&minute, |w| w.ttl_secs))
+                .arg(field(&day, |w| w.ttl_secs))
+                .arg(field(&minute, |w| w.left_secs))
+                .arg(field(&day, |w| w.left_secs))
                 .invoke_async(&mut c),
         )
         .await?;
@@ -521,7 +532,14 @@ mod tests {
     #[test]
     fn tokens_reserve_settle_and_refuse() {
         let m = Memory::default();
-        let w = || Some(("k:m:1".to_string(), 100, 30, 120));
+        let w = || {
+            Some(Window {
+                key: "k:m:1".into(),
+                limit: 100,
+                left_secs: 30,
+                ttl_secs: 120,
+            })
+        };
         let r = m.reserve(80, w(), None).expect("fits");
         assert!(matches!(
             m.reserve(30, w(), None),

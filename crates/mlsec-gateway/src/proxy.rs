@@ -211,20 +211,6 @@ pub struct Usage {
     pub completion: u64,
 }
 
-/// Usage from an OpenAI-style JSON object (chat, completions, embeddings, responses).
-pub fn usage_of(v: &serde_json::Value) -> Option<Usage> {
-    let u = v
-        .get("usage")
-        .filter(|u| u.is_object())
-        .or_else(|| v.get("response").and_then(|r| r.get("usage")))?;
-    let get = |k: &str| u.get(k).and_then(serde_json::Value::as_u64);
-    let prompt = get("prompt_tokens").or_else(|| get("input_tokens"))?;
-    let completion = get("completion_tokens")
-        .or_else(|| get("output_tokens"))
-        .unwrap_or(0);
-    Some(Usage { prompt, completion })
-}
-
 #[derive(serde::Deserialize)]
 struct UsageFields {
     #[serde(rename = "prompt_tokens")]
@@ -243,8 +229,8 @@ struct UsageOnly {
     response: Option<Box<UsageOnly>>,
 }
 
-/// Usage from a whole JSON response, reading only the `usage` fields (the rest is skipped,
-/// not built into a tree).
+/// Usage from a JSON response or SSE event (chat, completions, embeddings, responses), reading
+/// only the `usage` fields: the rest is skipped, not built into a tree.
 pub fn usage_in_body(bytes: &[u8]) -> Option<Usage> {
     let u: UsageOnly = serde_json::from_slice(bytes).ok()?;
     let f = u.usage.or_else(|| u.response.and_then(|r| r.usage))?;
@@ -299,9 +285,7 @@ impl SseScan {
         if !contains(data, b"\"usage\"") {
             return;
         }
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data.trim_ascii())
-            && let Some(u) = usage_of(&v)
-        {
+        if let Some(u) = usage_in_body(data.trim_ascii()) {
             self.usage = Some(u);
         }
     }
@@ -471,9 +455,9 @@ mod tests {
 
     #[test]
     fn responses_api_usage_is_read() {
-        let v = serde_json::json!({"type":"response.completed","response":{"usage":{"input_tokens":5,"output_tokens":7}}});
+        let v = br#"{"type":"response.completed","response":{"usage":{"input_tokens":5,"output_tokens":7}}}"#;
         assert_eq!(
-            usage_of(&v),
+            usage_in_body(v),
             Some(Usage {
                 prompt: 5,
                 completion: 7

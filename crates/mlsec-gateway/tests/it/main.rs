@@ -214,6 +214,30 @@ impl H {
             .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
             .collect()
     }
+    /// Starts a streamed chat on the `hold` model (the upstream sends one chunk, then waits for
+    /// `up.release()`): checks the SSE response head and returns the first chunk and the rest of
+    /// the body, still open.
+    pub async fn open_stream(&self, key: &str, content: &str) -> (bytes::Bytes, Body) {
+        let body = json!({"model": "hold", "stream": true, "messages": [{"role": "user", "content": content}]});
+        let resp = self
+            .app
+            .clone()
+            .oneshot(post("/v1/chat/completions", Some(self.key(key)), &body))
+            .await
+            .expect("resp");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let mut rest = resp.into_body();
+        let first = rest
+            .frame()
+            .await
+            .expect("frame")
+            .expect("ok")
+            .into_data()
+            .expect("data");
+        (first, rest)
+    }
+
     /// Waits for the audit writer to catch up with `n` records.
     pub async fn audit_n(&self, n: usize) -> Vec<Value> {
         for _ in 0..200 {
@@ -701,25 +725,9 @@ async fn token_quotas_reserve_up_front_and_settle_from_usage() {
 #[tokio::test]
 async fn streams_pass_through_chunk_by_chunk_and_settle_usage() {
     let h = harness().await;
-    let body = json!({"model": "hold", "stream": true, "messages": [{"role": "user", "content": "a b c"}]});
-    let resp = h
-        .app
-        .clone()
-        .oneshot(post("/v1/chat/completions", Some(h.key("conc")), &body))
-        .await
-        .expect("resp");
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let mut body_stream = resp.into_body();
     // The first chunk arrives while the upstream is still holding the rest back: nothing is
     // buffered.
-    let first = body_stream
-        .frame()
-        .await
-        .expect("frame")
-        .expect("ok")
-        .into_data()
-        .expect("data");
+    let (first, body_stream) = h.open_stream("conc", "a b c").await;
     assert!(String::from_utf8_lossy(&first).contains("echo:"));
 
     // The concurrency slot is held while the stream is open.
@@ -761,16 +769,7 @@ async fn streams_pass_through_chunk_by_chunk_and_settle_usage() {
 #[tokio::test]
 async fn a_client_leaving_mid_stream_releases_its_slot() {
     let h = harness().await;
-    let body =
-        json!({"model": "hold", "stream": true, "messages": [{"role": "user", "content": "a"}]});
-    let resp = h
-        .app
-        .clone()
-        .oneshot(post("/v1/chat/completions", Some(h.key("conc")), &body))
-        .await
-        .expect("resp");
-    let mut b = resp.into_body();
-    let _ = b.frame().await;
+    let (_, b) = h.open_stream("conc", "a").await;
     drop(b);
     let audit = h.audit_n(1).await;
     assert!(
@@ -1098,16 +1097,7 @@ async fn metrics_have_bounded_labels_and_admin_needs_its_token() {
 #[tokio::test]
 async fn reload_swaps_config_and_keeps_in_flight_requests() {
     let h = harness().await;
-    let body =
-        json!({"model": "hold", "stream": true, "messages": [{"role": "user", "content": "a b"}]});
-    let resp = h
-        .app
-        .clone()
-        .oneshot(post("/v1/chat/completions", Some(h.key("default")), &body))
-        .await
-        .expect("resp");
-    let mut stream = resp.into_body();
-    let _ = stream.frame().await;
+    let (_, stream) = h.open_stream("default", "a b").await;
 
     let text = std::fs::read_to_string(&h.config_path).expect("read");
     std::fs::write(

@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
-use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::{chat, harness_with};
@@ -73,16 +72,7 @@ async fn rate_limits_hold_across_replicas() {
 #[tokio::test]
 async fn concurrency_and_tokens_hold_across_replicas() {
     let (a, b) = replicas("closed").await;
-    let body =
-        json!({"model": "hold", "stream": true, "messages": [{"role": "user", "content": "a"}]});
-    let resp = tower::ServiceExt::oneshot(
-        a.app.clone(),
-        super::post("/v1/chat/completions", Some(a.key("conc")), &body),
-    )
-    .await
-    .expect("resp");
-    let mut s = resp.into_body();
-    let _ = http_body_util::BodyExt::frame(&mut s).await;
+    let (_, s) = a.open_stream("conc", "a").await;
     let r = b
         .post("/v1/chat/completions", "conc", &chat("chat-model"))
         .await;
