@@ -1,12 +1,20 @@
 //! The code scanner: Python files and Jupyter notebooks, analysed on a real AST (ruff's parser),
 //! reported in the shared findings model. Nothing is imported or executed.
+//!
+//! # Brief overview
+//! * [`CodeScanner`]: the scanner the shared walk (`mlsec-walk`) drives; [`scan_paths`] runs it
+//!   alone.
+//! * [`scan_python`] and [`scan_notebook`]: one source's text, for tests and other callers.
+//! * [`RULES`] and [`EXAMPLES`]: the rule catalogue, each rule with its positive and negative
+//!   examples.
 
 mod python;
 pub mod rules;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use mlsec_diagnostics::{Finding, Location, Report};
+use mlsec_walk::{FileInput, FileScanner};
 use ruff_python_ast::PySourceType;
 use ruff_text_size::Ranged;
 
@@ -310,21 +318,22 @@ pub fn scan_notebook(display: &str, bytes: &[u8]) -> Outcome {
     out
 }
 
-fn scan_file(path: &Path, display: &str) -> Outcome {
-    let is_nb = path.extension().is_some_and(|e| e == "ipynb");
+fn scan_file(file: &FileInput<'_>) -> Outcome {
+    let is_nb = file.extension().as_deref() == Some("ipynb");
     let (limit, what) = if is_nb {
         (MAX_NOTEBOOK_BYTES, "notebook")
     } else {
         (MAX_SOURCE_BYTES, "Python file")
     };
-    let bytes = match mlsec_walk::read_limited(path, limit, what) {
+    let bytes = match file.read_all(limit, what) {
         Ok(b) => b,
         Err(too_big_or_unreadable) => return too_big_or_unreadable,
     };
+    let display = file.display();
     if is_nb {
-        return scan_notebook(display, &bytes);
+        return scan_notebook(display, bytes);
     }
-    match decode_source(bytes) {
+    match decode_source(bytes.to_vec()) {
         Ok(src) => scan_python(display, &src),
         Err(_) => Outcome {
             findings: vec![Finding::new(
@@ -332,13 +341,11 @@ fn scan_file(path: &Path, display: &str) -> Outcome {
                 Location::file(display),
                 "not UTF-8 text".to_owned(),
             )],
-            errors: Vec::new(),
+            ..Outcome::default()
         },
     }
 }
 
-/// Python source as the interpreter reads it: UTF-8 (a BOM is dropped), or Latin-1 when the
-/// first two lines declare it (PEP 263). Other encodings are reported.
 fn decode_source(mut bytes: Vec<u8>) -> Result<String, Vec<u8>> {
     if bytes.starts_with(b"\xef\xbb\xbf") {
         bytes.drain(..3);
@@ -374,9 +381,22 @@ fn decode_source(mut bytes: Vec<u8>) -> Result<String, Vec<u8>> {
     }
 }
 
-fn is_code(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e == "py" || e == "ipynb" || e == "pyw")
+/// The code scanner as the shared walk drives it: `.py`, `.pyw` and `.ipynb` files.
+#[derive(Debug, Default)]
+pub struct CodeScanner;
+
+impl FileScanner for CodeScanner {
+    fn rules(&self) -> Vec<&'static mlsec_diagnostics::Rule> {
+        RULES.to_vec()
+    }
+
+    fn wants(&self, file: &FileInput<'_>) -> bool {
+        matches!(file.extension().as_deref(), Some("py" | "pyw" | "ipynb"))
+    }
+
+    fn scan(&self, file: &FileInput<'_>) -> Outcome {
+        scan_file(file)
+    }
 }
 
 /// Scans every Python file and notebook under `paths`, in parallel.
@@ -386,7 +406,7 @@ pub fn scan_paths(paths: &[PathBuf]) -> Report {
 
 /// [`scan_paths`] with walk options (honouring .gitignore).
 pub fn scan_paths_with(paths: &[PathBuf], opts: mlsec_walk::WalkOptions) -> Report {
-    mlsec_walk::scan_tree(paths, opts, &is_code, &scan_file, RULES)
+    mlsec_walk::scan(paths, opts, &[&CodeScanner], None)
 }
 
 #[cfg(test)]

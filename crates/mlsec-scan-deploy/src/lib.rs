@@ -1,6 +1,12 @@
 //! The deployment scanner: Dockerfiles, Kubernetes manifests (core workloads, KServe, Seldon,
 //! Ray, Knative, Kubeflow) and repository-wide rules over them, reported in the shared findings
 //! model.
+//!
+//! # Brief overview
+//! * [`DeployScanner`]: the scanner the shared walk (`mlsec-walk`) drives; [`scan_paths`] runs
+//!   it alone.
+//! * [`scan_dockerfile`] and [`scan_yaml_set`]: texts given directly, for tests and other callers.
+//! * [`RULES`] and [`EXAMPLES`]: the rule catalogue with positive and negative examples.
 
 pub mod dockerfile;
 pub mod k8s;
@@ -9,10 +15,11 @@ pub mod rules;
 pub mod suppress;
 pub mod yaml;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use mlsec_diagnostics::Report;
+use mlsec_walk::{FileInput, FileScanner};
 
 pub use rules::{EXAMPLES, RULES};
 
@@ -53,10 +60,62 @@ pub fn scan_yaml_set(files: &[(&str, &str)]) -> Outcome {
     out
 }
 
-fn is_deploy_file(p: &Path) -> bool {
-    p.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| dockerfile::is_dockerfile(n) || k8s::is_yaml(n))
+/// The deployment scanner as the shared walk drives it: Dockerfiles and YAML files, then the
+/// repository-wide rules over what the YAML files declared ([`FileScanner::finish`]). Holds the
+/// facts of one scan: use a new one per scan.
+#[derive(Default)]
+pub struct DeployScanner {
+    facts: Mutex<Vec<repo::FileFacts>>,
+}
+
+impl FileScanner for DeployScanner {
+    fn rules(&self) -> Vec<&'static mlsec_diagnostics::Rule> {
+        RULES.to_vec()
+    }
+
+    fn wants(&self, file: &FileInput<'_>) -> bool {
+        dockerfile::is_dockerfile(file.name()) || k8s::is_yaml(file.name())
+    }
+
+    fn scan(&self, file: &FileInput<'_>) -> Outcome {
+        let display = file.display();
+        if k8s::is_yaml(file.name()) {
+            return match file.read_all(k8s::MAX_YAML_BYTES, "YAML file") {
+                Ok(bytes) => {
+                    let (findings, errors, f) =
+                        k8s::scan_yaml(display, &String::from_utf8_lossy(bytes));
+                    if let Ok(mut all) = self.facts.lock() {
+                        all.push(f);
+                    }
+                    Outcome {
+                        findings,
+                        errors,
+                        ..Outcome::default()
+                    }
+                }
+                Err(e) => e,
+            };
+        }
+        match file.read_all(MAX_DOCKERFILE_BYTES, "Dockerfile") {
+            Ok(bytes) => scan_dockerfile(display, &String::from_utf8_lossy(bytes)),
+            Err(too_big_or_unreadable) => too_big_or_unreadable,
+        }
+    }
+
+    fn finish(&self) -> Outcome {
+        let mut facts = std::mem::take(
+            &mut *self
+                .facts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        // Files finish in any order; the repository rules report in path order.
+        facts.sort_by(|a, b| a.path.cmp(&b.path));
+        Outcome {
+            findings: repo::analyse(&facts),
+            ..Outcome::default()
+        }
+    }
 }
 
 /// Scans every deployment file under `paths`, in parallel, then runs the repository-wide rules
@@ -67,34 +126,7 @@ pub fn scan_paths(paths: &[PathBuf]) -> Report {
 
 /// [`scan_paths`] with walk options (honouring .gitignore).
 pub fn scan_paths_with(paths: &[PathBuf], opts: mlsec_walk::WalkOptions) -> Report {
-    let facts = Mutex::new(Vec::new());
-    let scan_file = |path: &Path, display: &str| -> Outcome {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if k8s::is_yaml(name) {
-            return match mlsec_walk::read_limited(path, k8s::MAX_YAML_BYTES, "YAML file") {
-                Ok(bytes) => {
-                    let (findings, errors, f) =
-                        k8s::scan_yaml(display, &String::from_utf8_lossy(&bytes));
-                    if let Ok(mut all) = facts.lock() {
-                        all.push(f);
-                    }
-                    Outcome { findings, errors }
-                }
-                Err(e) => e,
-            };
-        }
-        match mlsec_walk::read_limited(path, MAX_DOCKERFILE_BYTES, "Dockerfile") {
-            Ok(bytes) => scan_dockerfile(display, &String::from_utf8_lossy(&bytes)),
-            Err(too_big_or_unreadable) => too_big_or_unreadable,
-        }
-    };
-    let mut report = mlsec_walk::scan_tree(paths, opts, &is_deploy_file, &scan_file, RULES);
-    let mut facts = facts.into_inner().unwrap_or_default();
-    // Files finish in any order; the repository rules report in path order.
-    facts.sort_by(|a, b| a.path.cmp(&b.path));
-    report.findings.extend(repo::analyse(&facts));
-    report.sort();
-    report
+    mlsec_walk::scan(paths, opts, &[&DeployScanner::default()], None)
 }
 
 #[cfg(test)]

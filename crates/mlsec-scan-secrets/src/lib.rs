@@ -13,12 +13,12 @@ pub mod validate;
 pub mod views;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use mlsec_diagnostics::{Finding, Location, Report, Rule, Severity};
-use mlsec_walk::{Outcome, WalkOptions};
+use mlsec_walk::{FileInput, FileScanner, Outcome, WalkOptions};
 use sha2::{Digest, Sha256};
 
 pub use rules::{RuleSet, SecretRule};
@@ -428,42 +428,61 @@ const BINARY_EXTENSIONS: &[&str] = &[
     "sqlite",
 ];
 
-pub(crate) fn wanted(p: &Path) -> bool {
-    !p.extension()
+fn binary_extension(ext: Option<&str>) -> bool {
+    ext.is_some_and(|e| BINARY_EXTENSIONS.contains(&e))
+}
+
+/// Whether a path names a file the secrets scanner reads (git history uses it on blob paths).
+pub(crate) fn wanted(p: &std::path::Path) -> bool {
+    let ext = p
+        .extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| BINARY_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .map(str::to_ascii_lowercase);
+    !binary_extension(ext.as_deref())
 }
 
-/// Reads and scans one file: binary and oversized files are skipped.
-pub fn scan_file(engine: &Engine, path: &Path, display: &str, opts: Options) -> Outcome {
-    match std::fs::metadata(path) {
-        Ok(m) if m.len() > MAX_FILE_BYTES => return Outcome::default(),
-        Err(e) => return Outcome::error(format!("cannot read: {e}")),
-        Ok(_) => {}
+/// The secrets scanner as the shared walk drives it: every text file (dotfiles included);
+/// binary extensions and files with a NUL byte in their first [`BINARY_PROBE`] bytes are left
+/// to the other scanners.
+pub struct SecretsScanner<'e> {
+    pub engine: &'e Engine,
+    pub options: Options,
+}
+
+impl FileScanner for SecretsScanner<'_> {
+    fn rules(&self) -> Vec<&'static Rule> {
+        self.engine.catalogue().to_vec()
     }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return Outcome::error(format!("cannot read: {e}")),
-    };
-    if bytes[..bytes.len().min(BINARY_PROBE)].contains(&0) {
-        return Outcome::default();
+
+    fn wants(&self, file: &FileInput<'_>) -> bool {
+        !binary_extension(file.extension().as_deref())
     }
-    let text = String::from_utf8_lossy(&bytes);
-    Outcome {
-        findings: engine.scan_text(display, &text, opts),
-        errors: Vec::new(),
+
+    fn scan(&self, file: &FileInput<'_>) -> Outcome {
+        let head = file.head();
+        if head[..head.len().min(BINARY_PROBE)].contains(&0) || file.len() > MAX_FILE_BYTES {
+            return Outcome::not_analysed();
+        }
+        let bytes = match file.read_all(MAX_FILE_BYTES, "text file") {
+            Ok(b) => b,
+            Err(unreadable) => return unreadable,
+        };
+        let text = String::from_utf8_lossy(bytes);
+        Outcome {
+            findings: self.engine.scan_text(file.display(), &text, self.options),
+            ..Outcome::default()
+        }
     }
 }
 
-/// Scans every text file under `paths` (dotfiles included; VCS, caches and virtualenvs not).
+/// Scans every text file under `paths` (dotfiles included; VCS, caches and virtualenvs not)
+/// with the secrets scanner alone.
 pub fn scan_paths(engine: &Engine, paths: &[PathBuf], walk: WalkOptions, opts: Options) -> Report {
-    mlsec_walk::scan_tree(
-        paths,
-        walk,
-        &wanted,
-        &|p, display| scan_file(engine, p, display, opts),
-        engine.catalogue(),
-    )
+    let scanner = SecretsScanner {
+        engine,
+        options: opts,
+    };
+    mlsec_walk::scan(paths, walk, &[&scanner], None)
 }
 
 #[cfg(test)]

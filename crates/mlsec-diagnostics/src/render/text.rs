@@ -34,6 +34,12 @@ impl Style {
 /// Writes one block per finding, then per-file errors. The summary line is separate
 /// ([`summary`]) because it goes to stderr.
 pub fn render(report: &Report, out: &mut dyn Write, color: bool) -> io::Result<()> {
+    findings(report, out, color)?;
+    errors(report, out, color)
+}
+
+/// Writes one block per finding.
+pub fn findings(report: &Report, out: &mut dyn Write, color: bool) -> io::Result<()> {
     let st = Style { color };
     for f in &report.findings {
         writeln!(
@@ -50,6 +56,13 @@ pub fn render(report: &Report, out: &mut dyn Write, color: bool) -> io::Result<(
         }
         writeln!(out, "    {} {}", st.paint("2", "fix:"), f.rule.remediation)?;
     }
+    Ok(())
+}
+
+/// Writes one line per error: `error    PATH: REASON` (the binary writes these to stderr
+/// whatever the output format).
+pub fn errors(report: &Report, out: &mut dyn Write, color: bool) -> io::Result<()> {
+    let st = Style { color };
     for e in &report.errors {
         writeln!(
             out,

@@ -1,4 +1,5 @@
-//! `mlsec scan`: resolve settings, run the model scanner, render, pick the exit code.
+//! `mlsec scan`: resolve settings, run the selected scanners over one walk, render, pick the
+//! exit code.
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mlsec_diagnostics::baseline::Baseline;
 use mlsec_diagnostics::{Severity, render};
-use mlsec_scan_model::Progress;
+use mlsec_walk::{FileScanner, Progress};
 
 use crate::args::{ColorChoice, Format, ScanArgs, Scanner, SeverityArg};
 use crate::{EXIT_ERROR, EXIT_FINDINGS};
@@ -30,10 +31,14 @@ fn walk(args: &ScanArgs) -> mlsec_walk::WalkOptions {
     }
 }
 
-fn scan_with_progress(args: &ScanArgs) -> mlsec_diagnostics::Report {
+/// Runs `f` with a progress bar over the whole scan (files and bytes) on a terminal.
+fn with_progress(
+    args: &ScanArgs,
+    f: impl FnOnce(Option<&Progress>) -> mlsec_diagnostics::Report,
+) -> mlsec_diagnostics::Report {
     let show_bar = !args.quiet && io::stderr().is_terminal();
     if !show_bar {
-        return mlsec_scan_model::scan_paths_with(&args.paths, None, walk(args));
+        return f(None);
     }
     let progress = Progress::default();
     let done = std::sync::atomic::AtomicBool::new(false);
@@ -54,7 +59,7 @@ fn scan_with_progress(args: &ScanArgs) -> mlsec_diagnostics::Report {
             }
             bar.finish_and_clear();
         });
-        let report = mlsec_scan_model::scan_paths_with(&args.paths, Some(&progress), walk(args));
+        let report = f(Some(&progress));
         done.store(true, Ordering::Relaxed);
         let _ = bar_thread.join();
         report
@@ -71,27 +76,34 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     if args.git {
         return finish(args, git_report(args)?);
     }
-    let mut report = if args.only.contains(&Scanner::Models) {
-        scan_with_progress(args)
+    // One walk: every selected scanner is offered each file once.
+    let model = mlsec_scan_model::ModelScanner;
+    let code = mlsec_scan_code::CodeScanner;
+    let deploy = mlsec_scan_deploy::DeployScanner::default();
+    let secrets = if args.only.contains(&Scanner::Secrets) {
+        Some(mlsec_scan_secrets::SecretsScanner {
+            engine: secrets_engine(args)?,
+            options: secrets_options(args),
+        })
     } else {
-        mlsec_diagnostics::Report::default()
+        None
     };
+    let mut scanners: Vec<&dyn FileScanner> = Vec::new();
+    if args.only.contains(&Scanner::Models) {
+        scanners.push(&model);
+    }
     if args.only.contains(&Scanner::Code) {
-        let code = mlsec_scan_code::scan_paths_with(&args.paths, walk(args));
-        report.merge(code);
+        scanners.push(&code);
     }
     if args.only.contains(&Scanner::Deploy) {
-        report.merge(mlsec_scan_deploy::scan_paths_with(&args.paths, walk(args)));
+        scanners.push(&deploy);
     }
-    if args.only.contains(&Scanner::Secrets) {
-        let engine = secrets_engine(args)?;
-        report.merge(mlsec_scan_secrets::scan_paths(
-            engine,
-            &args.paths,
-            walk(args),
-            secrets_options(args),
-        ));
+    if let Some(s) = &secrets {
+        scanners.push(s);
     }
+    let report = with_progress(args, |progress| {
+        mlsec_walk::scan(&args.paths, walk(args), &scanners, progress)
+    });
     finish(args, report)
 }
 
@@ -213,7 +225,9 @@ fn finish(args: &ScanArgs, mut report: mlsec_diagnostics::Report) -> anyhow::Res
     };
     let mut buf: Vec<u8> = Vec::new();
     match args.format {
-        Format::Text => render::text::render(&report, &mut buf, color)?,
+        // On stdout the errors are left to stderr (below); a report file keeps them.
+        Format::Text if to_file => render::text::render(&report, &mut buf, color)?,
+        Format::Text => render::text::findings(&report, &mut buf, color)?,
         Format::Json => render::json::render(&report, &mut buf)?,
         Format::Sarif => render::sarif::render(&report, &mut buf)?,
     }
@@ -225,6 +239,16 @@ fn finish(args: &ScanArgs, mut report: mlsec_diagnostics::Report) -> anyhow::Res
         out.write_all(&buf)?;
         out.flush()?;
     }
+    // Errors go to stderr in every format (and are in the JSON and SARIF reports too), even
+    // with --quiet: a scan that could not read everything must say what and why.
+    let err_color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    let _ = render::text::errors(&report, &mut io::stderr().lock(), err_color);
     if !args.quiet {
         let _ = writeln!(io::stderr(), "{}", render::text::summary(&report));
     }

@@ -106,8 +106,112 @@ fn fail_on_threshold() {
 fn missing_path_exits_2() {
     let o = run(&["scan", "does/not/exist.pt"]);
     assert_eq!(code(&o), 2);
-    assert!(stdout(&o).contains("does/not/exist.pt"), "{}", stdout(&o));
+    // Errors go to stderr in every format, and into the JSON and SARIF reports.
+    assert!(
+        stderr(&o).contains("does/not/exist.pt: cannot read"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("1 error"), "{}", stderr(&o));
+    for format in ["json", "sarif"] {
+        let o = run(&["scan", "does/not/exist.pt", "--format", format]);
+        assert_eq!(code(&o), 2);
+        assert!(stdout(&o).contains("does/not/exist.pt"), "{}", stdout(&o));
+        assert!(
+            stderr(&o).contains("does/not/exist.pt: cannot read"),
+            "{format}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn one_walk_counts_each_file_once_and_every_scanner_skips_the_same_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pickle = std::fs::read(repo().join("fixtures/malicious/torch_zip.pt")).unwrap();
+    // The same malicious model in every directory the walk never enters unless named.
+    for skipped in [
+        ".git/objects",
+        "node_modules/pkg",
+        "venv/lib",
+        "__pycache__",
+    ] {
+        std::fs::create_dir_all(d.join(skipped)).unwrap();
+        std::fs::write(d.join(skipped).join("model.pt"), &pickle).unwrap();
+    }
+    std::fs::write(d.join("venv/pyvenv.cfg"), "").unwrap();
+    // A file the model, code and secrets scanners all want (a .py in a model folder), a YAML
+    // file for the deployment and secrets scanners, and a model.
+    std::fs::create_dir_all(d.join("hf")).unwrap();
+    std::fs::write(d.join("hf/config.json"), "{}").unwrap();
+    std::fs::write(d.join("hf/modeling.py"), "import torch\ntorch.load(p)\n").unwrap();
+    std::fs::write(
+        d.join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: a\n    image: x\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("model.pt"), &pickle).unwrap();
+    let o = run(&["scan", d.to_str().unwrap(), "--format", "json", "-q"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        report["summary"]["files_scanned"], 4,
+        "{}",
+        report["summary"]
+    );
+    assert_eq!(
+        report["summary"]["files_skipped"], 0,
+        "{}",
+        report["summary"]
+    );
+    let paths: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["location"]["path"].as_str().unwrap())
+        .collect();
+    for skipped in [".git", "node_modules", "venv", "__pycache__"] {
+        assert!(
+            !paths.iter().any(|p| p.contains(skipped)),
+            "{skipped} was entered: {paths:?}"
+        );
+    }
+    let ids = rule_ids(&report);
+    for scanner_rule in ["PKL001", "HF002", "PY001", "K8S004"] {
+        assert!(
+            ids.contains(&scanner_rule),
+            "{scanner_rule} missing: {ids:?}"
+        );
+    }
+    // Named on the command line, a skipped directory is scanned.
+    let o = run(&["scan", d.join("node_modules").to_str().unwrap(), "-q"]);
+    assert_eq!(code(&o), 1);
+}
+
+#[test]
+fn a_fifo_or_device_named_on_the_command_line_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("model.pkl");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for path in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let o = run(&["scan", path]);
+        assert_eq!(code(&o), 2, "{path}");
+        assert!(
+            stderr(&o).contains(&format!("{path}: ")) && stderr(&o).contains("not a regular file"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains(
+            "scanned 0 files (0 B) in 0.00s: 0 critical, 0 high, 0 medium, 0 low, 0 info\n"
+        ));
+    }
 }
 
 #[test]
@@ -320,7 +424,7 @@ fn code_scanner_through_the_cli() {
     .unwrap();
     let o = run(&["scan", dir.path().to_str().unwrap(), "--only", "code"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
-    assert!(stdout(&o).contains("unknown rule `PY01`"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("unknown rule `PY01`"), "{}", stderr(&o));
     // `mlsec rules` documents the code rules too.
     let o = run(&["rules", "PY020"]);
     assert!(stdout(&o).contains("eval-model-output"), "{}", stdout(&o));
