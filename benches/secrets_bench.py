@@ -97,7 +97,7 @@ def main():
     ap.add_argument("--ds-mb", type=int, default=20)
     ap.add_argument("--mlsec", type=Path, default=REPO / "target" / "release" / "mlsec")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "mlsec", "-p", "mlsec-scan-secrets", "--bins", "--examples"], cwd=REPO, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "mlsec", "-p", "mlsec-test-support", "--bins", "--examples"], cwd=REPO, check=True)
     venv = Path(tempfile.gettempdir()) / "mlsec-bench-venv"
     ds = venv / "bin" / "detect-secrets"
     if not ds.exists():

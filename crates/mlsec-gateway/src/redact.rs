@@ -1,10 +1,11 @@
-//! Redaction for audit bodies: secrets found by mlsec's own secret rules, and common PII
+//! Redaction for audit bodies: secrets found by mlsec's rule engine (the secret rules `mlsec scan`
+//! uses), and common PII
 //! (e-mail addresses, payment card numbers that pass the Luhn check, US social security
 //! numbers, phone numbers), replaced by `[REDACTED:<kind>]`.
 
 use std::sync::LazyLock;
 
-use mlsec_scan_secrets::{Engine, Options};
+use mlsec_rule_engine::Matcher;
 use regex::Regex;
 
 /// Longest body kept in an audit record (the rest is cut, and the cut says so).
@@ -54,19 +55,8 @@ pub fn redact(text: &str) -> String {
         out.truncate(cut);
         out.push_str("…[truncated]");
     }
-    let findings = Engine::builtin().scan_text(
-        "gateway-body",
-        &out,
-        Options {
-            show_secrets: true,
-            report_unused_ignores: false,
-        },
-    );
-    for f in findings {
-        if let Some(secret) = f.evidence.as_deref().filter(|s| s.len() >= 8) {
-            out = out.replace(secret, &format!("[REDACTED:{}]", f.rule.id));
-        }
-    }
+    // Secrets first, by position, so the PII patterns below never see part of one.
+    out = Matcher::builtin().redact_text("gateway-body", &out);
     out = EMAIL.replace_all(&out, "[REDACTED:email]").into_owned();
     out = CARD
         .replace_all(&out, |c: &regex::Captures<'_>| {

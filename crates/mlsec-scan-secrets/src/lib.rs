@@ -1,28 +1,23 @@
-//! The secrets scanner: rules in TOML (gitleaks configurations import as they are), an
-//! Aho-Corasick keyword prefilter that picks the rules to run on each file, views that see
-//! through notebooks and base64, offline validators, ML-aware suppressors, and redaction of
-//! every secret in every output unless asked otherwise.
+//! The secrets scanner: the rule engine (`mlsec-rule-engine`) over files, notebooks and git
+//! history, its matches turned into findings with redacted evidence.
+//!
+//! # Brief overview
+//! * [`Engine`]: a compiled rule set ([`mlsec_rule_engine::Matcher`]) with its findings-model
+//!   catalogue (one [`Rule`] per secret rule); [`Engine::scan_text`] turns one text's matches
+//!   into findings.
+//! * [`SecretsScanner`]: the scanner the shared walk (`mlsec-walk`) drives; [`scan_paths`] runs
+//!   it alone.
+//! * `history` (feature `git`): commits and the staging area through gitoxide.
 
-pub mod corpus;
 #[cfg(feature = "git")]
 pub mod history;
-pub mod rules;
-pub mod suppress;
-pub mod templates;
-pub mod validate;
-pub mod views;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-use mlsec_diagnostics::{Finding, Location, Report, Rule, Severity};
+use mlsec_diagnostics::{Finding, Location, Report, Rule};
+pub use mlsec_rule_engine::{Match, Matcher, RuleSet, SecretRule, redact, rules};
 use mlsec_walk::{FileInput, FileScanner, Outcome, WalkOptions};
-use sha2::{Digest, Sha256};
-
-pub use rules::{RuleSet, SecretRule};
-use validate::Verdict;
 
 /// Files larger than this are not read (counted as skipped).
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -38,14 +33,9 @@ pub struct Options {
     pub report_unused_ignores: bool,
 }
 
-/// Compiled rules, ready to scan.
+/// Compiled rules, ready to scan, with the findings-model rule of each.
 pub struct Engine {
-    pub rules: RuleSet,
-    ac: AhoCorasick,
-    /// For each keyword pattern, the rules it enables.
-    by_keyword: Vec<Vec<usize>>,
-    /// Rules with no keywords: they run on every file.
-    always: Vec<usize>,
+    pub matcher: Matcher,
     /// The findings-model rule of each secret rule.
     catalogue: Vec<&'static Rule>,
 }
@@ -88,37 +78,11 @@ fn describe(r: &SecretRule) -> &'static Rule {
 }
 
 impl Engine {
+    /// Compiles `rules`.
     pub fn new(rules: RuleSet) -> Engine {
-        let mut keywords: Vec<String> = Vec::new();
-        let mut by_keyword: Vec<Vec<usize>> = Vec::new();
-        let mut always = Vec::new();
-        for (i, r) in rules.rules.iter().enumerate() {
-            if r.keywords.is_empty() {
-                always.push(i);
-            }
-            for k in &r.keywords {
-                if let Some(p) = keywords.iter().position(|x| x == k) {
-                    by_keyword[p].push(i);
-                } else {
-                    keywords.push(k.clone());
-                    by_keyword.push(vec![i]);
-                }
-            }
-        }
-        // A DFA: the overlapping search (every keyword, even inside another) is the scanner's
-        // hot loop, and the DFA runs it several times faster than the default NFA.
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&keywords)
-            .unwrap_or_else(|e| panic!("keyword automaton: {e}"));
         let catalogue = rules.rules.iter().map(describe).collect();
         Engine {
-            rules,
-            ac,
-            by_keyword,
-            always,
+            matcher: Matcher::new(rules),
             catalogue,
         }
     }
@@ -129,187 +93,43 @@ impl Engine {
         E.get_or_init(|| Engine::new(RuleSet::builtin()))
     }
 
+    /// The rules (loaded and compiled).
+    pub fn rules(&self) -> &RuleSet {
+        &self.matcher.rules
+    }
+
     /// The findings-model rules, for `mlsec rules` and SARIF.
     pub fn catalogue(&self) -> &[&'static Rule] {
         &self.catalogue
     }
 
-    /// Which rules the keywords in `text` enable.
-    fn triggered(&self, text: &str) -> Vec<usize> {
-        let mut on = vec![false; self.rules.rules.len()];
-        for &i in &self.always {
-            on[i] = true;
-        }
-        for m in self.ac.find_overlapping_iter(text) {
-            for &i in &self.by_keyword[m.pattern().as_usize()] {
-                on[i] = true;
-            }
-        }
-        on.iter()
-            .enumerate()
-            .filter_map(|(i, &b)| b.then_some(i))
-            .collect()
-    }
-
     /// Scans one file's text.
     pub fn scan_text(&self, path: &str, text: &str, opts: Options) -> Vec<Finding> {
-        if suppress::encrypted_file(text) {
-            return Vec::new();
-        }
-        let hash_file = suppress::hash_file(path);
-        let mut hits: Vec<Hit> = Vec::new();
-        for (i, r) in self.rules.rules.iter().enumerate() {
-            if r.regex.is_none() && r.path.as_ref().is_some_and(|p| p.is_match(path)) {
-                hits.push(Hit {
-                    rule: i,
-                    secret: String::new(),
-                    line: 1,
-                    column: 1,
-                    cell: None,
-                    cell_line: None,
-                    field: String::new(),
-                    severity: r.severity,
-                });
-            }
-        }
-        let mut unused = Vec::new();
-        for view in views::views(path, text) {
-            let triggered = self.triggered(&view.text);
-            if triggered.is_empty()
-                && !(opts.report_unused_ignores && suppress::has_allow_marker(&view.text))
-            {
-                continue;
-            }
-            let mut used_allows: HashSet<usize> = HashSet::new();
-            let starts: Vec<usize> = std::iter::once(0)
-                .chain(memchr::memchr_iter(b'\n', view.text.as_bytes()).map(|i| i + 1))
-                .collect();
-            // Line `k` of the view, from the line starts (no second pass over the text).
-            let line_at = |k: usize| -> &str {
-                let end = starts.get(k + 1).map_or(view.text.len(), |e| e - 1);
-                &view.text[starts[k]..end]
+        let found = self
+            .matcher
+            .find_with(path, text, opts.report_unused_ignores);
+        let unused = found.unused_allows.iter().map(|u| {
+            let loc = Location::file(path);
+            let loc = match u.cell {
+                Some(c) => loc.cell(c).line_col(u.line, 1),
+                None => loc.line_col(u.line, 1),
             };
-            for i in triggered {
-                let r = &self.rules.rules[i];
-                let Some(re) = &r.regex else { continue };
-                if r.path.as_ref().is_some_and(|p| !p.is_match(path)) {
-                    continue;
-                }
-                if hash_file && r.entropy.is_some() {
-                    continue;
-                }
-                let text = &*view.text;
-                let mut at = 0;
-                while at <= text.len() {
-                    let Some(c) = re.captures_at(text, at) else {
-                        break;
-                    };
-                    let Some(whole) = c.get(0) else { break };
-                    // Move on by at least one character, whatever is decided below.
-                    at = if whole.end() > whole.start() {
-                        whole.end()
-                    } else {
-                        whole.end() + text[whole.end()..].chars().next().map_or(1, char::len_utf8)
-                    };
-                    if r.left_boundary && !rules::left_boundary_ok(text, whole.start()) {
-                        at = whole.start()
-                            + text[whole.start()..]
-                                .chars()
-                                .next()
-                                .map_or(1, char::len_utf8);
-                        continue;
-                    }
-                    let m = match r.secret_group {
-                        Some(g) => c.get(g),
-                        None => (1..c.len()).find_map(|g| c.get(g)).or(Some(whole)),
-                    };
-                    let Some(m) = m else { continue };
-                    let secret = m.as_str();
-                    let idx = starts
-                        .partition_point(|&s| s <= m.start())
-                        .saturating_sub(1);
-                    let line_text = line_at(idx);
-                    let col_byte = m.start() - starts[idx];
-                    let before = line_text.get(..col_byte).unwrap_or("");
-                    if r.entropy.is_some_and(|t| rules::entropy(secret) < t)
-                        || (r.validator != Some(validate::Validator::PrivateKey)
-                            && suppress::placeholder(secret))
-                        || suppress::benign_context(line_text, before)
-                        || self
-                            .rules
-                            .allowlists
-                            .iter()
-                            .chain(&r.allowlists)
-                            .any(|a| a.allows(path, secret, whole.as_str(), line_text))
-                    {
-                        continue;
-                    }
-                    let severity = match r.validator.map(|v| v.check(secret, whole.as_str())) {
-                        Some(Verdict::Reject) => continue,
-                        Some(Verdict::KeepAs(s)) => s,
-                        Some(Verdict::Keep) | None => r.severity,
-                    };
-                    // Allow comments last, so that `--report-unused-ignores` knows which ones
-                    // kept a real finding out.
-                    if suppress::allowed_inline(line_text) {
-                        used_allows.insert(idx);
-                        continue;
-                    }
-                    if idx > 0 && suppress::allowed_next(line_at(idx - 1)) {
-                        used_allows.insert(idx - 1);
-                        continue;
-                    }
-                    hits.push(Hit {
-                        rule: i,
-                        secret: secret.to_owned(),
-                        line: view.lines.file_line(idx),
-                        column: before.chars().count() as u32 + 1,
-                        cell: view.cell,
-                        cell_line: view.cell.map(|_| idx as u32 + 1),
-                        field: view.field.clone(),
-                        severity,
-                    });
-                }
-            }
-            if opts.report_unused_ignores {
-                for k in 0..starts.len() {
-                    if suppress::has_allow_marker(line_at(k)) && !used_allows.contains(&k) {
-                        let mut loc = Location::file(path);
-                        loc = match view.cell {
-                            Some(c) => loc.cell(c).line_col(k as u32 + 1, 1),
-                            None => loc.line_col(view.lines.file_line(k), 1),
-                        };
-                        unused.push(Finding::new(
-                            &mlsec_diagnostics::UNUSED_IGNORE,
-                            loc,
-                            "this allow comment keeps no secret finding out: remove it",
-                        ));
-                    }
-                }
-            }
-        }
-        // A rule that explains another's finding replaces it (a service-account JSON, not also
-        // its private key).
-        let superseded: HashSet<&str> = hits
+            Finding::new(
+                &mlsec_diagnostics::UNUSED_IGNORE,
+                loc,
+                "this allow comment keeps no secret finding out: remove it",
+            )
+        });
+        found
+            .matches
             .iter()
-            .flat_map(|h| {
-                self.rules.rules[h.rule]
-                    .supersedes
-                    .iter()
-                    .map(String::as_str)
-            })
-            .collect();
-        let mut seen = HashSet::new();
-        hits.into_iter()
-            .filter(|h| !superseded.contains(self.rules.rules[h.rule].id.as_str()))
-            .filter(|h| seen.insert((h.rule, h.secret.clone(), h.line, h.field.clone())))
-            .map(|h| self.finding(path, &h, opts))
+            .map(|m| self.finding(path, m, opts))
             .chain(unused)
             .collect()
     }
 
-    fn finding(&self, path: &str, h: &Hit, opts: Options) -> Finding {
-        let r = &self.rules.rules[h.rule];
+    fn finding(&self, path: &str, h: &Match, opts: Options) -> Finding {
+        let r = &self.matcher.rules.rules[h.rule];
         let mut loc = Location::file(path);
         let mut message = format!(
             "{} ({}, confidence {})",
@@ -338,31 +158,6 @@ impl Engine {
         }
         f
     }
-}
-
-struct Hit {
-    rule: usize,
-    secret: String,
-    line: u32,
-    column: u32,
-    cell: Option<u32>,
-    cell_line: Option<u32>,
-    field: String,
-    severity: Severity,
-}
-
-/// A secret as it may be printed: a short prefix, its length and a digest (so that reports and
-/// baselines can tell two secrets apart without holding either).
-pub fn redact(secret: &str) -> String {
-    let keep = (secret.chars().count() / 5).min(4);
-    let prefix: String = secret.chars().take(keep).collect();
-    let digest = Sha256::digest(secret.as_bytes());
-    let hex = digest.iter().take(6).fold(String::new(), |mut acc, b| {
-        use std::fmt::Write as _;
-        let _ = write!(acc, "{b:02x}");
-        acc
-    });
-    format!("{prefix}… ({} chars, sha256:{hex})", secret.chars().count())
 }
 
 /// Extensions never read: binaries and model weights (other scanners handle those).

@@ -5,7 +5,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::*;
-use crate::templates::expand;
+use mlsec_diagnostics::Severity;
+use mlsec_test_support::templates::expand;
 
 const EXAMPLE_PATH: &str = "examples/kaggle/settings.env";
 
@@ -13,7 +14,7 @@ const EXAMPLE_PATH: &str = "examples/kaggle/settings.env";
 fn every_rule_finds_its_examples_and_not_its_negatives() {
     let engine = Engine::builtin();
     let mut failures = Vec::new();
-    for (i, r) in engine.rules.rules.iter().enumerate() {
+    for (i, r) in engine.rules().rules.iter().enumerate() {
         if r.examples.is_empty() || r.negatives.is_empty() {
             failures.push(format!("{}: needs examples and negatives", r.id));
         }

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use mlsec_scan_secrets::{Engine, Options, corpus};
+use mlsec_scan_secrets::{Engine, Options};
+use mlsec_test_support::corpus;
 
 #[test]
 fn labelled_corpus_recall_and_precision() {
@@ -75,7 +76,7 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
 #[test]
 fn history_finds_deleted_secrets_once_with_their_commit() {
     use mlsec_scan_secrets::history::{History, scan_history};
-    use mlsec_scan_secrets::templates::expand;
+    use mlsec_test_support::templates::expand;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     git(d, &["init", "-q", "-b", "main"]);

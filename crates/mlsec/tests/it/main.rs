@@ -558,7 +558,7 @@ fn baselines_keep_old_findings_from_failing() {
 
 #[test]
 fn secrets_scanner_through_the_cli() {
-    use mlsec_scan_secrets::templates::expand;
+    use mlsec_test_support::templates::expand;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let token = expand("hf_${alpha:34}", 5);
@@ -690,7 +690,7 @@ fn secrets_scanner_through_the_cli() {
 
 #[test]
 fn git_history_and_staged_through_the_cli() {
-    use mlsec_scan_secrets::templates::expand;
+    use mlsec_test_support::templates::expand;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let git = |args: &[&str]| {

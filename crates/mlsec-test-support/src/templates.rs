@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-use crate::validate::base62;
+use mlsec_rule_engine::validate::base62;
 
 /// A small deterministic generator (xorshift64*), seeded per example.
 struct Gen(u64);

@@ -1,9 +1,9 @@
 //! Writes the labelled secrets corpus to a directory, with `labels.json` beside it, for
 //! `benches/secrets_bench.py` (which scores other tools on the same files).
 //!
-//! Usage: cargo run --release -p mlsec-scan-secrets --example secrets_corpus -- DIR LABELS.json
+//! Usage: cargo run --release -p mlsec-test-support --example secrets_corpus -- DIR LABELS.json
 
-use mlsec_scan_secrets::corpus;
+use mlsec_test_support::corpus;
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
