@@ -15,18 +15,16 @@
 //!   HTTP client).
 //! - [`router`] and [`admin_router`]: the two axum routers, testable without sockets.
 //! - [`server::run`]: listeners, TLS, SIGHUP reload and graceful shutdown.
+//!
+//! API keys, JWT issuers, limits, metrics, the audit chain, the error type and the listeners
+//! come from `mlsec-server`, shared with every mlsec server; this crate adds the proxy's
+//! config, routes, validation, templates, guard hook and upstream pool.
 
 #![forbid(unsafe_code)]
 
-pub mod audit;
 pub mod config;
-pub mod error;
 pub mod guard;
 pub mod handler;
-pub mod jwt;
-pub mod keys;
-pub mod limits;
-pub mod metrics;
 pub mod oip;
 pub mod proxy;
 pub mod redact;
@@ -41,6 +39,9 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use axum::Router;
+
+/// The shared server plumbing, re-exported under the paths the gateway's modules use.
+pub use mlsec_server::{audit, error, jwt, keys, limits, metrics};
 
 use crate::config::{Config, FailMode, ModelConfig, Policy, Protocol, TemplateConfig};
 

@@ -228,6 +228,7 @@ fn binary_extension(ext: Option<&str>) -> bool {
 }
 
 /// Whether a path names a file the secrets scanner reads (git history uses it on blob paths).
+#[cfg(feature = "git")]
 pub(crate) fn wanted(p: &std::path::Path) -> bool {
     let ext = p
         .extension()

@@ -11,7 +11,51 @@ use base64::Engine as _;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use crate::config::JwtConfig;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// One JWT issuer, as a server's config declares it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    pub issuer: String,
+    pub audience: Vec<String>,
+    pub jwks_file: Option<PathBuf>,
+    pub jwks_url: Option<String>,
+    #[serde(default = "default_jwks_refresh")]
+    pub refresh_secs: u64,
+    /// Shortest time between two fetches caused by tokens naming an unknown key id.
+    #[serde(default = "default_min_refetch")]
+    pub min_refetch_secs: u64,
+    /// The claim whose value (a string or an array of strings) picks the policy.
+    #[serde(default = "default_policy_claim")]
+    pub policy_claim: String,
+    /// Claim value -> policy name. A token whose claim maps to nothing is refused.
+    #[serde(default)]
+    pub policies: BTreeMap<String, String>,
+    /// Allowed signature algorithms (`RS256`, `ES256`, `EdDSA`, ...). HMAC ones are refused.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+}
+
+fn default_jwks_refresh() -> u64 {
+    300
+}
+fn default_min_refetch() -> u64 {
+    30
+}
+fn default_policy_claim() -> String {
+    "mlsec_policy".into()
+}
+fn default_algorithms() -> Vec<String> {
+    [
+        "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA",
+    ]
+    .map(String::from)
+    .to_vec()
+}
 
 /// Largest token accepted.
 pub const MAX_TOKEN_BYTES: usize = 16 << 10;

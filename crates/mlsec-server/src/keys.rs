@@ -256,7 +256,8 @@ fn digest(salt: &[u8], secret: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-pub(crate) fn hex(b: &[u8]) -> String {
+/// Lower-case hexadecimal.
+pub fn hex(b: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
     for x in b {
