@@ -17,6 +17,7 @@ pub const MAX_DIMS: u32 = 4;
 pub const MAX_KEPT_STRINGS: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("not a GGUF file (bad magic)")]
     Magic,

@@ -18,6 +18,7 @@ pub const MAX_BLOCK: u64 = 64 * 1024 * 1024;
 pub const SIGNATURE: &[u8] = b"\x89HDF\r\n\x1a\n";
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("not an HDF5 file")]
     Signature,

@@ -12,6 +12,7 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAGIC: &[u8] = b"\x93NUMPY";
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("not a .npy file (bad magic)")]
     Magic,

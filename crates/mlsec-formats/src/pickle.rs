@@ -144,6 +144,7 @@ pub struct Op {
 
 /// Why an opcode could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PickleError {
     #[error("unknown opcode 0x{byte:02x} at offset {offset}")]
     UnknownOpcode { byte: u8, offset: u64 },

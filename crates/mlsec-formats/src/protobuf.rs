@@ -14,6 +14,7 @@ pub const MAX_MESSAGE: u64 = 64 * 1024 * 1024;
 pub const MAX_FIELDS: u64 = 50_000_000;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("truncated protobuf at offset {0}")]
     Truncated(u64),

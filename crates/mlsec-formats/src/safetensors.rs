@@ -20,6 +20,7 @@ pub const MAX_TENSORS: usize = 1_000_000;
 pub const MAX_RANK: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("file is shorter than the 8-byte header length")]
     TooShort,

@@ -43,6 +43,7 @@ impl Default for Limits {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ZipError {
     #[error("no end-of-central-directory record")]
     NoEndOfCentralDirectory,

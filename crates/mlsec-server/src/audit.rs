@@ -85,6 +85,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
 pub const WAKE_AT: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
     #[error("{path}: {source}")]
     Io {

@@ -94,6 +94,7 @@ pub struct Verified {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum JwtRefusal {
     #[error("malformed token")]
     Malformed,

@@ -41,6 +41,7 @@ pub struct KeyFile {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     #[error("{path}: {source}")]
     Io {
@@ -175,6 +176,7 @@ struct Stored {
 
 /// Why a presented key was refused (for the audit log; the client always sees one message).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeyRefusal {
     Malformed,
     Unknown,

@@ -357,6 +357,7 @@ impl Default for VerifyOptions {
 
 /// Why verification did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifyError {
     /// Nothing was decided about the model: the bundle or an input could not be read or checked.
     #[error("could not verify: {0}")]

@@ -33,6 +33,7 @@ const EKU_ANY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
 
 /// Why a chain was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChainError {
     /// The chain is well formed but does not earn trust (expired, wrong anchor, bad usage...).
     #[error("{0}")]
