@@ -30,6 +30,18 @@ pub struct Baseline {
     entries: Vec<Entry>,
 }
 
+/// Why a baseline file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BaselineError {
+    #[error("larger than {MAX_BASELINE_BYTES} bytes")]
+    TooLarge,
+    #[error("not an mlsec baseline: {0}")]
+    NotBaseline(#[source] serde_json::Error),
+    #[error("baseline version {0} (this mlsec reads version 1)")]
+    Version(u32),
+}
+
 impl Baseline {
     /// Serializes a report's findings as a baseline (JSON).
     pub fn write(report: &Report) -> Vec<u8> {
@@ -52,18 +64,14 @@ impl Baseline {
         out
     }
 
-    /// Reads a baseline written by [`Baseline::write`].
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+    /// Reads a baseline written by [`Baseline::write`]. The caller adds the file's path.
+    pub fn parse(bytes: &[u8]) -> Result<Self, BaselineError> {
         if bytes.len() as u64 > MAX_BASELINE_BYTES {
-            return Err(format!("larger than {MAX_BASELINE_BYTES} bytes"));
+            return Err(BaselineError::TooLarge);
         }
-        let file: File =
-            serde_json::from_slice(bytes).map_err(|e| format!("not an mlsec baseline: {e}"))?;
+        let file: File = serde_json::from_slice(bytes).map_err(BaselineError::NotBaseline)?;
         if file.mlsec_baseline != 1 {
-            return Err(format!(
-                "baseline version {} (this mlsec reads version 1)",
-                file.mlsec_baseline
-            ));
+            return Err(BaselineError::Version(file.mlsec_baseline));
         }
         let mut counts = HashMap::new();
         for e in &file.findings {

@@ -657,7 +657,7 @@ impl Config {
                         ),
                         Some(s) => {
                             if let Err(e) = crate::validate::load_schema(&self.resolve(s)) {
-                                err(format!("{at}.schema"), e);
+                                err(format!("{at}.schema"), e.to_string());
                             }
                         }
                     }

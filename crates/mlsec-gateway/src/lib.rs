@@ -28,7 +28,9 @@ pub mod handler;
 pub mod oip;
 pub mod proxy;
 pub mod redact;
+pub mod routes;
 pub mod server;
+pub mod stages;
 pub mod template;
 pub mod validate;
 
@@ -43,7 +45,48 @@ use axum::Router;
 /// The shared server plumbing, re-exported under the paths the gateway's modules use.
 pub use mlsec_server::{audit, error, jwt, keys, limits, metrics};
 
-use crate::config::{Config, FailMode, ModelConfig, Policy, Protocol, TemplateConfig};
+use crate::config::{
+    Config, ConfigErrors, FailMode, ModelConfig, Policy, Protocol, TemplateConfig,
+};
+
+/// Why a gateway could not start or reload. Each names the file, field or model at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("issuer {issuer}: no jwks_file or jwks_url")]
+    NoJwks { issuer: String },
+    #[error("issuer {issuer}: {source}")]
+    Jwks {
+        issuer: String,
+        source: jwt::JwksError,
+    },
+    #[error("model {model}: environment variable {var} (upstream_api_key_env) is not set")]
+    MissingEnv { model: String, var: String },
+    #[error("model {model}: {var} is not a valid header value")]
+    BadEnv { model: String, var: String },
+    #[error(transparent)]
+    Schema(#[from] validate::SchemaError),
+    #[error("limits.redis_url: {0}")]
+    Limits(limits::BackendError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+    #[error(transparent)]
+    Listen(#[from] mlsec_server::listen::ListenError),
+    #[error("{addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
 
 pub use error::ApiError;
 
@@ -86,10 +129,10 @@ pub struct Runtime {
 impl Runtime {
     /// Builds a runtime from a checked config: reads the key file, JWKS files and schemas, and
     /// (through `fetch`) the JWKS URLs.
-    pub async fn build(config: Config, fetch: &jwt::Fetch) -> Result<Runtime, String> {
+    pub async fn build(config: Config, fetch: &jwt::Fetch) -> Result<Runtime, GatewayError> {
         let keys = match &config.auth.keys_file {
             Some(p) => {
-                let file = keys::KeyFile::load(&config.resolve(p)).map_err(|e| e.to_string())?;
+                let file = keys::KeyFile::load(&config.resolve(p))?;
                 keys::KeyStore::from_file(&file)
             }
             None => keys::KeyStore::default(),
@@ -100,14 +143,22 @@ impl Runtime {
                 (Some(f), _) => {
                     let p = config.resolve(f);
                     jwt::JwksSource::Inline(
-                        std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?,
+                        std::fs::read_to_string(&p)
+                            .map_err(|source| GatewayError::Read { path: p, source })?,
                     )
                 }
                 (None, Some(u)) => jwt::JwksSource::Url(u.clone()),
-                (None, None) => return Err("an issuer has no JWKS".into()),
+                (None, None) => {
+                    return Err(GatewayError::NoJwks {
+                        issuer: j.issuer.clone(),
+                    });
+                }
             };
-            let issuer = jwt::Issuer::new(j.clone(), &source)
-                .map_err(|e| format!("issuer {}: {e}", j.issuer))?;
+            let issuer =
+                jwt::Issuer::new(j.clone(), &source).map_err(|source| GatewayError::Jwks {
+                    issuer: j.issuer.clone(),
+                    source,
+                })?;
             if issuer.is_remote()
                 && let Err(e) = issuer.refresh(fetch).await
             {
@@ -120,11 +171,15 @@ impl Runtime {
         for m in &config.models {
             let upstream_auth = match &m.upstream_api_key_env {
                 Some(var) => {
-                    let v = std::env::var(var).map_err(|_| {
-                        format!("model {}: environment variable {var} (upstream_api_key_env) is not set", m.name)
+                    let v = std::env::var(var).map_err(|_| GatewayError::MissingEnv {
+                        model: m.name.clone(),
+                        var: var.clone(),
                     })?;
                     let mut h = axum::http::HeaderValue::from_str(&format!("Bearer {v}")).map_err(
-                        |_| format!("model {}: {var} is not a valid header value", m.name),
+                        |_| GatewayError::BadEnv {
+                            model: m.name.clone(),
+                            var: var.clone(),
+                        },
                     )?;
                     h.set_sensitive(true);
                     Some(h)
@@ -214,7 +269,7 @@ pub type SharedState = Arc<AppState>;
 
 impl AppState {
     /// Builds the state for a checked config: connects the limit store, opens the audit log.
-    pub async fn new(config: Config) -> Result<SharedState, String> {
+    pub async fn new(config: Config) -> Result<SharedState, GatewayError> {
         let client = proxy::client(config.server.connect_timeout_secs);
         let fetch = proxy::fetcher(client.clone());
         let limits = match config.limits.backend {
@@ -223,7 +278,7 @@ impl AppState {
                 let url = config.limits.redis_url.clone().unwrap_or_default();
                 let r = limits::RedisBackend::connect(&url, &config.limits.key_prefix)
                     .await
-                    .map_err(|e| format!("limits.redis_url: {e}"))?;
+                    .map_err(GatewayError::Limits)?;
                 tracing::info!(
                     fail_mode = ?config.limits.on_backend_error,
                     "limits shared through Redis; when it is unreachable requests are {}",
@@ -235,10 +290,7 @@ impl AppState {
                 limits::Backend::Redis(r)
             }
         };
-        let audit = Some(
-            audit::AuditLog::open(&config.resolve(&config.audit.path))
-                .map_err(|e| e.to_string())?,
-        );
+        let audit = Some(audit::AuditLog::open(&config.resolve(&config.audit.path))?);
         let fail_mode = config.limits.on_backend_error;
         let connect_timeout_secs = config.server.connect_timeout_secs;
         let runtime = Runtime::build(config, &fetch).await?;
@@ -256,9 +308,21 @@ impl AppState {
         }))
     }
 
+    /// Ready for traffic: not draining, and, when the gateway fails closed, the limit store
+    /// answers (a load balancer should not send requests that would all get 503).
+    pub async fn is_ready(&self) -> bool {
+        if !self.ready.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        match self.fail_mode {
+            FailMode::Open => true,
+            FailMode::Closed => self.limits.ping().await.is_ok(),
+        }
+    }
+
     /// Re-reads the config file and swaps the runtime; on any error the old one stays.
-    pub async fn reload(&self, path: &std::path::Path) -> Result<(), String> {
-        let config = Config::load(path).map_err(|e| e.to_string())?;
+    pub async fn reload(&self, path: &std::path::Path) -> Result<(), GatewayError> {
+        let config = Config::load(path)?;
         let old = self.runtime.load();
         if config.limits.backend != old.config.limits.backend
             || config.limits.redis_url != old.config.limits.redis_url

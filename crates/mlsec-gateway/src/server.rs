@@ -22,7 +22,7 @@ pub use mlsec_server::listen::{
 };
 
 use crate::error::ApiError;
-use crate::{SharedState, config::Config};
+use crate::{GatewayError, SharedState, config::Config};
 
 pub fn admin_routes(state: SharedState, admin: AdminAuth) -> Router {
     Router::new()
@@ -43,7 +43,7 @@ async fn metrics(State((state, _)): State<(SharedState, AdminAuth)>) -> Response
 }
 
 async fn ready(State((state, _)): State<(SharedState, AdminAuth)>) -> Response {
-    listen::readiness(state.ready.load(Ordering::Relaxed))
+    listen::readiness(state.is_ready().await)
 }
 
 async fn reload(State((state, admin)): State<(SharedState, AdminAuth)>) -> Response {
@@ -59,34 +59,34 @@ async fn reload(State((state, admin)): State<(SharedState, AdminAuth)>) -> Respo
         Ok(()) => axum::Json(serde_json::json!({"reloaded": true})).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "reload refused; the running configuration stays");
-            ApiError::bad_request("invalid_config", e).into_response()
+            ApiError::bad_request("invalid_config", e.to_string()).into_response()
         }
     }
 }
 
 /// The admin token from the configured environment variable.
-pub fn admin_auth_for(config: &Config, config_path: Option<PathBuf>) -> Result<AdminAuth, String> {
-    AdminAuth::from_env(
+pub fn admin_auth_for(
+    config: &Config,
+    config_path: Option<PathBuf>,
+) -> Result<AdminAuth, GatewayError> {
+    Ok(AdminAuth::from_env(
         "server.admin_token_env",
         config.server.admin_token_env.as_deref(),
         config_path,
-    )
-    .map_err(|e| e.to_string())
+    )?)
 }
 
 /// Runs the gateway from a config file until SIGINT or SIGTERM.
-pub async fn run(config_path: &Path) -> Result<(), String> {
-    let config = Config::load(config_path).map_err(|e| e.to_string())?;
+pub async fn run(config_path: &Path) -> Result<(), GatewayError> {
+    let config = Config::load(config_path)?;
     let admin = admin_auth_for(&config, Some(config_path.to_path_buf()))?;
-    let listen_addr =
-        parse_addr("server.listen", &config.server.listen).map_err(|e| e.to_string())?;
-    let admin_listen = parse_addr("server.admin_listen", &config.server.admin_listen)
-        .map_err(|e| e.to_string())?;
+    let listen_addr = parse_addr("server.listen", &config.server.listen)?;
+    let admin_listen = parse_addr("server.admin_listen", &config.server.admin_listen)?;
     let tls = match &config.server.tls {
-        Some(t) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
-            tls_config(&config.resolve(&t.cert), &config.resolve(&t.key))
-                .map_err(|e| e.to_string())?,
-        ))),
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
+            &config.resolve(&t.cert),
+            &config.resolve(&t.key),
+        )?))),
         None => None,
     };
     let workers = config.server.workers.unwrap_or_else(|| {
@@ -95,7 +95,10 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
     let state = crate::AppState::new(config).await?;
     let admin_l = TcpListener::bind(admin_listen)
         .await
-        .map_err(|e| format!("{admin_listen}: {e}"))?;
+        .map_err(|source| GatewayError::Bind {
+            addr: admin_listen,
+            source,
+        })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     // Thread per core, as nginx does: each worker has its own single-threaded event loop, its
     // own SO_REUSEPORT listener and its own upstream pool, so a request never hops threads.
@@ -107,8 +110,7 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         tls.as_ref(),
         &stop_rx,
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     tracing::info!(
         listen = %pool.bound,
         admin = %admin_l.local_addr().map_or(admin_listen, |a| a),

@@ -19,7 +19,7 @@ const TURN_MARKERS: &[&str] = &[
 ];
 
 /// The `{{name}}` slots of a template, in order.
-pub fn slots(template: &str) -> Result<Vec<String>, String> {
+pub(crate) fn slots(template: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut rest = template;
     while let Some(i) = rest.find("{{") {

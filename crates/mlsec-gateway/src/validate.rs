@@ -431,20 +431,50 @@ pub fn openai_request(
     Ok(checked)
 }
 
+/// Why a route's JSON Schema file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: larger than the {MAX_SCHEMA_BYTES}-byte limit for a schema", path.display())]
+    TooLarge { path: std::path::PathBuf },
+    #[error("{}: not JSON: {source}", path.display())]
+    NotJson {
+        path: std::path::PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: not a valid JSON Schema: {reason}", path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}
+
 /// Reads and compiles a JSON Schema file.
-pub fn load_schema(path: &Path) -> Result<jsonschema::Validator, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn load_schema(path: &Path) -> Result<jsonschema::Validator, SchemaError> {
+    let read = |source| SchemaError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read)?;
     if meta.len() > MAX_SCHEMA_BYTES {
-        return Err(format!(
-            "{}: larger than the {MAX_SCHEMA_BYTES}-byte limit for a schema",
-            path.display()
-        ));
+        return Err(SchemaError::TooLarge {
+            path: path.to_path_buf(),
+        });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
-    jsonschema::validator_for(&v)
-        .map_err(|e| format!("{}: not a valid JSON Schema: {e}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(read)?;
+    let v: Value = serde_json::from_str(&text).map_err(|source| SchemaError::NotJson {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    jsonschema::validator_for(&v).map_err(|e| SchemaError::Invalid {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// Checks a body against a route's schema; the first few violations name their JSON pointer.

@@ -42,7 +42,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use mlsec_diagnostics::Severity;
 use sha2::{Digest, Sha256};
 
-pub use rules::{RuleSet, SecretRule};
+pub use rules::{RuleError, RuleSet, SecretRule};
 use validate::Verdict;
 
 /// Compiled rules, ready to run.

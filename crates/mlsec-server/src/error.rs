@@ -16,6 +16,8 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Seconds, for 429 and 503 responses.
     pub retry_after: Option<u64>,
+    /// The methods a 405 names in its `Allow` header.
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -43,6 +46,18 @@ impl ApiError {
     pub fn retry_after(mut self, secs: u64) -> ApiError {
         self.retry_after = Some(secs.max(1));
         self
+    }
+
+    /// A 405 naming the methods the path does take.
+    pub fn method_not_allowed(method: &str, path: &str, allow: &[&str]) -> ApiError {
+        let allow = allow.join(", ");
+        let mut e = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}; allowed: {allow}"),
+        );
+        e.allow = Some(allow);
+        e
     }
 
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
@@ -111,6 +126,13 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(v) = self
+            .allow
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            resp.headers_mut().insert(header::ALLOW, v);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

@@ -112,6 +112,20 @@ pub enum JwtRefusal {
     Jwks(String),
 }
 
+/// Why an issuer's key set could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    #[error("JWKS larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
+    #[error("not a JWKS: {0}")]
+    NotJwks(#[source] serde_json::Error),
+    #[error("the JWKS holds no usable public key")]
+    NoUsableKey,
+    #[error("{url}: {reason}")]
+    Fetch { url: String, reason: String },
+}
+
 /// Fetches a JWKS URL (the gateway passes its HTTP client; tests pass a closure).
 pub type Fetch = Arc<
     dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send>>
@@ -120,7 +134,7 @@ pub type Fetch = Arc<
 >;
 
 impl Issuer {
-    pub fn new(config: JwtConfig, source: &JwksSource) -> Result<Issuer, String> {
+    pub fn new(config: JwtConfig, source: &JwksSource) -> Result<Issuer, JwksError> {
         let algorithms = config
             .algorithms
             .iter()
@@ -145,11 +159,11 @@ impl Issuer {
     }
 
     /// Replaces the key set from JWKS text.
-    pub fn install(&self, text: &str) -> Result<usize, String> {
+    pub fn install(&self, text: &str) -> Result<usize, JwksError> {
         if text.len() > MAX_JWKS_BYTES {
-            return Err(format!("JWKS larger than {MAX_JWKS_BYTES} bytes"));
+            return Err(JwksError::TooLarge);
         }
-        let set: JwkSet = serde_json::from_str(text).map_err(|e| format!("not a JWKS: {e}"))?;
+        let set: JwkSet = serde_json::from_str(text).map_err(JwksError::NotJwks)?;
         let mut keys = Vec::new();
         for jwk in &set.keys {
             let Ok(key) = DecodingKey::from_jwk(jwk) else {
@@ -166,7 +180,7 @@ impl Issuer {
             });
         }
         if keys.is_empty() {
-            return Err("the JWKS holds no usable public key".into());
+            return Err(JwksError::NoUsableKey);
         }
         let n = keys.len();
         self.keys.store(Arc::new(keys));
@@ -174,14 +188,19 @@ impl Issuer {
     }
 
     /// Fetches the JWKS URL now (a no-op for file issuers).
-    pub async fn refresh(&self, fetch: &Fetch) -> Result<usize, String> {
+    pub async fn refresh(&self, fetch: &Fetch) -> Result<usize, JwksError> {
         let JwksSource::Url(url) = &self.source else {
             return Ok(self.keys.load().len());
         };
         if let Ok(mut g) = self.last_fetch.lock() {
             *g = Some(Instant::now());
         }
-        let text = fetch(url.clone()).await?;
+        let text = fetch(url.clone())
+            .await
+            .map_err(|reason| JwksError::Fetch {
+                url: url.clone(),
+                reason,
+            })?;
         self.install(&text)
     }
 
@@ -278,7 +297,10 @@ impl Verifier {
         }
         match issuer.verify_with_keys(token, header.kid.as_deref(), header.alg) {
             Err(JwtRefusal::UnknownKey) if issuer.may_refetch() => {
-                issuer.refresh(fetch).await.map_err(JwtRefusal::Jwks)?;
+                issuer
+                    .refresh(fetch)
+                    .await
+                    .map_err(|e| JwtRefusal::Jwks(e.to_string()))?;
                 issuer.verify_with_keys(token, header.kid.as_deref(), header.alg)
             }
             r => r,

@@ -101,6 +101,14 @@ impl Backend {
         }
     }
 
+    /// Whether the store answers (always, in memory; a `PING` within the timeout, in Redis).
+    pub async fn ping(&self) -> Result<(), BackendError> {
+        match self {
+            Backend::Memory(_) => Ok(()),
+            Backend::Redis(r) => r.ping().await,
+        }
+    }
+
     /// One request against a GCRA rate.
     pub async fn rate(&self, key: &str, rate: Rate) -> Result<Decision, BackendError> {
         match self {
@@ -214,10 +222,13 @@ impl Memory {
     }
 
     fn rate(&self, key: &str, rate: Rate) -> Decision {
-        let now = self.now_us();
         let Ok(mut map) = self.tat.lock() else {
             return Decision::Allow;
         };
+        // The clock is read under the lock: read before it, a thread that waited for the lock
+        // would judge its request at an earlier instant than the one before it and could be
+        // refused although the rate was never exceeded.
+        let now = self.now_us();
         if map.len() >= MEMORY_SWEEP_AT {
             map.retain(|_, tat| *tat > now);
         }
@@ -425,6 +436,13 @@ impl RedisBackend {
             key: k,
             member: member.to_string(),
         }))
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        let mut c = self.conn.clone();
+        timed(redis::cmd("PING").query_async::<String>(&mut c))
+            .await
+            .map(|_| ())
     }
 
     async fn release(&self, slot: &Slot) {

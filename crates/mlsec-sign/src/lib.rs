@@ -500,7 +500,7 @@ fn authenticate(
             let (leaf, rest) = certs.split_first().expect("bundle parser refuses an empty chain");
             let valid = x509::verify_chain(leaf, rest, anchors, now).map_err(|e| match e {
                 x509::ChainError::Untrusted(m) => VerifyError::SignatureInvalid(format!("untrusted signer: {m}")),
-                x509::ChainError::Unsupported(m) => cnv(m),
+                x509::ChainError::Unsupported(m) | x509::ChainError::Malformed(m) => cnv(m),
             })?;
             let key = leaf.public_key().map_err(|e| cnv(format!("signing certificate `{}`: {e}", leaf.subject())))?;
             check_dsse(&key, bundle, legacy)?;

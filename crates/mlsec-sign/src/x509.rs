@@ -41,6 +41,9 @@ pub enum ChainError {
     /// Something in it cannot be checked here (algorithm, encoding).
     #[error("{0}")]
     Unsupported(String),
+    /// Not a certificate (or PEM text) at all: damaged, truncated or empty.
+    #[error("{0}")]
+    Malformed(String),
 }
 
 /// A parsed certificate with its original bytes.
@@ -51,9 +54,9 @@ pub struct Cert {
 }
 
 impl Cert {
-    pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let cert =
-            Certificate::from_der(der).map_err(|e| format!("not a DER X.509 certificate: {e}"))?;
+    pub fn from_der(der: &[u8]) -> Result<Self, ChainError> {
+        let cert = Certificate::from_der(der)
+            .map_err(|e| ChainError::Malformed(format!("not a DER X.509 certificate: {e}")))?;
         Ok(Self {
             der: der.to_vec(),
             cert,
@@ -72,14 +75,14 @@ impl Cert {
         crate::hex::encode(&Sha256::digest(&self.der))
     }
 
-    pub fn public_key(&self) -> Result<PublicKey, String> {
+    pub fn public_key(&self) -> Result<PublicKey, ChainError> {
         let spki = self
             .cert
             .tbs_certificate
             .subject_public_key_info
             .to_der()
-            .map_err(|e| e.to_string())?;
-        PublicKey::from_spki_der(&spki).map_err(|e| e.to_string())
+            .map_err(|e| ChainError::Malformed(e.to_string()))?;
+        PublicKey::from_spki_der(&spki).map_err(|e| ChainError::Unsupported(e.to_string()))
     }
 
     /// The signed part, exactly as encoded (never re-encoded).
@@ -214,7 +217,8 @@ impl Cert {
 }
 
 /// Reads every `CERTIFICATE` block of a PEM text.
-pub fn certs_from_pem(text: &str) -> Result<Vec<Cert>, String> {
+pub fn certs_from_pem(text: &str) -> Result<Vec<Cert>, ChainError> {
+    let bad = |m: String| ChainError::Malformed(m);
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
@@ -223,20 +227,20 @@ pub fn certs_from_pem(text: &str) -> Result<Vec<Cert>, String> {
             .map(|e| start + e + "-----END ".len());
         let end = end_marker.and_then(|m| rest[m..].find("-----").map(|f| m + f + 5));
         let Some(end) = end else {
-            return Err("unterminated PEM block".into());
+            return Err(bad("unterminated PEM block".into()));
         };
         let (label, der) = der::pem::decode_vec(rest[start..end].trim().as_bytes())
-            .map_err(|e| format!("damaged PEM block: {e}"))?;
+            .map_err(|e| bad(format!("damaged PEM block: {e}")))?;
         if label == "CERTIFICATE" {
             out.push(Cert::from_der(&der)?);
             if out.len() > MAX_CERTS {
-                return Err(format!("more than {MAX_CERTS} certificates"));
+                return Err(bad(format!("more than {MAX_CERTS} certificates")));
             }
         }
         rest = &rest[end..];
     }
     if out.is_empty() {
-        return Err("no PEM `CERTIFICATE` block".into());
+        return Err(bad("no PEM `CERTIFICATE` block".into()));
     }
     Ok(out)
 }

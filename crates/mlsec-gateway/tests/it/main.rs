@@ -625,6 +625,32 @@ async fn path_tricks_and_framing_attacks_get_json_4xx() {
         (r.status, r.code()),
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
     );
+    assert_eq!(r.headers["allow"], "POST");
+    for (method, path, allow) in [
+        ("PUT", "/v1/chat/completions", "POST"),
+        ("PATCH", "/v1/embeddings", "POST"),
+        ("DELETE", "/v1/models/chat-model", "GET"),
+        ("OPTIONS", "/v2/models/tensor/infer", "POST"),
+        ("HEAD", "/v1/completions", "POST"),
+        ("POST", "/v1/models", "GET"),
+        ("PUT", "/v1/predict/fraud", "POST"),
+        ("BREW", "/v1/chat/completions", "POST"),
+    ] {
+        let req = Request::builder()
+            .method(axum::http::Method::from_bytes(method.as_bytes()).expect("method"))
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {k}"))
+            .body(Body::from(chat("chat-model").to_string()))
+            .expect("req");
+        let r = send(&h.app, req).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        if method != "HEAD" {
+            assert_eq!(r.code(), "method_not_allowed", "{method} {path}");
+        }
+        assert_eq!(r.headers["allow"], allow, "{method} {path}");
+    }
+    assert_eq!(h.up.count(), 0, "no wrong method reached the upstream");
 
     let big = "a".repeat(9000);
     let r = send(

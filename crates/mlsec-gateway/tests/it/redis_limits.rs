@@ -154,6 +154,14 @@ impl Relay {
     }
 }
 
+/// The public listener's readiness.
+async fn readyz(h: &super::H) -> StatusCode {
+    let req = axum::http::Request::get("/readyz")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    super::send(&h.app, req).await.status
+}
+
 async fn after_redis_dies(mode: &str) -> (super::Resp, super::H) {
     let relay = Relay::start().await;
     let url = format!("redis://127.0.0.1:{}", relay.port);
@@ -167,6 +175,7 @@ async fn after_redis_dies(mode: &str) -> (super::Resp, super::H) {
         "works while Redis is up: {}",
         r.text
     );
+    assert_eq!(readyz(&h).await, StatusCode::OK, "ready while Redis is up");
     relay.cut();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let r = h
@@ -187,6 +196,11 @@ async fn fail_closed_refuses_when_redis_is_down() {
     assert!(r.headers.contains_key("retry-after"));
     let audit = h.audit_n(2).await;
     assert!(audit[1]["decisions"].to_string().contains("fail-closed"));
+    assert_eq!(
+        readyz(&h).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a load balancer must stop sending requests that would all get 503"
+    );
 }
 
 #[tokio::test]
@@ -195,6 +209,7 @@ async fn fail_open_serves_and_says_so_when_redis_is_down() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let audit = h.audit_n(2).await;
     assert!(audit[1]["decisions"].to_string().contains("fail-open"));
+    assert_eq!(readyz(&h).await, StatusCode::OK, "fail-open still serves");
 }
 
 #[tokio::test]
@@ -210,5 +225,6 @@ async fn a_redis_store_that_is_down_at_start_is_an_error_naming_the_setting() {
         .await
         .err()
         .expect("refused");
-    assert!(e.contains("limits.redis_url"), "{e}");
+    assert!(matches!(e, mlsec_gateway::GatewayError::Limits(_)), "{e:?}");
+    assert!(e.to_string().contains("limits.redis_url"), "{e}");
 }

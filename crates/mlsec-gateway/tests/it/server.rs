@@ -66,6 +66,27 @@ async fn smuggling_and_oversized_requests_are_refused_on_the_wire() {
 }
 
 #[tokio::test]
+async fn methods_other_than_the_routes_own_are_refused_on_the_wire() {
+    let h = harness().await;
+    let (addr, _stop, _) = listen(h.app.clone(), None).await;
+    let key = h.key("default").to_string();
+    let body = chat("chat-model").to_string();
+    for method in ["PUT", "PATCH", "DELETE", "TRACE", "OPTIONS", "FROB", "GET"] {
+        let req = format!(
+            "{method} /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let out = raw(addr, req.as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 405"), "{method}: {out}");
+        assert!(
+            out.to_ascii_lowercase().contains("\r\nallow: post\r\n"),
+            "{method}: {out}"
+        );
+    }
+    assert_eq!(h.up.count(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test]
 async fn tls_with_http2_serves_requests() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let h = harness().await;
