@@ -28,6 +28,7 @@
 //! assert!(!matcher.redact_text("body", &text).contains(&key));
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod rules;
 pub mod suppress;
@@ -47,6 +48,7 @@ use validate::Verdict;
 
 /// Compiled rules, ready to run.
 pub struct Matcher {
+    /// The rules, in the order [`Match::rule`] indexes.
     pub rules: RuleSet,
     ac: AhoCorasick,
     /// For each keyword pattern, the rules it enables.
@@ -85,12 +87,14 @@ pub struct Match {
 pub struct UnusedAllow {
     /// 1-based line: in the cell when `cell` is set, else in the text.
     pub line: u32,
+    /// Notebook cell index.
     pub cell: Option<u32>,
 }
 
 /// What [`Matcher::find`] found in one text.
 #[derive(Debug, Default)]
 pub struct Found {
+    /// In order of position; duplicates and superseded matches removed.
     pub matches: Vec<Match>,
     /// Filled only when asked (`unused_allows = true`).
     pub unused_allows: Vec<UnusedAllow>,

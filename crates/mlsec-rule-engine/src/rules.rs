@@ -111,17 +111,24 @@ struct RawAllowlist {
 /// What an allowlist regex is matched against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// The secret (the rule's secret group).
     Secret,
+    /// The whole regex match.
     Match,
+    /// The line the match is on.
     Line,
 }
 
 /// Conditions under which a match is not a finding.
 #[derive(Debug, Clone)]
 pub struct Allowlist {
+    /// What [`Allowlist::regexes`] are matched against.
     pub target: Target,
+    /// A match of any of these is allowed.
     pub regexes: Vec<Regex>,
+    /// A file whose path matches any of these is allowed.
     pub paths: Vec<Regex>,
+    /// A secret containing any of these words (lower-cased) is allowed.
     pub stopwords: Vec<String>,
     /// gitleaks' `condition = "AND"`: every kind of criterion given must hold.
     pub all: bool,
@@ -154,14 +161,19 @@ impl Allowlist {
     }
 }
 
+/// How sure a rule is that a match is a live secret (reported with each finding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Confidence {
+    /// Generic shapes (keyword plus entropy).
     Low,
+    /// Provider shapes without a checksum.
     Medium,
+    /// Shapes with a prefix and checksum, or a validator that proved the structure.
     High,
 }
 
 impl Confidence {
+    /// `low`, `medium` or `high`.
     pub fn as_str(self) -> &'static str {
         match self {
             Confidence::Low => "low",
@@ -174,22 +186,35 @@ impl Confidence {
 /// One compiled rule.
 #[derive(Debug, Clone)]
 pub struct SecretRule {
+    /// Stable id (`aws-access-key-id`); gitleaks ids are kept as they are.
     pub id: String,
+    /// Who issues the credential (`AWS`, `GitHub`), for the report.
     pub provider: String,
+    /// One line for the report.
     pub description: String,
+    /// What a secret looks like; `None` for a rule on the path alone.
     pub regex: Option<Regex>,
+    /// The capture group that holds the secret (else the first group, else the match).
     pub secret_group: Option<usize>,
+    /// Least Shannon entropy (bits per character) a secret must have.
     pub entropy: Option<f64>,
     /// Lower-cased; a rule runs on a file only when one of them occurs in it.
     pub keywords: Vec<String>,
+    /// Files the rule applies to (alone: a file that is itself a secret, such as a key file).
     pub path: Option<Regex>,
     /// The regex starts with `{L}`: matches need a left boundary.
     pub left_boundary: bool,
+    /// The rule's own allowlists.
     pub allowlists: Vec<Allowlist>,
+    /// Severity of a finding (a validator may lower it).
     pub severity: Severity,
+    /// See [`Confidence`].
     pub confidence: Confidence,
+    /// A structural check a match must pass.
     pub validator: Option<Validator>,
+    /// Texts the rule must match (checked by the tests, built at test time).
     pub examples: Vec<String>,
+    /// Texts the rule must not match.
     pub negatives: Vec<String>,
     /// Rules whose findings in the same file this one replaces (a service-account JSON is one
     /// finding, not also its private key).
@@ -199,7 +224,9 @@ pub struct SecretRule {
 /// Rules and the global allowlists of one or more files.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
+    /// In file order; ids are unique.
     pub rules: Vec<SecretRule>,
+    /// Allowlists that apply to every rule.
     pub allowlists: Vec<Allowlist>,
 }
 
@@ -285,6 +312,7 @@ fn severity(origin: &str, id: &str, s: Option<&str>) -> Result<Severity, RuleErr
 pub struct RuleError {
     /// The file the rules came from (or "built-in rules").
     pub origin: String,
+    /// What is wrong, naming the rule when one is at fault.
     pub message: String,
 }
 
@@ -532,5 +560,37 @@ path = '''(?i)\.p12$'''
     fn entropy_is_bits_per_character() {
         assert!(entropy("aaaaaaaa") < 0.01);
         assert!((entropy("abcd") - 2.0).abs() < 1e-9);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Rule files are untrusted input: any text parses or is an error naming the origin,
+        /// and rules that parse compile into a matcher that runs.
+        #[test]
+        fn rule_files_never_panic(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("[[rules]]".to_string()),
+                    proptest::strategy::Just("[[allowlists]]".to_string()),
+                    "id = \"[a-z]{1,3}\"",
+                    "regex = '''[ -~]{0,12}'''",
+                    "keywords = \\[\"[a-z]{1,4}\"\\]",
+                    "entropy = [0-9]\\.[0-9]",
+                    "secretGroup = [0-9]",
+                    "path = '''[ -~]{0,6}'''",
+                    "[ -~]{0,20}",
+                ],
+                0..14,
+            ),
+        ) {
+            let text = lines.join("\n");
+            match RuleSet::parse(&text, "p.toml") {
+                Ok(rules) => {
+                    let m = crate::Matcher::new(rules);
+                    let _ = m.find("a.env", &text);
+                }
+                Err(e) => proptest::prop_assert_eq!(e.origin, "p.toml"),
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ use mlsec_diagnostics::Severity;
 
 use crate::suppress::placeholder;
 
+/// A structural check that tells a real credential from a look-alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Validator {
     /// GitHub classic tokens: the last 6 characters are the base62 CRC32 of the 30 before.
@@ -30,13 +31,16 @@ pub enum Validator {
 
 /// What a validator decided.
 pub enum Verdict {
+    /// Not a credential: no finding.
     Reject,
+    /// A credential, at the rule's severity.
     Keep,
     /// Keep, at another severity (a Stripe test key).
     KeepAs(Severity),
 }
 
 impl Validator {
+    /// The validator a rule file names (`github-crc32`, `jwt`, ...).
     pub fn from_name(name: &str) -> Option<Validator> {
         Some(match name {
             "github-crc32" => Validator::GithubCrc32,

@@ -39,7 +39,9 @@ impl Lines {
 /// One text to scan.
 #[derive(Debug, Clone)]
 pub struct View<'a> {
+    /// The text as the rules see it (a notebook cell's unescaped source, a decoding).
     pub text: Cow<'a, str>,
+    /// Line starts of [`View::text`], for positions.
     pub lines: Lines,
     /// Notebook cell index.
     pub cell: Option<u32>,

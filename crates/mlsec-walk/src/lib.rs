@@ -33,6 +33,7 @@
 //! assert_eq!(report.stats.files_scanned, 1);
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
@@ -53,7 +54,9 @@ pub const HEAD_BYTES: usize = 8 << 10;
 /// model scanner).
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// What the scanner found in the file.
     pub findings: Vec<Finding>,
+    /// What it could not check, each naming the reason (the walk adds the path).
     pub errors: Vec<String>,
     /// The scanner looked and left the file alone: it is counted as skipped unless another
     /// scanner analysed it.
