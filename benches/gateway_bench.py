@@ -9,11 +9,14 @@ For each target:
     difference to the direct run);
   * throughput: wrk with --conns connections; max req/s;
   * CPU per request: the proxy process's user+system time (from /proc, all its processes for
-    nginx) during the throughput run, divided by the requests served.
+    nginx) during each run, divided by the requests served, at 1 and at --conns connections.
 Targets are measured in alternating rounds and each figure is the median over the rounds.
 Nothing here asserts on time.
 
-Usage: python3 benches/gateway_bench.py [--secs 10] [--conns 32] [--rounds 3]
+With --before PATH, a second mlsec binary (an older build) runs as a fourth target in the same
+rounds, so a change is measured before and after in one run.
+
+Usage: python3 benches/gateway_bench.py [--secs 10] [--conns 32] [--rounds 3] [--before PATH]
 nginx and wrk come from Debian (apt-get install nginx-light wrk).
 """
 
@@ -100,6 +103,7 @@ def main() -> int:
     ap.add_argument("--secs", type=int, default=10)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--before", type=Path, help="an older mlsec binary to measure in the same rounds")
     args = ap.parse_args()
     for tool in ["wrk", "nginx"]:
         if not shutil.which(tool):
@@ -142,8 +146,11 @@ http {{
             ng = subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf"), "-g", "daemon off;"])
             procs.append(ng)
 
-            gw_port, admin_port = free_port(), free_port()
-            (d / "gateway.toml").write_text(f"""
+            def gateway(binary: Path, sub: str):
+                g = d / sub
+                g.mkdir()
+                gw_port, admin_port = free_port(), free_port()
+                (g / "gateway.toml").write_text(f"""
 [server]
 listen = "127.0.0.1:{gw_port}"
 admin_listen = "127.0.0.1:{admin_port}"
@@ -166,17 +173,22 @@ concurrency = 10000
 tokens_per_minute = 100000000000
 max_tokens = 64
 """)
-            cfg = ["--config", str(d / "gateway.toml")]
-            key = subprocess.run([mlsec, "gateway", *cfg, "keys", "create", "--name", "bench", "--policy", "bench"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
-            gw = subprocess.Popen([mlsec, "gateway", *cfg], stderr=subprocess.DEVNULL, env={**os.environ, "MLSEC_LOG": "warn"})
-            procs.append(gw)
+                cfg = ["--config", str(g / "gateway.toml")]
+                key = subprocess.run([binary, "gateway", *cfg, "keys", "create", "--name", "bench", "--policy", "bench"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+                gw = subprocess.Popen([binary, "gateway", *cfg], stderr=subprocess.DEVNULL, env={**os.environ, "MLSEC_LOG": "warn"})
+                procs.append(gw)
+                return gw_port, key, gw
 
+            gw_port, key, gw = gateway(mlsec, "now")
             targets = [
                 ("direct (mock upstream)", f"http://127.0.0.1:{up_port}", "", None),
                 ("nginx pass-through", f"http://127.0.0.1:{nginx_port}", "", ng.pid),
                 ("mlsec gateway (auth, limits, validation, audit, metrics)", f"http://127.0.0.1:{gw_port}", key, gw.pid),
             ]
+            if args.before:
+                b_port, b_key, b_gw = gateway(args.before.resolve(), "before")
+                targets.append(("mlsec gateway, --before build", f"http://127.0.0.1:{b_port}", b_key, b_gw.pid))
             for _, url, _, _ in targets:
                 wait_up(url + "/")
             # Rounds alternate the targets (so drift on a shared machine hits all of them); each
@@ -186,13 +198,15 @@ max_tokens = 64
                 wrk(url, k, 4, 2, 1)  # warm connections and pools
             for _ in range(args.rounds):
                 for name, url, k, pid in targets:
-                    lat = wrk(url, k, 1, args.secs, 1)
                     pids = family(pid) if pid else []
                     c0 = cpu_secs(pids)
-                    thr = wrk(url, k, args.conns, args.secs, 2)
+                    lat = wrk(url, k, 1, args.secs, 1)
                     c1 = cpu_secs(pids)
-                    cpu_us = (c1 - c0) * 1e6 / thr["requests"] if pid else None
-                    runs[name].append((lat, thr, cpu_us))
+                    thr = wrk(url, k, args.conns, args.secs, 2)
+                    c2 = cpu_secs(pids)
+                    cpu1 = (c1 - c0) * 1e6 / max(lat["requests"], 1) if pid else None
+                    cpu_us = (c2 - c1) * 1e6 / max(thr["requests"], 1) if pid else None
+                    runs[name].append((lat, thr, cpu_us, cpu1))
                     if lat["errors"] or thr["errors"]:
                         print(f"warning: {name}: {lat['errors'] + thr['errors']} failed requests", file=sys.stderr)
             med = lambda xs: sorted(xs)[len(xs) // 2]
@@ -202,20 +216,23 @@ max_tokens = 64
                 lat = {"p50_us": med([r[0]["p50_us"] for r in rs]), "p99_us": med([r[0]["p99_us"] for r in rs])}
                 thr = {"rps": med([r[1]["rps"] for r in rs]), "p50_us": med([r[1]["p50_us"] for r in rs])}
                 cpu = med([r[2] for r in rs]) if pid else None
-                rows.append((name, lat, thr, cpu))
+                cpu1 = med([r[3] for r in rs]) if pid else None
+                rows.append((name, lat, thr, cpu, cpu1))
 
             direct = rows[0][1]
             print(f"\n1 connection: p50/p99 and what the proxy adds; {args.conns} connections: p50, max req/s, CPU per request")
-            print(f"{'target':<58} {'p50 µs':>7} {'p99 µs':>7} {'+p50':>6} {'+p99':>6} {'p50@' + str(args.conns):>8} {'max req/s':>10} {'CPU µs/req':>11}")
-            for name, lat, thr, cpu in rows:
+            print(f"{'target':<58} {'p50 µs':>7} {'p99 µs':>7} {'+p50':>6} {'+p99':>6} {'p50@' + str(args.conns):>8} {'max req/s':>10} {'CPU µs/req@1':>13} {'@' + str(args.conns):>6}")
+            for name, lat, thr, cpu, cpu1 in rows:
                 add50 = lat["p50_us"] - direct["p50_us"]
                 add99 = lat["p99_us"] - direct["p99_us"]
                 cpu_s = f"{cpu:.1f}" if cpu is not None else "-"
-                print(f"{name:<58} {lat['p50_us']:>7} {lat['p99_us']:>7} {add50:>6} {add99:>6} {thr['p50_us']:>8} {thr['rps']:>10.0f} {cpu_s:>11}")
-            ng_cpu, gw_cpu = rows[1][3], rows[2][3]
-            print(f"\nmlsec CPU per request / nginx CPU per request: {gw_cpu / ng_cpu:.2f}x")
+                cpu1_s = f"{cpu1:.1f}" if cpu1 is not None else "-"
+                print(f"{name:<58} {lat['p50_us']:>7} {lat['p99_us']:>7} {add50:>6} {add99:>6} {thr['p50_us']:>8} {thr['rps']:>10.0f} {cpu1_s:>13} {cpu_s:>6}")
+            ng_cpu, ng_cpu1 = rows[1][3], rows[1][4]
+            for name, _, _, cpu, cpu1 in rows[2:]:
+                print(f"\n{name}: CPU per request / nginx's: {cpu1 / ng_cpu1:.2f}x at 1 connection, {cpu / ng_cpu:.2f}x at {args.conns}")
             print(f"mlsec added p50 latency: {rows[2][1]['p50_us'] - direct['p50_us']} µs (nginx: {rows[1][1]['p50_us'] - direct['p50_us']} µs)")
-            n = sum(1 for _ in open(d / "audit.jsonl"))
+            n = sum(1 for _ in open(d / "now" / "audit.jsonl"))
             print(f"audit records written: {n}")
         finally:
             for p in procs:

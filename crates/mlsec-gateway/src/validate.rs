@@ -223,6 +223,69 @@ fn refuse(param: &str, why: &str) -> ApiError {
     .param(param)
 }
 
+/// The fields that bound a completion's length on a route. An upstream may honour any of them
+/// (vLLM reads `max_completion_tokens` before `max_tokens`; others read only `max_tokens`), so
+/// every one present is clamped, not only the one the gateway prefers.
+fn token_fields(route: RouteKind) -> &'static [&'static str] {
+    match route {
+        RouteKind::Chat => &["max_completion_tokens", "max_tokens"],
+        RouteKind::Responses => &["max_output_tokens"],
+        _ => &["max_tokens"],
+    }
+}
+
+/// Clamps every length bound of the request to the policy's ceiling (setting one when none is
+/// given, dropping explicit nulls, which some servers read as "unbounded"), and `min_tokens` to
+/// what is granted. Returns the most tokens one completion may use.
+fn clamp_tokens(
+    route: RouteKind,
+    body: &mut Map<String, Value>,
+    ceiling: u64,
+    checked: &mut Checked,
+) -> Result<u64, ApiError> {
+    let fields = token_fields(route);
+    let mut granted: Option<u64> = None;
+    for &field in fields {
+        let asked = as_u64(body, field)?;
+        if asked.is_none() && body.remove(field).is_some() {
+            checked.decisions.push(format!(
+                "removed {field}: null (read as unbounded by some servers)"
+            ));
+        }
+        let Some(n) = asked else { continue };
+        let g = if n > ceiling {
+            checked
+                .decisions
+                .push(format!("clamped {field} from {n} to {ceiling}"));
+            body.insert(field.to_string(), Value::from(ceiling));
+            ceiling
+        } else {
+            n
+        };
+        granted = Some(granted.map_or(g, |x| x.max(g)));
+    }
+    let granted = match granted {
+        Some(g) => g,
+        None => {
+            let field = fields.last().copied().unwrap_or("max_tokens");
+            checked
+                .decisions
+                .push(format!("set {field} to the policy ceiling {ceiling}"));
+            body.insert(field.to_string(), Value::from(ceiling));
+            ceiling
+        }
+    };
+    if let Some(min) = as_u64(body, "min_tokens")?
+        && min > granted
+    {
+        checked
+            .decisions
+            .push(format!("clamped min_tokens from {min} to {granted}"));
+        body.insert("min_tokens".into(), Value::from(granted));
+    }
+    Ok(granted)
+}
+
 /// Checks and rewrites an OpenAI-style request body in place.
 pub fn openai_request(
     route: RouteKind,
@@ -375,31 +438,7 @@ pub fn openai_request(
     }
 
     if route != RouteKind::Embeddings {
-        let ceiling = u64::from(policy.max_tokens);
-        let field = match route {
-            RouteKind::Responses => "max_output_tokens",
-            RouteKind::Chat if body.contains_key("max_completion_tokens") => {
-                "max_completion_tokens"
-            }
-            _ => "max_tokens",
-        };
-        let asked = as_u64(body, field)?;
-        let granted = match asked {
-            Some(n) if n > ceiling => {
-                checked
-                    .decisions
-                    .push(format!("clamped {field} from {n} to {ceiling}"));
-                ceiling
-            }
-            Some(n) => n,
-            None => {
-                checked
-                    .decisions
-                    .push(format!("set {field} to the policy ceiling {ceiling}"));
-                ceiling
-            }
-        };
-        body.insert(field.to_string(), Value::from(granted));
+        let granted = clamp_tokens(route, body, u64::from(policy.max_tokens), &mut checked)?;
         let n = as_u64(body, "n")?
             .unwrap_or(1)
             .max(as_u64(body, "best_of")?.unwrap_or(1));

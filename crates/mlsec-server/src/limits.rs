@@ -527,6 +527,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_rate_far_above_the_load_never_refuses_under_contention() {
+        // 1,000,000 requests per second with a burst of 100, and 4 threads each sending one
+        // request every 10 µs at most (400,000 per second in all): a thread that waited for the
+        // lock must not be judged at the instant before it waited.
+        let m = Arc::new(Memory::default());
+        let rate = Rate::per_second(1_000_000.0, 100);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    let mut denied = 0;
+                    for _ in 0..20_000 {
+                        let t = Instant::now();
+                        if m.rate("k", rate) != Decision::Allow {
+                            denied += 1;
+                        }
+                        while t.elapsed() < Duration::from_micros(10) {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    denied
+                })
+            })
+            .collect();
+        let denied: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+        assert_eq!(denied, 0, "spurious 429s");
+    }
+
+    #[test]
     fn gcra_allows_the_burst_then_refuses_with_a_wait() {
         let m = Memory::default();
         let rate = Rate::per_second(1.0, 3);

@@ -559,6 +559,50 @@ async fn bad_requests_get_stable_errors_and_never_reach_the_upstream() {
 }
 
 #[tokio::test]
+async fn every_length_bound_is_clamped_whichever_field_the_upstream_reads() {
+    let h = harness().await;
+    let msgs = json!([{"role": "user", "content": "x"}]);
+    let cases = [
+        json!({"max_tokens": 1_000_000_000u64, "max_completion_tokens": 5}),
+        json!({"max_tokens": 1_000_000_000u64, "max_completion_tokens": null}),
+        json!({"max_completion_tokens": 1_000_000_000u64, "max_tokens": 7}),
+        json!({"max_completion_tokens": null, "max_tokens": null}),
+        json!({"min_tokens": 1_000_000_000u64}),
+        json!({"max_tokens": 10, "min_tokens": 50}),
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let mut body = json!({"model": "chat-model", "messages": msgs});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let r = h.post("/v1/chat/completions", "default", &body).await;
+        assert_eq!(r.status, StatusCode::OK, "case {i}: {}", r.text);
+        let seen = &h.up.seen()[i].body;
+        for f in ["max_tokens", "max_completion_tokens", "min_tokens"] {
+            assert!(
+                seen.get(f)
+                    .is_none_or(|v| v.as_u64().is_some_and(|n| n <= 256)),
+                "case {i}: {f} reached the upstream as {:?}",
+                seen.get(f)
+            );
+        }
+        assert!(
+            seen.get("max_tokens").is_some() || seen.get("max_completion_tokens").is_some(),
+            "case {i}: a bound is always sent"
+        );
+        if let (Some(min), Some(max)) = (seen["min_tokens"].as_u64(), seen["max_tokens"].as_u64()) {
+            assert!(min <= max, "case {i}");
+        }
+    }
+    let audit = h.audit_n(cases.len()).await;
+    let decisions = |i: usize| audit[i]["decisions"].to_string();
+    assert!(decisions(0).contains("clamped max_tokens from 1000000000 to 256"));
+    assert!(decisions(1).contains("removed max_completion_tokens"));
+    assert!(decisions(2).contains("clamped max_completion_tokens"));
+    assert!(decisions(4).contains("clamped min_tokens"));
+}
+
+#[tokio::test]
 async fn policy_grants_and_clamps() {
     let h = harness().await;
     let body = json!({"model": "chat-model", "messages": [{"role": "user", "content": "x"}],
