@@ -96,6 +96,16 @@ pub struct ServerConfig {
     pub health_interval_secs: u64,
     /// Worker threads, each with its own event loop and upstream pool (default: one per core).
     pub workers: Option<usize>,
+    /// A connection must send its first byte, and each request head, within this time.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// A request body must arrive whole within this time (a body sent a byte at a time is cut
+    /// off with 408).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
+    /// Most client connections open at once on the public listener (default: half the
+    /// process's descriptor limit, at most 10,000).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +121,9 @@ impl Default for ServerConfig {
             connect_timeout_secs: default_connect_timeout(),
             health_interval_secs: default_health_interval(),
             workers: None,
+            header_timeout_secs: default_header_timeout(),
+            body_timeout_secs: default_body_timeout(),
+            max_connections: None,
         }
     }
 }
@@ -135,6 +148,12 @@ fn default_connect_timeout() -> u64 {
 }
 fn default_health_interval() -> u64 {
     10
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_body_timeout() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -484,6 +503,20 @@ impl Config {
         if self.server.workers.is_some_and(|w| w == 0 || w > 256) {
             err("server.workers".into(), "must be 1 to 256".into());
         }
+        for (field, v) in [
+            (
+                "server.header_timeout_secs",
+                self.server.header_timeout_secs,
+            ),
+            ("server.body_timeout_secs", self.server.body_timeout_secs),
+        ] {
+            if v == 0 || v > 3600 {
+                err(field.into(), "must be 1 to 3600 seconds".into());
+            }
+        }
+        if self.server.max_connections.is_some_and(|n| n == 0) {
+            err("server.max_connections".into(), "must be positive".into());
+        }
         if self.server.max_body_bytes == 0 {
             err("server.max_body_bytes".into(), "must be positive".into());
         }
@@ -748,7 +781,7 @@ impl Config {
                 Some(_) => {}
             }
             match crate::template::slots(&t.template) {
-                Err(e) => err(format!("{at}.template"), e),
+                Err(e) => err(format!("{at}.template"), e.0),
                 Ok(slots) => {
                     let declared: BTreeSet<&str> = t.variables.iter().map(String::as_str).collect();
                     for s in &slots {

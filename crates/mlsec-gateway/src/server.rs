@@ -18,7 +18,8 @@ use tokio::sync::watch;
 
 use mlsec_server::listen::{self, parse_addr};
 pub use mlsec_server::listen::{
-    AdminAuth, DRAIN_TIMEOUT, HYPER_MAX_BUF, TLS_HANDSHAKE_TIMEOUT, serve, tls_config,
+    AdminAuth, ConnOptions, DRAIN_TIMEOUT, HYPER_MAX_BUF, TLS_HANDSHAKE_TIMEOUT, serve, serve_with,
+    tls_config,
 };
 
 use crate::error::ApiError;
@@ -102,6 +103,18 @@ pub async fn run(config_path: &Path) -> Result<(), GatewayError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     // Thread per core, as nginx does: each worker has its own single-threaded event loop, its
     // own SO_REUSEPORT listener and its own upstream pool, so a request never hops threads.
+    let conn = listen::ConnOptions {
+        header_timeout: Duration::from_secs(config_header_timeout(&state)),
+        max_connections: state
+            .runtime
+            .load()
+            .config
+            .server
+            .max_connections
+            .unwrap_or_else(|| listen::default_max_connections(1)),
+        open: state.metrics.connections_open.clone(),
+        refused: state.metrics.connections_refused.clone(),
+    };
     let pool = listen::spawn_workers(
         "mlsec-gw",
         workers,
@@ -109,23 +122,29 @@ pub async fn run(config_path: &Path) -> Result<(), GatewayError> {
         || crate::router(state.clone()),
         tls.as_ref(),
         &stop_rx,
+        &conn,
     )
     .await?;
     tracing::info!(
         listen = %pool.bound,
         admin = %admin_l.local_addr().map_or(admin_listen, |a| a),
         workers,
+        max_connections = conn.max_connections,
         tls = tls.is_some(),
         limits = state.limits.name(),
         "mlsec gateway listening"
     );
     let health = tokio::spawn(crate::proxy::health_loop(state.clone()));
     let jwks = tokio::spawn(jwks_loop(state.clone()));
-    let a = tokio::spawn(serve(
+    let a = tokio::spawn(listen::serve_with(
         admin_l,
         crate::admin_router(state.clone(), admin),
         None,
         stop_rx,
+        listen::ConnOptions {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            ..listen::ConnOptions::default()
+        },
     ));
     let p = tokio::task::spawn_blocking(move || pool.join());
 
@@ -146,6 +165,13 @@ pub async fn run(config_path: &Path) -> Result<(), GatewayError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connections the admin listener holds at once (scrapers, probes, an operator).
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+fn config_header_timeout(state: &SharedState) -> u64 {
+    state.runtime.load().config.server.header_timeout_secs
 }
 
 /// Refreshes remote JWKS on each issuer's interval.

@@ -36,12 +36,28 @@ use crate::limits::{Decision, Limit, Rate};
 use crate::proxy::{self, Usage};
 use crate::routes::{self, Endpoint, Route};
 use crate::{AppState, Model, PolicyRt, Runtime, SharedState, metrics, redact, template, validate};
+use mlsec_server::conn::ConnMarks;
 
 /// Largest number of request headers.
 pub const MAX_HEADERS: usize = 100;
 
 /// Stage 1: the path, the headers, then the route table.
 pub fn check_request(rt: &Runtime, parts: &Parts) -> Result<Route, ApiError> {
+    if parts
+        .extensions
+        .get::<ConnMarks>()
+        .is_some_and(ConnMarks::ambiguous)
+    {
+        // The listener saw a head on this connection that hyper framed one way and another
+        // parser could frame the other: refuse it and everything after it, then close.
+        return Err(ApiError::bad_request(
+            "ambiguous_length",
+            "a request on this connection gave its body length in more than one way \
+             (Content-Length with Transfer-Encoding, or Content-Length twice): refused \
+             (request smuggling)",
+        )
+        .close());
+    }
     let path = parts.uri.path();
     routes::check_path(path)?;
     check_headers(&parts.headers, rt.config.server.max_header_bytes)?;
@@ -289,7 +305,19 @@ pub async fn read_body(
     {
         return Err(too_large());
     }
-    let bytes = match Limited::new(body, max).collect().await {
+    let timeout = Duration::from_secs(rt.config.server.body_timeout_secs);
+    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, max).collect()).await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s (server.body_timeout_secs)",
+                timeout.as_secs()
+            ),
+        )
+        .close());
+    };
+    let bytes = match read {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(_) => {

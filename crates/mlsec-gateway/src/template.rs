@@ -18,21 +18,29 @@ const TURN_MARKERS: &[&str] = &[
     "### Response:",
 ];
 
+/// A template whose slots cannot be read (the message names the byte or the slot).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SlotError(pub String);
+
 /// The `{{name}}` slots of a template, in order.
-pub(crate) fn slots(template: &str) -> Result<Vec<String>, String> {
+pub fn slots(template: &str) -> Result<Vec<String>, SlotError> {
     let mut out = Vec::new();
     let mut rest = template;
     while let Some(i) = rest.find("{{") {
         let after = &rest[i + 2..];
-        let j = after
-            .find("}}")
-            .ok_or_else(|| format!("unclosed slot at byte {}", template.len() - rest.len() + i))?;
+        let j = after.find("}}").ok_or_else(|| {
+            SlotError(format!(
+                "unclosed slot at byte {}",
+                template.len() - rest.len() + i
+            ))
+        })?;
         let name = after[..j].trim();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
+            return Err(SlotError(format!(
                 "slot {{{{{}}}}} must be a name of letters, digits and '_'",
                 &after[..j]
-            ));
+            )));
         }
         out.push(name.to_string());
         rest = &after[j + 2..];

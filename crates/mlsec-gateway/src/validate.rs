@@ -264,16 +264,15 @@ fn clamp_tokens(
         };
         granted = Some(granted.map_or(g, |x| x.max(g)));
     }
-    let granted = match granted {
-        Some(g) => g,
-        None => {
-            let field = fields.last().copied().unwrap_or("max_tokens");
-            checked
-                .decisions
-                .push(format!("set {field} to the policy ceiling {ceiling}"));
-            body.insert(field.to_string(), Value::from(ceiling));
-            ceiling
-        }
+    let granted = if let Some(g) = granted {
+        g
+    } else {
+        let field = fields.last().copied().unwrap_or("max_tokens");
+        checked
+            .decisions
+            .push(format!("set {field} to the policy ceiling {ceiling}"));
+        body.insert(field.to_string(), Value::from(ceiling));
+        ceiling
     };
     if let Some(min) = as_u64(body, "min_tokens")?
         && min > granted

@@ -18,6 +18,8 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The methods a 405 names in its `Allow` header.
     pub allow: Option<String>,
+    /// Close the connection after this response (its framing cannot be trusted).
+    pub close: bool,
 }
 
 impl ApiError {
@@ -29,6 +31,7 @@ impl ApiError {
             param: None,
             retry_after: None,
             allow: None,
+            close: false,
         }
     }
 
@@ -45,6 +48,13 @@ impl ApiError {
     #[must_use]
     pub fn retry_after(mut self, secs: u64) -> ApiError {
         self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// Asks for the connection to be closed after the response.
+    #[must_use]
+    pub fn close(mut self) -> ApiError {
+        self.close = true;
         self
     }
 
@@ -133,6 +143,10 @@ impl IntoResponse for ApiError {
             .and_then(|a| HeaderValue::from_str(a).ok())
         {
             resp.headers_mut().insert(header::ALLOW, v);
+        }
+        if self.close {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

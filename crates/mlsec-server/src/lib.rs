@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod conn;
 pub mod error;
 pub mod jwt;
 pub mod keys;

@@ -22,6 +22,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::conn::{ConnMarks, Framing, Watched};
 use crate::error::ApiError;
 
 /// How long shutdown waits for in-flight requests.
@@ -75,11 +76,57 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Liste
     Ok(cfg)
 }
 
-fn http_builder() -> auto::Builder<TokioExecutor> {
+/// How a listener treats connections.
+#[derive(Debug, Clone)]
+pub struct ConnOptions {
+    /// A connection must send its first byte, and every request head, within this time.
+    pub header_timeout: Duration,
+    /// Most connections open at once on this listener; past it, new ones are closed at once
+    /// (so descriptors never run out and open connections keep being served).
+    pub max_connections: usize,
+    /// Connections open now.
+    pub open: prometheus_client::metrics::gauge::Gauge,
+    /// Connections closed at accept because the cap was reached.
+    pub refused: prometheus_client::metrics::counter::Counter,
+}
+
+impl Default for ConnOptions {
+    fn default() -> Self {
+        ConnOptions {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connections: default_max_connections(1),
+            open: prometheus_client::metrics::gauge::Gauge::default(),
+            refused: prometheus_client::metrics::counter::Counter::default(),
+        }
+    }
+}
+
+/// The header timeout when the config gives none.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connection cap for one of `listeners` listeners when the config gives none: the
+/// process's descriptor limit less a reserve for files and upstream connections, shared
+/// between the listeners, and never more than 10,000.
+pub fn default_max_connections(listeners: usize) -> usize {
+    let nofile = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        })
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1024);
+    // Half the remaining descriptors for client connections: each proxied request may hold
+    // an upstream connection too.
+    (nofile.saturating_sub(64) / 2 / listeners.max(1)).clamp(16, 10_000)
+}
+
+fn http_builder(opts: &ConnOptions) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .max_buf_size(HYPER_MAX_BUF)
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(opts.header_timeout)
         .timer(hyper_util::rt::TokioTimer::new());
     b.http2()
         .max_header_list_size(HYPER_MAX_BUF as u32)
@@ -87,36 +134,134 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Serves one listener until `stop` turns true, then drains for at most [`DRAIN_TIMEOUT`].
+/// Serves one listener until `stop` turns true, then drains for at most [`DRAIN_TIMEOUT`], with
+/// the default [`ConnOptions`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: watch::Receiver<bool>,
+) {
+    serve_with(listener, app, tls, stop, ConnOptions::default()).await;
+}
+
+/// Counts a connection open while it lives.
+struct Open(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The app for one connection: every request carries the connection's [`ConnMarks`].
+#[derive(Clone)]
+struct Marked {
+    app: Router,
+    marks: ConnMarks,
+}
+
+impl tower::Service<axum::http::Request<hyper::body::Incoming>> for Marked {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower::Service<axum::http::Request<hyper::body::Incoming>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<axum::http::Request<hyper::body::Incoming>>::poll_ready(&mut self.app, cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.marks.clone());
+        self.app.call(req)
+    }
+}
+
+/// Logs at most one line per this interval for a recurring accept problem.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A warning that repeats at most every [`LOG_EVERY`], saying how often it happened meanwhile.
+struct Throttled {
+    last: Option<std::time::Instant>,
+    quiet: u64,
+}
+
+impl Throttled {
+    fn hit(&mut self) -> Option<u64> {
+        if self.last.is_some_and(|t| t.elapsed() < LOG_EVERY) {
+            self.quiet += 1;
+            return None;
+        }
+        self.last = Some(std::time::Instant::now());
+        Some(std::mem::take(&mut self.quiet))
+    }
+}
+
+/// Serves one listener until `stop` turns true, then drains for at most [`DRAIN_TIMEOUT`].
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
+    opts: ConnOptions,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = http_builder();
+    let builder = http_builder(&opts);
+    let mut cap_log = Throttled {
+        last: None,
+        quiet: 0,
+    };
+    let mut accept_log = Throttled {
+        last: None,
+        quiet: 0,
+    };
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of descriptors (EMFILE/ENFILE) or a peer that left: keep serving the
+                    // connections already open, and try again shortly.
+                    if let Some(more) = accept_log.hit() {
+                        tracing::warn!(error = %e, repeated = more, "accept failed; open connections are still served");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
             },
             _ = stop.changed() => break,
         };
+        if opts.open.get() >= opts.max_connections as i64 {
+            opts.refused.inc();
+            if let Some(more) = cap_log.hit() {
+                tracing::warn!(
+                    max_connections = opts.max_connections,
+                    refused_since_last_line = more,
+                    "connection cap reached: new connections are closed until others end (server.max_connections)"
+                );
+            }
+            drop(stream);
+            continue;
+        }
+        opts.open.inc();
+        let open = Open(opts.open.clone());
         let _ = stream.set_nodelay(true);
-        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let marks = ConnMarks::default();
+        let svc = hyper_util::service::TowerToHyperService::new(Marked {
+            app: app.clone(),
+            marks: marks.clone(),
+        });
         match &tls {
             None => {
+                let io = Watched::new(stream, opts.header_timeout, Some(Framing::new(marks)));
                 let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .serve_connection_with_upgrades(TokioIo::new(io), svc)
                     .into_owned();
                 let fut = graceful.watch(conn);
                 tokio::spawn(async move {
+                    let _open = open;
                     if let Err(e) = fut.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -126,7 +271,9 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
+                let header_timeout = opts.header_timeout;
                 tokio::spawn(async move {
+                    let _open = open;
                     let tls =
                         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                             .await
@@ -138,8 +285,11 @@ pub async fn serve(
                             }
                             Err(_) => return,
                         };
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let framing = (!h2).then(|| Framing::new(marks));
+                    let io = Watched::new(tls, header_timeout, framing);
                     let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                        .serve_connection_with_upgrades(TokioIo::new(io), svc)
                         .into_owned();
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -198,6 +348,7 @@ pub async fn spawn_workers(
     make_app: impl Fn() -> Router,
     tls: Option<&tokio_rustls::TlsAcceptor>,
     stop: &watch::Receiver<bool>,
+    opts: &ConnOptions,
 ) -> Result<Workers, ListenError> {
     let mut threads = Vec::with_capacity(workers);
     let mut bound = addr;
@@ -206,6 +357,7 @@ pub async fn spawn_workers(
         let app = make_app();
         let tls = tls.cloned();
         let stop = stop.clone();
+        let opts = opts.clone();
         let t = std::thread::Builder::new()
             .name(format!("{name}-{i}"))
             .spawn(move || {
@@ -226,7 +378,7 @@ pub async fn spawn_workers(
                                 addr: bound,
                                 source,
                             }));
-                            serve(l, app, tls, stop).await;
+                            serve_with(l, app, tls, stop, opts).await;
                         }
                         Err(source) => {
                             let _ = tx.send(Err(ListenError::Bind {

@@ -5,6 +5,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -52,6 +53,10 @@ pub struct Metrics {
     pub validation_rejections: Family<Reason, Counter>,
     pub tokens: Family<TokenKind, Counter>,
     pub backend_errors: Counter,
+    /// Client connections open on the public listener.
+    pub connections_open: Gauge,
+    /// Connections closed at accept because `server.max_connections` was reached.
+    pub connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -65,6 +70,8 @@ impl Default for Metrics {
             validation_rejections: Family::default(),
             tokens: Family::default(),
             backend_errors: Counter::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -101,6 +108,16 @@ impl Default for Metrics {
             "limiter_backend_errors",
             "Limit store failures (fail-open or fail-closed applied)",
             m.backend_errors.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Client connections open on the public listener",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because server.max_connections was reached",
+            m.connections_refused.clone(),
         );
         Metrics { registry, ..m }
     }

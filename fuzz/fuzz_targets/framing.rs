@@ -1,0 +1,22 @@
+//! The listener's HTTP/1 framing watcher on arbitrary connection bytes, fed whole and split
+//! at a fuzzer-chosen point: it never panics and the split never changes its verdict.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mlsec_server::conn::{ConnMarks, Framing};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&cut, bytes)) = data.split_first() else {
+        return;
+    };
+    let whole = ConnMarks::default();
+    let mut f = Framing::new(whole.clone());
+    f.feed(bytes);
+    let split = ConnMarks::default();
+    let mut g = Framing::new(split.clone());
+    let cut = usize::from(cut).min(bytes.len());
+    g.feed(&bytes[..cut]);
+    g.feed(&bytes[cut..]);
+    assert_eq!(whole.ambiguous(), split.ambiguous());
+    assert_eq!(f.following(), g.following());
+});
