@@ -228,6 +228,19 @@ pub struct AuditConfig {
     /// Record prompts and outputs (secrets and PII redacted). Off by default.
     #[serde(default)]
     pub include_bodies: bool,
+    /// Ed25519 private key (PKCS#8 PEM) that signs checkpoints of the chain; checkpoints are off
+    /// without it. `mlsec gateway audit keygen` makes one.
+    pub checkpoint_key: Option<PathBuf>,
+    /// Sign a checkpoint after this many records...
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// ...or this many seconds after the last one (when records were written since).
+    #[serde(default = "default_checkpoint_secs")]
+    pub checkpoint_secs: u64,
+    /// Where the latest checkpoint is written (default: the log's path + `.checkpoint.json`).
+    pub checkpoint_file: Option<PathBuf>,
+    /// A URL each checkpoint is POSTed to (JSON), to keep a copy off the host.
+    pub checkpoint_url: Option<String>,
 }
 
 impl Default for AuditConfig {
@@ -235,8 +248,20 @@ impl Default for AuditConfig {
         AuditConfig {
             path: default_audit_path(),
             include_bodies: false,
+            checkpoint_key: None,
+            checkpoint_every: default_checkpoint_every(),
+            checkpoint_secs: default_checkpoint_secs(),
+            checkpoint_file: None,
+            checkpoint_url: None,
         }
     }
+}
+
+fn default_checkpoint_every() -> u64 {
+    1000
+}
+fn default_checkpoint_secs() -> u64 {
+    60
 }
 
 fn default_audit_path() -> PathBuf {
@@ -513,6 +538,20 @@ impl Config {
             if v == 0 || v > 3600 {
                 err(field.into(), "must be 1 to 3600 seconds".into());
             }
+        }
+        if self.audit.checkpoint_every == 0 {
+            err("audit.checkpoint_every".into(), "must be positive".into());
+        }
+        if self.audit.checkpoint_secs == 0 {
+            err("audit.checkpoint_secs".into(), "must be positive".into());
+        }
+        if let Some(u) = &self.audit.checkpoint_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            err(
+                "audit.checkpoint_url".into(),
+                format!("{u:?} is not an http:// or https:// URL"),
+            );
         }
         if self.server.max_connections.is_some_and(|n| n == 0) {
             err("server.max_connections".into(), "must be positive".into());

@@ -290,7 +290,20 @@ impl AppState {
                 limits::Backend::Redis(r)
             }
         };
-        let audit = Some(audit::AuditLog::open(&config.resolve(&config.audit.path))?);
+        let log = config.resolve(&config.audit.path);
+        let checkpoints = match &config.audit.checkpoint_key {
+            Some(k) => Some(audit::CheckpointOptions {
+                key: audit::load_checkpoint_key(&config.resolve(k))?,
+                every_records: config.audit.checkpoint_every,
+                every: std::time::Duration::from_secs(config.audit.checkpoint_secs),
+                file: config.audit.checkpoint_file.as_ref().map_or_else(
+                    || std::path::PathBuf::from(format!("{}.checkpoint.json", log.display())),
+                    |f| config.resolve(f),
+                ),
+            }),
+            None => None,
+        };
+        let audit = Some(audit::AuditLog::open_with(&log, checkpoints)?);
         let fail_mode = config.limits.on_backend_error;
         let connect_timeout_secs = config.server.connect_timeout_secs;
         let runtime = Runtime::build(config, &fetch).await?;

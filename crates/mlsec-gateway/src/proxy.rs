@@ -92,6 +92,47 @@ pub fn fetcher(client: Client) -> crate::jwt::Fetch {
     })
 }
 
+/// Posts each new audit checkpoint to `url` (a copy off the host), for as long as the log runs.
+/// A failed post is logged and the next checkpoint tried; the file copy is always written.
+pub async fn export_checkpoints(
+    client: Client,
+    mut checkpoints: tokio::sync::watch::Receiver<Option<crate::audit::Checkpoint>>,
+    url: String,
+) {
+    while checkpoints.changed().await.is_ok() {
+        let Some(cp) = checkpoints.borrow_and_update().clone() else {
+            continue;
+        };
+        let body = Bytes::from(serde_json::to_vec(&cp).unwrap_or_default());
+        let Ok(Ok(req)) = url.parse::<hyper::Uri>().map(|uri| {
+            hyper::Request::post(uri)
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(body))
+        }) else {
+            tracing::error!(url, "audit.checkpoint_url is not a usable URL");
+            return;
+        };
+        match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
+            Ok(Ok(r)) if r.status().is_success() => {
+                tracing::debug!(records = cp.records, "audit checkpoint exported");
+            }
+            Ok(Ok(r)) => {
+                tracing::warn!(url, status = %r.status(), records = cp.records, "the checkpoint endpoint refused an audit checkpoint");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(url, error = %e, records = cp.records, "could not export an audit checkpoint");
+            }
+            Err(_) => {
+                tracing::warn!(
+                    url,
+                    records = cp.records,
+                    "exporting an audit checkpoint timed out"
+                );
+            }
+        }
+    }
+}
+
 /// Upstreams of a model in the order to try them: healthy ones round robin, then the rest.
 pub fn order(model: &Model) -> Vec<Arc<Upstream>> {
     let n = model.upstreams.len();

@@ -136,6 +136,17 @@ pub async fn run(config_path: &Path) -> Result<(), GatewayError> {
     );
     let health = tokio::spawn(crate::proxy::health_loop(state.clone()));
     let jwks = tokio::spawn(jwks_loop(state.clone()));
+    let exporter = match (
+        &state.audit,
+        &state.runtime.load().config.audit.checkpoint_url,
+    ) {
+        (Some(log), Some(url)) => Some(tokio::spawn(crate::proxy::export_checkpoints(
+            state.client.clone(),
+            log.checkpoints(),
+            url.clone(),
+        ))),
+        _ => None,
+    };
     let a = tokio::spawn(listen::serve_with(
         admin_l,
         crate::admin_router(state.clone(), admin),
@@ -161,7 +172,12 @@ pub async fn run(config_path: &Path) -> Result<(), GatewayError> {
     health.abort();
     jwks.abort();
     if let Some(audit) = &state.audit {
+        // Writes the last records and a final checkpoint, then drops the checkpoint sender.
         audit.close();
+    }
+    if let Some(e) = exporter {
+        // The exporter posts that final checkpoint and ends when the sender is gone.
+        let _ = tokio::time::timeout(Duration::from_secs(15), e).await;
     }
     tracing::info!("stopped");
     Ok(())

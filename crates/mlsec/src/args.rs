@@ -490,9 +490,24 @@ pub enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check every record's hash and its link to the record before (exit 0 intact, 1 broken).
+    /// Check every record's hash and its link to the record before, and, given a checkpoint
+    /// kept off the host, that no record it covers was cut or rewritten (exit 0 intact, 1
+    /// broken, truncated or empty).
     Verify {
         /// The audit log (JSON lines).
         file: PathBuf,
+        /// A checkpoint the gateway exported (audit.checkpoint_file or audit.checkpoint_url).
+        #[arg(long, requires = "public_key")]
+        checkpoint: Option<PathBuf>,
+        /// The checkpoint key's public half (the `.pub` file `audit keygen` wrote: base64).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Make an Ed25519 key for signed checkpoints: the private key (PKCS#8 PEM, mode 0600) for
+    /// audit.checkpoint_key, and its public half in `<out>.pub` for `audit verify`.
+    Keygen {
+        /// Where to write the private key (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
     },
 }

@@ -1563,3 +1563,61 @@ mod props {
         }
     }
 }
+
+#[tokio::test]
+async fn signed_checkpoints_are_posted_off_the_host() {
+    let up = upstream::start(0).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (pem, public) = mlsec_gateway::audit::generate_checkpoint_key().expect("key");
+    std::fs::write(dir.path().join("k.pem"), pem).expect("key");
+    let log = mlsec_gateway::audit::AuditLog::open_with(
+        &dir.path().join("a.jsonl"),
+        Some(mlsec_gateway::audit::CheckpointOptions {
+            key: mlsec_gateway::audit::load_checkpoint_key(&dir.path().join("k.pem"))
+                .expect("load"),
+            every_records: 2,
+            every: std::time::Duration::from_hours(1),
+            file: dir.path().join("cp.json"),
+        }),
+    )
+    .expect("open");
+    // The test model server records any JSON POSTed to /predict: it stands in for the
+    // collector a checkpoint_url points at.
+    let exporter = tokio::spawn(mlsec_gateway::proxy::export_checkpoints(
+        mlsec_gateway::proxy::client(2),
+        log.checkpoints(),
+        format!("{}/predict", up.url()),
+    ));
+    for i in 0..3 {
+        log.record(mlsec_gateway::audit::Record {
+            request_id: format!("r{i}"),
+            ..Default::default()
+        });
+    }
+    let closing = log.clone();
+    tokio::task::spawn_blocking(move || closing.close())
+        .await
+        .expect("close");
+    tokio::time::timeout(std::time::Duration::from_secs(10), exporter)
+        .await
+        .expect("the exporter ends with the log")
+        .expect("join");
+    let posted: Vec<Value> = up.seen().into_iter().map(|s| s.body).collect();
+    let last = posted.last().expect("at least one checkpoint posted");
+    assert_eq!(
+        last["records"], 3,
+        "the final checkpoint at close: {posted:?}"
+    );
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cp.json")).expect("file"))
+            .expect("json");
+    assert_eq!(
+        &file, last,
+        "the file and the post carry the same checkpoint"
+    );
+    let cp: mlsec_gateway::audit::Checkpoint =
+        serde_json::from_value(last.clone()).expect("checkpoint");
+    let key =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, public).expect("b64");
+    assert!(cp.signed_by(&key));
+}

@@ -16,24 +16,80 @@ pub fn run(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         None | Some(GatewayCommand::Run) => serve(args),
         Some(GatewayCommand::CheckConfig) => check_config(args),
         Some(GatewayCommand::Keys { command }) => keys(args, command),
-        Some(GatewayCommand::Audit {
-            command: AuditCommand::Verify { file },
-        }) => match mlsec_gateway::audit::verify(file) {
-            Ok(v) => {
-                println!(
-                    "{}: {} records, chain intact, last hash {}",
-                    file.display(),
-                    v.records,
-                    v.last_hash
-                );
-                Ok(ExitCode::SUCCESS)
+        Some(GatewayCommand::Audit { command }) => audit(command),
+    }
+}
+
+fn audit(command: &AuditCommand) -> anyhow::Result<ExitCode> {
+    use mlsec_gateway::audit::{self, AuditError};
+    match command {
+        AuditCommand::Keygen { out } => {
+            let (pem, public) = audit::generate_checkpoint_key()?;
+            let mut f = std::fs::OpenOptions::new();
+            f.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
+            f.open(out)
+                .and_then(|mut file| file.write_all(pem.as_bytes()))
+                .with_context(|| format!("{}: could not write the key", out.display()))?;
+            let public_path = std::path::PathBuf::from(format!("{}.pub", out.display()));
+            std::fs::write(&public_path, format!("{public}\n"))
+                .with_context(|| format!("{}: could not write", public_path.display()))?;
+            println!("{}", public_path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify {
+            file,
+            checkpoint,
+            public_key,
+        } => {
+            let result = match (checkpoint, public_key) {
+                (Some(cp), Some(key)) => {
+                    let cp_value = audit::load_checkpoint(cp)?;
+                    let key_bytes = audit::load_public_key(key)?;
+                    audit::verify_checkpoint(file, &cp_value, &key_bytes).map(|r| {
+                        format!(
+                            "{}: {} records, chain intact; the checkpoint of {} covers {} (present and unchanged), {} written since",
+                            file.display(),
+                            r.log.records,
+                            cp_value.ts,
+                            r.covered,
+                            r.after
+                        )
+                    })
+                }
+                _ => audit::verify(file).map(|v| {
+                    if v.records == 0 {
+                        String::new()
+                    } else {
+                        format!(
+                            "{}: {} records, chain intact, last hash {} (lines cut off the end are only detected against a checkpoint: --checkpoint)",
+                            file.display(),
+                            v.records,
+                            v.last_hash
+                        )
+                    }
+                }),
+            };
+            match result {
+                Ok(msg) if msg.is_empty() => {
+                    println!(
+                        "{}: no records: an empty log proves nothing (compare it with a checkpoint)",
+                        file.display()
+                    );
+                    Ok(ExitCode::from(EXIT_FINDINGS))
+                }
+                Ok(msg) => {
+                    println!("{msg}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e @ (AuditError::Broken { .. } | AuditError::Truncated { .. })) => {
+                    println!("{e}");
+                    Ok(ExitCode::from(EXIT_FINDINGS))
+                }
+                Err(e) => Err(e.into()),
             }
-            Err(e @ mlsec_gateway::audit::AuditError::Broken { .. }) => {
-                println!("{e}");
-                Ok(ExitCode::from(EXIT_FINDINGS))
-            }
-            Err(e) => Err(e.into()),
-        },
+        }
     }
 }
 

@@ -152,3 +152,99 @@ fn audit_verify_exits_1_on_a_broken_chain() {
         text(&o.stdout)
     );
 }
+
+#[test]
+fn audit_verify_says_an_empty_log_proves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.jsonl"), "").unwrap();
+    let o = mlsec(dir.path(), &["gateway", "audit", "verify", "a.jsonl"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("no records"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(!text(&o.stdout).contains("intact"));
+}
+
+#[test]
+fn audit_keygen_and_verify_against_a_checkpoint_catch_a_cut_log() {
+    use mlsec_gateway::audit::{AuditLog, CheckpointOptions, Record, load_checkpoint_key};
+    let dir = tempfile::tempdir().unwrap();
+    let o = mlsec(
+        dir.path(),
+        &["gateway", "audit", "keygen", "--out", "cp.pem"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(dir.path().join("cp.pem.pub").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("cp.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the private key is readable by its owner only"
+        );
+    }
+    let o = mlsec(
+        dir.path(),
+        &["gateway", "audit", "keygen", "--out", "cp.pem"],
+    );
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "an existing key is never overwritten"
+    );
+
+    let log = AuditLog::open_with(
+        &dir.path().join("a.jsonl"),
+        Some(CheckpointOptions {
+            key: load_checkpoint_key(&dir.path().join("cp.pem")).unwrap(),
+            every_records: 1000,
+            every: std::time::Duration::from_hours(1),
+            file: dir.path().join("cp.json"),
+        }),
+    )
+    .unwrap();
+    for i in 0..4 {
+        log.record(Record {
+            request_id: format!("r{i}"),
+            ..Record::default()
+        });
+    }
+    log.close();
+    let args = [
+        "gateway",
+        "audit",
+        "verify",
+        "a.jsonl",
+        "--checkpoint",
+        "cp.json",
+        "--public-key",
+        "cp.pem.pub",
+    ];
+    let o = mlsec(dir.path(), &args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    assert!(text(&o.stdout).contains("covers 4"), "{}", text(&o.stdout));
+
+    let log_text = std::fs::read_to_string(dir.path().join("a.jsonl")).unwrap();
+    let kept: Vec<&str> = log_text.lines().take(2).collect();
+    std::fs::write(dir.path().join("a.jsonl"), kept.join("\n") + "\n").unwrap();
+    let o = mlsec(dir.path(), &args);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("cut off the end"),
+        "{}",
+        text(&o.stdout)
+    );
+}
