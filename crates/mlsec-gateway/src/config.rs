@@ -459,13 +459,13 @@ impl Config {
     /// Parses and checks config text; `file` names it in errors, `base_dir` resolves paths.
     pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<Config, ConfigErrors> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
-            let line_col = e.span().map(|s| line_col(text, s.start));
-            ConfigErrors(vec![ConfigError {
+            let first = ConfigError {
                 file: file.to_path_buf(),
-                line_col,
+                line_col: e.span().map(|s| line_col(text, s.start)),
                 path: String::new(),
                 message: e.message().trim().to_string(),
-            }])
+            };
+            ConfigErrors(every_shape_error(text, file, first))
         })?;
         config.base_dir = base_dir.to_path_buf();
         let problems = config.check();
@@ -876,6 +876,58 @@ fn line_col(text: &str, at: usize) -> (usize, usize) {
 }
 
 /// The byte offset of a dotted path (`a.b[2].c`) in TOML text, as deep as it can be followed.
+/// When a config does not deserialize: every section and array element that does not, each
+/// with its own error (serde stops at the first, which `first` is, with its exact position; the
+/// others are located at their section). Only `first` when the text is not TOML at all.
+fn every_shape_error(text: &str, file: &Path, first: ConfigError) -> Vec<ConfigError> {
+    use serde::Deserialize as _;
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return vec![first];
+    };
+    let mut out = Vec::new();
+    let mut try_part = |path: String, key: &str, value: toml::Value| {
+        let mut t = toml::Table::new();
+        t.insert(key.to_string(), value);
+        if let Err(e) = Config::deserialize(toml::Value::Table(t)) {
+            out.push(ConfigError {
+                file: file.to_path_buf(),
+                line_col: locate(text, &path).map(|at| line_col(text, at)),
+                path,
+                message: e.message().trim().to_string(),
+            });
+        }
+    };
+    for (key, value) in &table {
+        match value {
+            toml::Value::Array(items) if items.iter().all(toml::Value::is_table) => {
+                for (i, item) in items.iter().enumerate() {
+                    try_part(
+                        format!("{key}[{i}]"),
+                        key,
+                        toml::Value::Array(vec![item.clone()]),
+                    );
+                }
+            }
+            toml::Value::Table(t) if key == "policies" => {
+                for (name, p) in t {
+                    let mut one = toml::Table::new();
+                    one.insert(name.clone(), p.clone());
+                    try_part(format!("{key}.{name}"), key, toml::Value::Table(one));
+                }
+            }
+            _ => try_part(key.clone(), key, value.clone()),
+        }
+    }
+    // The part serde stopped at is reported once, at the exact position it gave.
+    let mut first = first;
+    if let Some(i) = out.iter().position(|e| e.message == first.message) {
+        first.path = out.remove(i).path;
+    }
+    out.push(first);
+    out.sort_by_key(|e| e.line_col);
+    out
+}
+
 fn locate(text: &str, path: &str) -> Option<usize> {
     use toml::de::{DeTable, DeValue};
     let doc = DeTable::parse(text).ok()?;

@@ -57,6 +57,11 @@ pub enum GatewayError {
     Config(#[from] ConfigErrors),
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
+    #[error(
+        "auth.keys_file: {} does not exist: create a key first (mlsec gateway keys create --name <name> --policy <policy>)",
+        path.display()
+    )]
+    NoKeysFile { path: std::path::PathBuf },
     #[error("{}: {source}", path.display())]
     Read {
         path: std::path::PathBuf,
@@ -132,7 +137,11 @@ impl Runtime {
     pub async fn build(config: Config, fetch: &jwt::Fetch) -> Result<Runtime, GatewayError> {
         let keys = match &config.auth.keys_file {
             Some(p) => {
-                let file = keys::KeyFile::load(&config.resolve(p))?;
+                let path = config.resolve(p);
+                if !path.exists() {
+                    return Err(GatewayError::NoKeysFile { path });
+                }
+                let file = keys::KeyFile::load(&path)?;
                 keys::KeyStore::from_file(&file)
             }
             None => keys::KeyStore::default(),

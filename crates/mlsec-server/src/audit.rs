@@ -275,9 +275,17 @@ pub fn now_rfc3339() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = d.as_secs();
+    format!("{}.{:06}Z", civil(d.as_secs()), d.subsec_micros())
+}
+
+/// Unix seconds as RFC 3339 UTC (`2026-12-04T18:10:00Z`).
+pub fn rfc3339(secs: u64) -> String {
+    format!("{}Z", civil(secs))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for Unix seconds (Howard Hinnant's civil-from-days algorithm).
+fn civil(secs: u64) -> String {
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -288,11 +296,10 @@ pub fn now_rfc3339() -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
-        rem % 60,
-        d.subsec_micros()
+        rem % 60
     )
 }
 
@@ -756,6 +763,14 @@ mod tests {
         std::fs::write(dir.path().join("k.pem"), pem).expect("w");
         let pair = load_checkpoint_key(&dir.path().join("k.pem")).expect("load");
         (pair, B64.decode(public).expect("b64"))
+    }
+
+    #[test]
+    fn dates_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_400_000), "2026-12-04T16:00:00Z");
+        assert_eq!(now_rfc3339().len(), 27);
     }
 
     #[test]

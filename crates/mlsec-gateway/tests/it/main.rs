@@ -1621,3 +1621,18 @@ async fn signed_checkpoints_are_posted_off_the_host() {
         base64::Engine::decode(&base64::engine::general_purpose::STANDARD, public).expect("b64");
     assert!(cp.signed_by(&key));
 }
+
+#[tokio::test]
+async fn a_missing_keys_file_is_an_error_not_a_gateway_that_refuses_every_key() {
+    let up = upstream::start(0).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("fraud.schema.json"), "{}").expect("schema");
+    let text = config_text(&up.url(), "");
+    let config = Config::parse(&text, Path::new("g.toml"), dir.path()).expect("valid");
+    let e = AppState::new(config).await.err().expect("refused");
+    assert!(
+        matches!(e, mlsec_gateway::GatewayError::NoKeysFile { .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("keys create"), "{e}");
+}

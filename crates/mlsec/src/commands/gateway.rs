@@ -96,8 +96,10 @@ fn audit(command: &AuditCommand) -> anyhow::Result<ExitCode> {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MLSEC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: redirected logs stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -180,17 +182,17 @@ fn keys(args: &GatewayArgs, command: &KeysCommand) -> anyhow::Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
-                "{:<14} {:<8} {:<16} {:<12} NAME",
+                "{:<14} {:<8} {:<16} {:<20} NAME",
                 "ID", "STATE", "POLICY", "CREATED"
             )?;
             for k in &file.keys {
                 writeln!(
                     out,
-                    "{:<14} {:<8} {:<16} {:<12} {}",
+                    "{:<14} {:<8} {:<16} {:<20} {}",
                     k.id,
                     if k.revoked { "revoked" } else { "active" },
                     k.policy,
-                    k.created,
+                    mlsec_gateway::audit::rfc3339(k.created),
                     k.name
                 )?;
             }

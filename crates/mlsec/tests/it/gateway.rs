@@ -65,6 +65,54 @@ fn check_config_reports_every_error_with_file_line_and_field() {
 }
 
 #[test]
+fn check_config_reports_every_type_error_not_only_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = r#"
+[server]
+max_body_bytes = "big"
+
+[auth]
+keys_file = "keys.json"
+
+[[models]]
+name = "a"
+upstreams = ["http://127.0.0.1:8000"]
+timeout_secs = "x"
+
+[[models]]
+name = "b"
+upstreams = "http://127.0.0.1:8000"
+
+[policies.team]
+models = ["a"]
+max_tokens = -5
+"#;
+    std::fs::write(dir.path().join("g.toml"), bad).unwrap();
+    let o = mlsec(
+        dir.path(),
+        &["gateway", "--config", "g.toml", "check-config"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    for want in [
+        "g.toml:2:2: server:",
+        "models[0]: invalid type: string \"x\"",
+        "g.toml:13:1: models[1]:",
+        "g.toml:17:11: policies.team:",
+        "4 error(s)",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    std::fs::write(dir.path().join("s.toml"), "[server\nlisten = 1").unwrap();
+    let o = mlsec(
+        dir.path(),
+        &["gateway", "--config", "s.toml", "check-config"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("s.toml:1:"), "{}", text(&o.stderr));
+}
+
+#[test]
 fn keys_are_shown_once_and_stored_as_salted_hashes() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("gateway.toml"), VALID).unwrap();
