@@ -13,6 +13,10 @@ standing in for vLLM). The client:
 
 Then `mlsec gateway audit verify` checks the audit log's chain, and SIGTERM stops the gateway.
 
+Last, docs/gateway.md's walkthrough runs as written: examples/gateway/gateway.toml unchanged
+(ports 8080, 9090 and the model server on 8001), `keys create`, a streamed chat with the client,
+`audit verify`.
+
 Usage: python3 tests/interop/openai_gateway.py [--mlsec target/debug/mlsec]
        [--upstream target/debug/examples/mock_upstream] [--venv DIR]
 The venv (default /tmp/mlsec-openai-venv) gets `openai` from PyPI once.
@@ -164,6 +168,59 @@ print(json.dumps(results))
 '''
 
 
+STREAM = r'''
+import sys, openai
+client = openai.OpenAI(base_url="http://127.0.0.1:8080/v1", api_key=sys.argv[1])
+stream = client.chat.completions.create(
+    model="chat-model", stream=True,
+    messages=[{"role": "user", "content": "hello through the gateway"}])
+text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+print(text)
+'''
+
+
+def walkthrough(args, py, report) -> None:
+    """docs/gateway.md, steps 1 to 3 and 9, with examples/gateway/gateway.toml as shipped."""
+    for port in (8001, 8080, 9090):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                report(f"walkthrough: port {port} is free", False, "something else listens there")
+                return
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp) / "gateway"
+        d.mkdir()
+        (d / "gateway.toml").write_text((REPO / "examples/gateway/gateway.toml").read_text())
+        up = subprocess.Popen([args.upstream, "8001"], stdout=subprocess.PIPE, text=True)
+        gw = None
+        try:
+            up.stdout.readline()
+            mlsec = [str(Path(args.mlsec).resolve()), "gateway"]
+            r = subprocess.run(mlsec + ["check-config"], cwd=d, capture_output=True, text=True)
+            report("walkthrough: check-config on the example", r.returncode == 0, r.stdout + r.stderr)
+            r = subprocess.run(mlsec + ["keys", "create", "--name", "me", "--policy", "team"], cwd=d, capture_output=True, text=True)
+            key = r.stdout.strip()
+            report("walkthrough: keys create", key.startswith("mlsk_"), r.stderr)
+            gw = subprocess.Popen(mlsec, cwd=d, stderr=open(d / "gateway.log", "w"))
+            for _ in range(200):
+                try:
+                    urllib.request.urlopen("http://127.0.0.1:8080/healthz", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            out = subprocess.run([str(py), "-c", STREAM, key], capture_output=True, text=True, timeout=60)
+            report("walkthrough: a streamed chat with the openai client", out.returncode == 0 and "hello" in out.stdout, out.stdout + out.stderr)
+        finally:
+            if gw:
+                gw.send_signal(signal.SIGTERM)
+                try:
+                    gw.wait(timeout=40)
+                except subprocess.TimeoutExpired:
+                    gw.kill()
+            up.kill()
+        r = subprocess.run(mlsec + ["audit", "verify", "audit.jsonl"], cwd=d, capture_output=True, text=True)
+        report("walkthrough: audit verify", r.returncode == 0 and "chain intact" in r.stdout, r.stdout + r.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mlsec", default=str(REPO / "target/debug/mlsec"))
@@ -263,6 +320,8 @@ burst = 2
         report("mlsec gateway audit verify: chain intact", r.returncode == 0 and "chain intact" in r.stdout, r.stdout + r.stderr)
         log = (d / "audit.jsonl").read_text()
         report("audit log holds no key", not any(k in log for k in keys.values()))
+
+    walkthrough(args, py, report)
 
     print(f"\n{passed} passed, {len(failures)} failed")
     for f in failures:

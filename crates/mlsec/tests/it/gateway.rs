@@ -296,3 +296,28 @@ fn audit_keygen_and_verify_against_a_checkpoint_catch_a_cut_log() {
         text(&o.stdout)
     );
 }
+
+#[test]
+fn the_shipped_example_config_is_valid_and_binds_loopback_only() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gateway/gateway.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let o = mlsec(
+        dir.path(),
+        &[
+            "gateway",
+            "--config",
+            example.to_str().unwrap(),
+            "check-config",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let config = mlsec_gateway::config::Config::load(&example).unwrap();
+    for addr in [&config.server.listen, &config.server.admin_listen] {
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    }
+    for m in &config.models {
+        for u in &m.upstreams {
+            assert!(u.starts_with("http://127.0.0.1:"), "{u}");
+        }
+    }
+}
