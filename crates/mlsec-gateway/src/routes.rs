@@ -134,11 +134,15 @@ pub fn check_path(path: &str) -> Result<(), ApiError> {
     if path.split('/').any(|s| s == "." || s == "..") {
         return Err(bad("dot segment"));
     }
-    let lower = path.to_ascii_lowercase();
-    for enc in ["%2f", "%2e", "%5c", "%00", "%25"] {
-        if lower.contains(enc) {
-            return Err(bad("encoded slash, dot, backslash, NUL or percent"));
-        }
+    let encoded = |w: &[u8]| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'f' | b'e') | (b'5', b'c') | (b'0', b'0') | (b'2', b'5')
+            )
+    };
+    if path.as_bytes().windows(3).any(encoded) {
+        return Err(bad("encoded slash, dot, backslash, NUL or percent"));
     }
     Ok(())
 }

@@ -306,7 +306,17 @@ pub async fn read_body(
         return Err(too_large());
     }
     let timeout = Duration::from_secs(rt.config.server.body_timeout_secs);
-    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, max).collect()).await else {
+    // Most bodies arrive with their head: a first poll collects them without arming a timer.
+    let mut collect = std::pin::pin!(Limited::new(body, max).collect());
+    let first = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(collect.as_mut(), cx))
+    })
+    .await;
+    let read = match first {
+        std::task::Poll::Ready(read) => Ok(read),
+        std::task::Poll::Pending => tokio::time::timeout(timeout, collect).await,
+    };
+    let Ok(read) = read else {
         return Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",

@@ -272,10 +272,34 @@ fn pem_body(text: &str, label: &str) -> Option<Vec<u8>> {
 
 /// Now, as RFC 3339 UTC with microseconds.
 pub fn now_rfc3339() -> String {
+    thread_local! {
+        /// The civil time of the last second asked for on this thread (one per request).
+        static SECOND: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((u64::MAX, String::new()))
+        };
+    }
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    format!("{}.{:06}Z", civil(d.as_secs()), d.subsec_micros())
+    let secs = d.as_secs();
+    let mut out = String::with_capacity(27);
+    SECOND.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = civil(secs);
+        }
+        out.push_str(text);
+    });
+    let mut micros = d.subsec_micros();
+    let mut digits = [b'0'; 6];
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out.push('.');
+    out.push_str(std::str::from_utf8(&digits).unwrap_or("000000"));
+    out.push('Z');
+    out
 }
 
 /// Unix seconds as RFC 3339 UTC (`2026-12-04T18:10:00Z`).
@@ -541,11 +565,23 @@ fn recover(path: &Path, f: &mut std::fs::File) -> Result<(String, u64), AuditErr
 
 /// The line (with newline) and its hash.
 pub fn chain_line(r: &Record, prev: &str) -> (String, String) {
-    let mut body = serde_json::to_string(r).unwrap_or_else(|_| "{}".into());
-    body.pop(); // the closing brace
-    body.push_str(&format!(",\"prev\":\"{prev}\""));
-    let hash = line_hash(prev, &body);
-    (format!("{body},\"hash\":\"{hash}\"}}\n"), hash)
+    let mut bytes = Vec::with_capacity(512);
+    // serde_json writes UTF-8 only; an empty object stands in if serializing ever failed.
+    let mut line = match serde_json::to_writer(&mut bytes, r).map(|()| String::from_utf8(bytes)) {
+        Ok(Ok(mut text)) => {
+            text.pop(); // the closing brace
+            text
+        }
+        _ => String::from("{"),
+    };
+    line.push_str(",\"prev\":\"");
+    line.push_str(prev);
+    line.push('"');
+    let hash = line_hash(prev, &line);
+    line.push_str(",\"hash\":\"");
+    line.push_str(&hash);
+    line.push_str("\"}\n");
+    (line, hash)
 }
 
 fn line_hash(prev: &str, body_without_hash: &str) -> String {

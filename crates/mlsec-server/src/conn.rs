@@ -151,6 +151,22 @@ impl Framing {
     /// Takes bytes into the head; when it is complete, judges it and returns how many of
     /// `bytes` it used. `None` when all were used and the head is still incomplete.
     fn head_bytes(&mut self, bytes: &[u8]) -> Option<usize> {
+        if self.head.is_empty() {
+            // The common case: the whole head in one read, judged where it lies.
+            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut fields);
+            match req.parse(&bytes[..bytes.len().min(MAX_HEAD_BYTES)]) {
+                Ok(httparse::Status::Complete(len)) => {
+                    self.state = judge(&req, &self.marks);
+                    return Some(len);
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(_) => {
+                    self.stop();
+                    return None;
+                }
+            }
+        }
         let before = self.head.len();
         let room = MAX_HEAD_BYTES + 1 - before;
         let add = &bytes[..bytes.len().min(room)];

@@ -238,7 +238,12 @@ impl Memory {
             let wait = ahead - rate.tolerance_us();
             return Decision::Deny(Limit::Rate, wait.div_ceil(1_000_000).max(1));
         }
-        map.insert(key.to_string(), tat + rate.interval_us);
+        match map.get_mut(key) {
+            Some(t) => *t = tat + rate.interval_us,
+            None => {
+                map.insert(key.to_string(), tat + rate.interval_us);
+            }
+        }
         Decision::Allow
     }
 
@@ -246,11 +251,17 @@ impl Memory {
         let Ok(mut map) = self.inflight.lock() else {
             return false;
         };
-        let n = map.entry(key.to_string()).or_insert(0);
-        if *n >= limit {
+        if let Some(n) = map.get_mut(key) {
+            if *n >= limit {
+                return false;
+            }
+            *n += 1;
+            return true;
+        }
+        if limit == 0 {
             return false;
         }
-        *n += 1;
+        map.insert(key.to_string(), 1);
         true
     }
 
