@@ -138,7 +138,7 @@ pub fn check_path(path: &str) -> Result<(), ApiError> {
         w[0] == b'%'
             && matches!(
                 (w[1], w[2].to_ascii_lowercase()),
-                (b'2', b'f' | b'e') | (b'5', b'c') | (b'0', b'0') | (b'2', b'5')
+                (b'2', b'f' | b'e' | b'5') | (b'5', b'c') | (b'0', b'0')
             )
     };
     if path.as_bytes().windows(3).any(encoded) {
