@@ -1,5 +1,7 @@
 //! The listener's HTTP/1 framing watcher on arbitrary connection bytes, fed whole and split
-//! at a fuzzer-chosen point: it never panics and the split never changes its verdict.
+//! at a fuzzer-chosen point: it never panics and the split never changes whether the
+//! connection is marked. (On bytes hyper refuses, a split may only defer the moment the watcher
+//! gives up to the next line end: a stream the whole watch still follows, the split one does.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,5 +20,7 @@ fuzz_target!(|data: &[u8]| {
     g.feed(&bytes[..cut]);
     g.feed(&bytes[cut..]);
     assert_eq!(whole.ambiguous(), split.ambiguous());
-    assert_eq!(f.following(), g.following());
+    if f.following() {
+        assert!(g.following());
+    }
 });
