@@ -103,13 +103,10 @@ pub async fn run(config_path: &Path) -> Result<(), GatewayError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     // Thread per core, as nginx does: each worker has its own single-threaded event loop, its
     // own SO_REUSEPORT listener and its own upstream pool, so a request never hops threads.
+    let server = &state.runtime.load().config.server;
     let conn = listen::ConnOptions {
-        header_timeout: Duration::from_secs(config_header_timeout(&state)),
-        max_connections: state
-            .runtime
-            .load()
-            .config
-            .server
+        header_timeout: Duration::from_secs(server.header_timeout_secs),
+        max_connections: server
             .max_connections
             .unwrap_or_else(|| listen::default_max_connections(1)),
         open: state.metrics.connections_open.clone(),
@@ -185,10 +182,6 @@ pub async fn run(config_path: &Path) -> Result<(), GatewayError> {
 
 /// Connections the admin listener holds at once (scrapers, probes, an operator).
 const ADMIN_MAX_CONNECTIONS: usize = 64;
-
-fn config_header_timeout(state: &SharedState) -> u64 {
-    state.runtime.load().config.server.header_timeout_secs
-}
 
 /// Refreshes remote JWKS on each issuer's interval.
 async fn jwks_loop(state: SharedState) {

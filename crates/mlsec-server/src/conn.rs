@@ -211,17 +211,17 @@ fn judge(req: &httparse::Request<'_, '_>, marks: &ConnMarks) -> State {
         .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
     let first_length = lengths.next();
     let more_lengths = lengths.next().is_some();
-    let encodings: Vec<&[u8]> = req
+    // hyper frames by the last Transfer-Encoding field's last coding.
+    let last_encoding = req
         .headers
         .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-        .map(|h| h.value)
-        .collect();
-    if more_lengths || (first_length.is_some() && !encodings.is_empty()) {
+        .rfind(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+        .map(|h| h.value);
+    if more_lengths || (first_length.is_some() && last_encoding.is_some()) {
         marks.mark_ambiguous();
         return State::Off;
     }
-    if let Some(last) = encodings.last() {
+    if let Some(last) = last_encoding {
         let chunked_last = last
             .rsplit(|&b| b == b',')
             .next()

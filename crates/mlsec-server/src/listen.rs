@@ -183,6 +183,7 @@ impl tower::Service<axum::http::Request<hyper::body::Incoming>> for Marked {
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A warning that repeats at most every [`LOG_EVERY`], saying how often it happened meanwhile.
+#[derive(Default)]
 struct Throttled {
     last: Option<std::time::Instant>,
     quiet: u64,
@@ -209,14 +210,8 @@ pub async fn serve_with(
 ) {
     let graceful = GracefulShutdown::new();
     let builder = http_builder(&opts);
-    let mut cap_log = Throttled {
-        last: None,
-        quiet: 0,
-    };
-    let mut accept_log = Throttled {
-        last: None,
-        quiet: 0,
-    };
+    let mut cap_log = Throttled::default();
+    let mut accept_log = Throttled::default();
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {

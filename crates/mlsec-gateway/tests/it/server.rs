@@ -25,6 +25,18 @@ async fn listen(
     (addr, tx, h)
 }
 
+/// As [`listen`], with connection options.
+async fn listen_with(
+    app: axum::Router,
+    opts: mlsec_gateway::server::ConnOptions,
+) -> (std::net::SocketAddr, watch::Sender<bool>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(mlsec_gateway::server::serve_with(l, app, None, rx, opts));
+    (addr, tx)
+}
+
 async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(bytes).await.expect("write");
@@ -63,17 +75,6 @@ async fn smuggling_and_oversized_requests_are_refused_on_the_wire() {
         assert!((400..500).contains(&status), "case {i}: {out}");
     }
     assert_eq!(h.up.count(), 0, "nothing reached the upstream");
-}
-
-async fn listen_with(
-    app: axum::Router,
-    opts: mlsec_gateway::server::ConnOptions,
-) -> (std::net::SocketAddr, watch::Sender<bool>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(mlsec_gateway::server::serve_with(l, app, None, rx, opts));
-    (addr, tx)
 }
 
 fn status_and_code(out: &str) -> (u16, String) {
