@@ -20,6 +20,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[rustfmt::skip]
+#[allow(missing_docs)]
+mod generated;
 pub mod keras;
 pub mod pickle;
 pub mod policy;

@@ -183,6 +183,8 @@ static DENY: &[(&str, &str)] = &[
     ("torch.package", EXEC),
     ("torch.distributed", NET),
     ("torch.ops", EXEC),
+    // `basichandlers(ext, data)` runs `pickle.loads(data)` for "pickle"/"pyd" extensions.
+    ("torch.utils.data.datapipes.utils.decoder", LOADER),
     ("torch._ops", EXEC),
     ("torch.fx.graph_module", EXEC),
     ("torch._C", INTROSPECT),
@@ -235,6 +237,66 @@ static DENY: &[(&str, &str)] = &[
     ("huggingface_hub", NET),
 ];
 
+/// What a standard-library definition reaches, as found by `scripts/pickle_tables.py`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Starts a process (`subprocess`, `os.system`, `os.exec*`, `os.spawn*`).
+    Shell,
+    /// Runs code from a string or imports a module by name.
+    Exec,
+    /// Deserialises nested data (`pickle`, `marshal`, `shelve`).
+    Loader,
+    /// Opens a connection.
+    Net,
+    /// Writes, moves or deletes files.
+    File,
+}
+
+impl Reach {
+    fn what(self) -> &'static str {
+        match self {
+            Reach::Shell => SHELL,
+            Reach::Exec => EXEC,
+            Reach::Loader => LOADER,
+            Reach::Net => NET,
+            Reach::File => FILE,
+        }
+    }
+}
+
+/// The standard-library definition `full` reaches a primitive: what it reaches and how.
+pub fn stdlib_reach(full: &str) -> Option<(Reach, &'static str)> {
+    let t = crate::generated::STDLIB_REACH;
+    t.binary_search_by(|(name, _, _)| (*name).cmp(full))
+        .ok()
+        .map(|i| (t[i].1, t[i].2))
+}
+
+/// Applies CPython's `_compat_pickle` renames (what `pickle.Unpickler` does for protocol 0-2
+/// streams): `__builtin__.xrange` is `builtins.range`, `commands.getoutput` is
+/// `subprocess.getoutput`. A Python 2 name that does not exist in Python 3 cannot be imported
+/// under its own name, so the renamed one is what a load reaches.
+pub fn compat_name<'a>(module: &'a str, name: &'a str) -> (&'a str, &'a str) {
+    use crate::generated::{COMPAT_MODULES, COMPAT_NAMES};
+    if let Ok(i) = COMPAT_NAMES.binary_search_by(|((m, n), _)| (*m, *n).cmp(&(module, name))) {
+        return COMPAT_NAMES[i].1;
+    }
+    match COMPAT_MODULES.binary_search_by(|(m, _)| (*m).cmp(module)) {
+        Ok(i) => (COMPAT_MODULES[i].1, name),
+        Err(_) => (module, name),
+    }
+}
+
+/// CPython's own test suite (`test.support.script_helper.assert_python_ok` runs a process):
+/// never part of a model, and full of helpers that run code.
+fn cpython_test_suite(comps: &[&str]) -> bool {
+    comps.first() == Some(&"test")
+        && comps.get(1).is_some_and(|c| {
+            matches!(*c, "support" | "libregrtest" | "regrtest" | "test_support")
+                || c.starts_with("test_")
+        })
+}
+
 /// Trampolines and loaders are high rather than critical when they stand alone: the callable they
 /// reach is reported separately when it can be resolved.
 fn deny_severity(what: &'static str) -> Severity {
@@ -280,6 +342,8 @@ static SAFE: &[&str] = &[
     "fractions.Fraction",
     "uuid.UUID",
     "argparse.Namespace",
+    // How a `logging.Logger` pickles itself: a lookup by name, no handler is created.
+    "logging.getLogger",
     "re._compile",
     "pathlib.Path",
     "pathlib.PosixPath",
@@ -681,8 +745,7 @@ fn safe(module: &str, name: &str) -> bool {
 
 /// Classifies `module.name`. `name` may be dotted (protocol 4 qualnames, getattr chains).
 pub fn classify(module: &str, name: &str) -> Verdict {
-    let module = module.trim();
-    let name = name.trim();
+    let (module, name) = compat_name(module.trim(), name.trim());
     let mut comps: Vec<&str> = module.split('.').chain(name.split('.')).collect();
     if let Some(first) = comps.first_mut() {
         *first = canonical_root(first);
@@ -730,6 +793,12 @@ pub fn classify(module: &str, name: &str) -> Verdict {
             };
         }
     }
+    if cpython_test_suite(&comps) {
+        return Verdict::Dangerous {
+            severity: Severity::High,
+            what: "CPython's test suite (helpers that run processes and code)",
+        };
+    }
     let canon_module: String = {
         let mut m: Vec<&str> = module.split('.').collect();
         if let Some(first) = m.first_mut() {
@@ -739,6 +808,18 @@ pub fn classify(module: &str, name: &str) -> Verdict {
     };
     if safe(&canon_module, name) {
         return Verdict::Safe;
+    }
+    // Standard-library code that reaches a primitive (derived, see `generated.rs`). Found
+    // statically and transitively, so high rather than critical unless it starts a process.
+    if let Some((reach, _)) = stdlib_reach(&format!("{canon_module}.{name}")) {
+        return Verdict::Dangerous {
+            severity: if reach == Reach::Shell {
+                Severity::Critical
+            } else {
+                Severity::High
+            },
+            what: reach.what(),
+        };
     }
     if name.contains('.') {
         return Verdict::Unknown {
@@ -838,6 +919,91 @@ mod tests {
         ] {
             assert!(dangerous(m, n), "{m}.{n} should be dangerous");
         }
+    }
+
+    #[test]
+    fn python2_names_are_renamed_as_the_unpickler_does() {
+        // Benign values written by protocols 0-2 under their Python 2 names.
+        for (m, n) in [
+            ("__builtin__", "xrange"),
+            ("__builtin__", "set"),
+            ("__builtin__", "frozenset"),
+            ("__builtin__", "complex"),
+            ("__builtin__", "slice"),
+            ("__builtin__", "bytearray"),
+            ("__builtin__", "unicode"),
+            ("__builtin__", "long"),
+            ("copy_reg", "_reconstructor"),
+        ] {
+            assert_eq!(classify(m, n), Verdict::Safe, "{m}.{n}");
+        }
+        // Dangerous ones under Python 2 names.
+        for (m, n) in [
+            ("commands", "getoutput"),
+            ("cPickle", "loads"),
+            ("SocketServer", "TCPServer"),
+            ("BaseHTTPServer", "HTTPServer"),
+            ("urllib", "urlretrieve"),
+            ("__builtin__", "reduce"),
+            ("__builtin__", "execfile"),
+            ("Tkinter", "Tk"),
+        ] {
+            assert!(dangerous(m, n), "{m}.{n} should be dangerous");
+        }
+        assert_eq!(compat_name("itertools", "izip"), ("builtins", "zip"));
+        assert_eq!(compat_name("mypkg", "Model"), ("mypkg", "Model"));
+    }
+
+    #[test]
+    fn stdlib_code_that_reaches_a_primitive_is_dangerous() {
+        for (m, n, sev) in [
+            ("_osx_support", "_read_output", Severity::Critical),
+            ("_osx_support", "_find_build_tool", Severity::Critical),
+            ("_pyrepl.pager", "pipe_pager", Severity::Critical),
+            ("uuid", "_get_command_stdout", Severity::Critical),
+            ("logging", "FileHandler", Severity::High),
+            ("logging.handlers", "SysLogHandler", Severity::High),
+            ("logging.handlers", "RotatingFileHandler", Severity::High),
+            (
+                "test.support.script_helper",
+                "assert_python_ok",
+                Severity::High,
+            ),
+            ("test.test_os", "anything", Severity::High),
+            (
+                "torch.utils.data.datapipes.utils.decoder",
+                "basichandlers",
+                Severity::Critical,
+            ),
+        ] {
+            match classify(m, n) {
+                Verdict::Dangerous { severity, .. } => assert_eq!(severity, sev, "{m}.{n}"),
+                other => panic!("{m}.{n}: {other:?}"),
+            }
+        }
+        // The derived table does not touch what ML pickles carry.
+        for (m, n) in [
+            ("logging", "getLogger"),
+            ("collections", "OrderedDict"),
+            ("pathlib", "PosixPath"),
+            ("uuid", "UUID"),
+            ("datetime", "timezone"),
+            ("re", "_compile"),
+            ("copyreg", "_reconstructor"),
+        ] {
+            assert_eq!(classify(m, n), Verdict::Safe, "{m}.{n}");
+        }
+        // A user module called `test` is not CPython's test suite.
+        assert!(!dangerous("test", "Model"));
+    }
+
+    #[test]
+    fn the_generated_tables_are_sorted_for_binary_search() {
+        use crate::generated::{COMPAT_MODULES, COMPAT_NAMES, STDLIB_REACH};
+        assert!(STDLIB_REACH.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(COMPAT_MODULES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(COMPAT_NAMES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(STDLIB_REACH.len() > 500);
     }
 
     #[test]

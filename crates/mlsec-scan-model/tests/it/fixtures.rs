@@ -48,6 +48,31 @@ fn benign_models_are_clean() {
 
 /// (file under fixtures/, rule, minimum severity, text the message or evidence must contain)
 const EXPECTED: &[(&str, &str, Severity, &str)] = &[
+    // Standard-library functions that reach a process or a file (the derived table).
+    (
+        "malicious/gadget_osx_support.pkl",
+        "PKL001",
+        Severity::Critical,
+        "_osx_support._read_output(\"echo MLSEC_MARKER\")",
+    ),
+    (
+        "malicious/gadget_find_build_tool.pkl",
+        "PKL001",
+        Severity::Critical,
+        "_osx_support._find_build_tool",
+    ),
+    (
+        "malicious/gadget_file_handler.pkl",
+        "PKL001",
+        Severity::High,
+        "logging.FileHandler(\"/tmp/mlsec-marker\"",
+    ),
+    (
+        "malicious/gadget_script_helper.pkl",
+        "PKL001",
+        Severity::High,
+        "test.support.script_helper.assert_python_ok",
+    ),
     (
         "malicious/system_p0.pkl",
         "PKL001",
