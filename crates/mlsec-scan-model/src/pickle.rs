@@ -73,6 +73,9 @@ pub struct Analysis {
     pub imports: usize,
     /// The parse error that ended analysis, if any (already reported as a hit).
     pub error: Option<String>,
+    /// Calls made (REDUCE, INST, OBJ, NEWOBJ, BUILD with `__setstate__`), complete stream or not:
+    /// a loader makes them before it reaches a later error.
+    pub calls: u64,
 }
 
 #[derive(Debug)]
@@ -384,6 +387,7 @@ struct Machine<'a> {
     opcodes: u64,
     /// Set when joblib array data must be skipped after the current BUILD.
     pending_joblib: Option<JoblibArray>,
+    calls: u64,
 }
 
 enum JoblibArray {
@@ -411,6 +415,7 @@ impl<'a> Machine<'a> {
             embedded: Vec::new(),
             opcodes: 0,
             pending_joblib: None,
+            calls: 0,
         }
     }
 
@@ -599,6 +604,7 @@ impl<'a> Machine<'a> {
 
     /// Resolves a call and returns the value it produces.
     fn call(&mut self, op: &Op, func: Val, args: Val) -> Val {
+        self.calls += 1;
         self.note_call(&func, &args);
         let first = args.items().first().cloned();
         let second = args.items().get(1).cloned();
@@ -1254,6 +1260,7 @@ impl<'a> Machine<'a> {
 
     fn finish(&mut self, analysis: &mut Analysis) {
         analysis.imports += self.imports.len();
+        analysis.calls += std::mem::take(&mut self.calls);
         for rec in self.imports.drain(..) {
             // `getattr` whose every use was resolved: what it reached is reported on its own.
             let is_getattr = matches!(

@@ -277,6 +277,22 @@ rule!(HF_CUSTOM_CODE_FILE, "HF002", "hf-custom-code-file", Medium, &["CWE-829"],
     fix: "Review the file and pin the model revision.",
     refs: &[]);
 
+rule!(HF_TEMPLATE_INJECTION, "HF003", "hf-chat-template-injection", Critical, &["CWE-1336", "CWE-94"], ML06,
+    summary: "Chat template outside GGUF reaches Python internals (Jinja server-side template injection)",
+    what: "Flags `chat_template` in tokenizer_config.json and standalone `.jinja` chat templates that access dunder attributes, build attribute names from escapes, or name objects used to escape the Jinja sandbox; the same checks as GGUF002.",
+    why: "Serving stacks render these templates with Jinja on every request; outside a sandbox, or through a sandbox escape, a template runs code on the server.",
+    example: "`\"chat_template\": \"{{ cycler.__init__.__globals__.os.popen('id').read() }}\"`.",
+    fix: "Replace the chat template with a reviewed one and render templates only in a sandboxed environment.",
+    refs: &["https://nvd.nist.gov/vuln/detail/CVE-2024-34359"]);
+
+rule!(HF_CONFIG_MALFORMED, "HF004", "hf-config-malformed", Medium, &["CWE-20"], ML06,
+    summary: "Hugging Face config or tokenizer config cannot be read as JSON",
+    what: "Flags config.json and tokenizer_config.json files that are not valid JSON, are truncated, or are too large to read; an `auto_map` or chat template seen in the raw text is still reported.",
+    why: "The scanner cannot check what it cannot parse, and a file transformers rejects today may be repaired or read leniently by another loader.",
+    example: "A config.json cut off in the middle of its `auto_map`.",
+    fix: "Obtain the model again from its source and compare checksums.",
+    refs: &[]);
+
 rule!(UNRECOGNIZED_MODEL, "GEN001", "unrecognized-model-file", Low, &["CWE-693"], ML06,
     summary: "File has a model extension but its content matches no known model format",
     what: "Flags files named like models (.pt, .pkl, .bin, .h5, ...) whose bytes match no format the scanner knows.",
@@ -321,5 +337,7 @@ pub static ALL: &[&Rule] = &[
     &TF_MALFORMED,
     &HF_TRUST_REMOTE_CODE,
     &HF_CUSTOM_CODE_FILE,
+    &HF_TEMPLATE_INJECTION,
+    &HF_CONFIG_MALFORMED,
     &UNRECOGNIZED_MODEL,
 ];

@@ -21,6 +21,16 @@ pub const MAX_STREAM_INFLATED: u64 = 1024 * 1024 * 1024;
 /// Deflated zip members larger than this are identified from their first bytes before being
 /// inflated in full.
 pub const LAZY_INFLATE: u64 = 16 * 1024 * 1024;
+/// A zip is a bomb (medium) when its compressed members declare at least this much data at
+/// [`BOMB_RATIO`] or more; high from [`BOMB_HIGH_BYTES`] at [`BOMB_HIGH_RATIO`] (deflate's
+/// ceiling is about 1032:1, reached only by runs of one byte).
+pub const BOMB_BYTES: u64 = 256 * 1024 * 1024;
+/// See [`BOMB_BYTES`].
+pub const BOMB_RATIO: u64 = 100;
+/// See [`BOMB_BYTES`].
+pub const BOMB_HIGH_BYTES: u64 = 1024 * 1024 * 1024;
+/// See [`BOMB_BYTES`].
+pub const BOMB_HIGH_RATIO: u64 = 500;
 /// Largest JSON config read (Keras config.json, HF config.json).
 pub const MAX_JSON: u64 = 64 * 1024 * 1024;
 /// How far into an HDF5 file the Keras model_config is searched for.
@@ -191,9 +201,19 @@ impl Scanner {
             self.scan_pickle(src, loc, StreamMode::Upto(5), depth);
             return Kind::LegacyTorch;
         }
-        if pk::looks_like_pickle(&head) {
+        if head.first() == Some(&0x80) && pk::looks_like_pickle(&head) {
             self.scan_pickle(src, loc, StreamMode::All, depth);
             return Kind::Pickle;
+        }
+        if pk::looks_like_pickle(&head) {
+            // Protocol 0/1 has no header, and text can start like it (`ca\ncal\n` is a GLOBAL).
+            // It is a pickle when it is named one, when a stream completes, or when a loader
+            // would make a call before it failed.
+            let a = pickle::analyze(src, StreamMode::All);
+            if PICKLE_EXTENSIONS.contains(&e.as_str()) || a.streams > 0 || a.calls > 0 {
+                self.pickle_hits(a, loc, depth, src);
+                return Kind::Pickle;
+            }
         }
         if e == "onnx" || (onnx::sniff(&head) && e != "pb") {
             self.scan_onnx(src, loc, dir);
@@ -214,6 +234,10 @@ impl Scanner {
             self.scan_hf_config(src, loc);
             return Kind::HfConfig;
         }
+        if e == "jinja" || e == "j2" {
+            self.scan_jinja(src, loc);
+            return Kind::HfConfig;
+        }
         let model_named =
             MODEL_EXTENSIONS.contains(&e.as_str()) || PICKLE_EXTENSIONS.contains(&e.as_str());
         if model_named {
@@ -224,27 +248,43 @@ impl Scanner {
                 return self.scan_zip_archive(src, &archive, loc, dir, depth);
             }
         }
+        let mut not_pickle = None;
         if PICKLE_EXTENSIONS.contains(&e.as_str()) && !head.is_empty() {
             // Protocol 0/1 pickles have no header; try before giving up.
             let a = pickle::analyze(src, StreamMode::All);
-            if a.streams > 0 || a.imports > 0 {
+            if a.streams > 0 || a.imports > 0 || a.calls > 0 {
                 self.pickle_hits(a, loc, depth, src);
                 return Kind::Pickle;
             }
+            not_pickle = a.error;
         }
         if MODEL_EXTENSIONS.contains(&e.as_str()) {
+            // What `pickle.load`, `torch.load` and `joblib.load` open: they parse whatever is
+            // there as a pickle, so a file that is not one is not what it claims to be.
+            let loaded_as_pickle = PICKLE_EXTENSIONS.contains(&e.as_str());
+            let message = match (&not_pickle, head.is_empty()) {
+                (_, true) => format!("named like a model (.{e}) but empty"),
+                (Some(err), _) if loaded_as_pickle => format!(
+                    "named like a pickle (.{e}) but not a valid pickle stream ({err}) and no other known model format"
+                ),
+                _ => format!(
+                    "named like a model (.{e}) but its content matches no known model format"
+                ),
+            };
+            let severity = if loaded_as_pickle {
+                Severity::Medium
+            } else {
+                rules::UNRECOGNIZED_MODEL.severity
+            };
             let preview: String = head
                 .iter()
                 .take(16)
                 .map(|b| format!("{b:02x}"))
                 .collect::<Vec<_>>()
                 .join(" ");
-            self.add(
-                &rules::UNRECOGNIZED_MODEL,
-                loc,
-                format!("named like a model (.{e}) but its content matches no known model format"),
-            )
-            .set_evidence(format!("first bytes: {preview}"));
+            let f = self.add(&rules::UNRECOGNIZED_MODEL, loc, message);
+            f.severity = severity;
+            f.set_evidence(format!("first bytes: {preview}"));
             return Kind::Other;
         }
         Kind::Other
@@ -313,6 +353,40 @@ impl Scanner {
                 Kind::Zip
             }
         }
+    }
+
+    /// A zip whose members declare far more data than the archive holds (a flat zip bomb): the
+    /// scanner reads such members lazily, but a loader or tool that extracts them does not.
+    fn expansion_ratio(&mut self, archive: &zip::Archive, loc: &Location) {
+        let (packed, unpacked) =
+            archive
+                .entries
+                .iter()
+                .filter(|e| e.method != 0)
+                .fold((0u64, 0u64), |(p, u), e| {
+                    (
+                        p.saturating_add(e.compressed_size),
+                        u.saturating_add(e.uncompressed_size),
+                    )
+                });
+        let ratio = unpacked / packed.max(1);
+        let severity = if unpacked >= BOMB_HIGH_BYTES && ratio >= BOMB_HIGH_RATIO {
+            Severity::High
+        } else if unpacked >= BOMB_BYTES && ratio >= BOMB_RATIO {
+            Severity::Medium
+        } else {
+            return;
+        };
+        let f = self.add(
+            &rules::ARCHIVE_LIMIT,
+            loc,
+            format!(
+                "compressed members declare {unpacked} bytes from {packed} stored ({ratio}:1): a \
+                 zip bomb for anything that extracts them; the scanner reads them lazily"
+            ),
+        );
+        f.severity = severity;
+        f.set_evidence(format!("ratio {ratio}:1, {unpacked} bytes declared"));
     }
 
     /// Reports where a member could not be read, with the rule its error calls for.
@@ -425,6 +499,24 @@ impl Scanner {
         } else {
             Kind::Zip
         };
+        // PyTorch's layout (`version`, `byteorder`, `data/N` storages) without the pickle that
+        // `torch.load` reads: nothing here says what the file would do, so it is not clean.
+        let torch_layout =
+            has("version") && (has("byteorder") || names.iter().any(|n| n.contains("/data/")));
+        if kind == Kind::Zip && torch_layout {
+            let f = self.add(
+                &rules::UNRECOGNIZED_MODEL,
+                loc,
+                "a PyTorch archive (version, byteorder, data/ storages) without data.pkl: \
+                 torch.load cannot load it as written, and what it was meant to load is unknown",
+            );
+            f.severity = Severity::Medium;
+            f.set_evidence(format!(
+                "members: {}",
+                names.iter().take(8).copied().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        self.expansion_ratio(archive, loc);
         let limits = zip::Limits::default();
         for entry in &archive.entries {
             if entry.is_dir() {
@@ -1207,11 +1299,32 @@ impl Scanner {
     }
 
     fn scan_hf_config(&mut self, src: &dyn ReadAt, loc: &Location) {
-        let Ok(data) = src.read_prefix(0, MAX_JSON as usize) else {
-            return;
+        let data = match src.read_prefix(0, MAX_JSON as usize) {
+            Ok(d) => d,
+            Err(e) => {
+                self.add(
+                    &rules::HF_CONFIG_MALFORMED,
+                    loc,
+                    format!("cannot read: {e}"),
+                );
+                return;
+            }
         };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) else {
-            return;
+        let parsed = if src.len() > MAX_JSON {
+            Err(format!(
+                "larger than MAX_JSON ({MAX_JSON} bytes); the first {MAX_JSON} bytes are searched as text"
+            ))
+        } else {
+            serde_json::from_slice::<serde_json::Value>(&data)
+                .map_err(|e| format!("not valid JSON: {e}"))
+        };
+        let v = match parsed {
+            Ok(v) => v,
+            Err(why) => {
+                self.add(&rules::HF_CONFIG_MALFORMED, loc, why);
+                self.scan_raw_config(&data, loc);
+                return;
+            }
         };
         if let Some(map) = v.get("auto_map") {
             let refs: Vec<String> = match map {
@@ -1229,18 +1342,72 @@ impl Scanner {
                     .collect(),
                 other => vec![other.to_string()],
             };
-            let mut ev = refs.join(", ");
-            if ev.len() > 300 {
-                ev.truncate(
-                    (0..=300)
-                        .rev()
-                        .find(|&i| ev.is_char_boundary(i))
-                        .unwrap_or(0),
-                );
-                ev.push_str("...");
-            }
             self.add(&rules::HF_TRUST_REMOTE_CODE, &loc.clone().field("/auto_map"), "auto_map makes transformers import Python code from the model repository (trust_remote_code=True)")
-                .set_evidence(ev);
+                .set_evidence(clip(refs.join(", "), 300));
+        }
+        // tokenizer_config.json: one template, or a list of named ones.
+        match v.get("chat_template") {
+            Some(serde_json::Value::String(t)) => {
+                self.check_template(t, &loc.clone().field("/chat_template"));
+            }
+            Some(serde_json::Value::Array(list)) => {
+                for (i, item) in list.iter().enumerate() {
+                    if let Some(t) = item.get("template").and_then(serde_json::Value::as_str) {
+                        self.check_template(
+                            t,
+                            &loc.clone().field(format!("/chat_template/{i}/template")),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A config that does not parse: what it would have said, found in the raw text.
+    fn scan_raw_config(&mut self, data: &[u8], loc: &Location) {
+        if let Some(at) = memchr::memmem::find(data, b"\"auto_map\"") {
+            let tail = String::from_utf8_lossy(&data[at..data.len().min(at + 300)]).into_owned();
+            self.add(&rules::HF_TRUST_REMOTE_CODE, &loc.clone().field("/auto_map"), "auto_map (in a config that does not parse) makes transformers import Python code from the model repository (trust_remote_code=True)")
+                .set_evidence(clip(tail, 300));
+        }
+        if let Some(at) = memchr::memmem::find(data, b"\"chat_template\"") {
+            let text = String::from_utf8_lossy(&data[at..]);
+            self.check_template(&text, &loc.clone().field("/chat_template"));
+        }
+    }
+
+    /// A Jinja chat template (tokenizer_config.json, chat_template.jinja).
+    fn check_template(&mut self, t: &str, loc: &Location) {
+        for risk in template::risks(t) {
+            let f = self.add(&rules::HF_TEMPLATE_INJECTION, loc, risk.message);
+            f.severity = risk.severity;
+            f.evidence = Some(risk.evidence);
+        }
+    }
+
+    fn scan_jinja(&mut self, src: &dyn ReadAt, loc: &Location) {
+        match src.read_prefix(0, template::MAX_TEMPLATE) {
+            Ok(data) => {
+                if src.len() > template::MAX_TEMPLATE as u64 {
+                    self.add(
+                        &rules::HF_CONFIG_MALFORMED,
+                        loc,
+                        format!(
+                            "template larger than MAX_TEMPLATE ({} bytes); the rest is not checked",
+                            template::MAX_TEMPLATE
+                        ),
+                    );
+                }
+                self.check_template(&String::from_utf8_lossy(&data), loc);
+            }
+            Err(e) => {
+                self.add(
+                    &rules::HF_CONFIG_MALFORMED,
+                    loc,
+                    format!("cannot read: {e}"),
+                );
+            }
         }
     }
 
@@ -1387,6 +1554,10 @@ pub enum Compression {
     Xz,
     Lzma,
     Zlib,
+    /// The LZ4 frame format (joblib `compress="lz4"`).
+    Lz4,
+    /// joblib before 0.10: `ZF`, the length in hex padded to 19 bytes, then a zlib stream.
+    JoblibZf,
 }
 
 impl Compression {
@@ -1397,9 +1568,27 @@ impl Compression {
             Compression::Xz => "xz",
             Compression::Lzma => "lzma",
             Compression::Zlib => "zlib",
+            Compression::Lz4 => "lz4",
+            Compression::JoblibZf => "joblib-zfile",
         }
     }
 }
+
+/// `s` cut to at most `max` bytes at a character boundary, with "..." when cut.
+fn clip(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let at = (0..=max)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        s.truncate(at);
+        s.push_str("...");
+    }
+    s
+}
+
+/// `ZF` and the hex length field of joblib's old zfile format (`len(hex(2**64))` = 19).
+const JOBLIB_ZF_HEADER: usize = 2 + 19;
 
 fn compression(head: &[u8]) -> Option<Compression> {
     match head {
@@ -1418,6 +1607,15 @@ fn compression(head: &[u8]) -> Option<Compression> {
             ..,
         ] => Some(Compression::Bzip2),
         [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Some(Compression::Xz),
+        [0x04, 0x22, 0x4d, 0x18, ..] => Some(Compression::Lz4),
+        [b'Z', b'F', b'0', b'x', rest @ ..]
+            if rest.len() >= JOBLIB_ZF_HEADER - 4
+                && rest[..JOBLIB_ZF_HEADER - 4]
+                    .iter()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b' ' | b'L')) =>
+        {
+            Some(Compression::JoblibZf)
+        }
         // LZMA "alone": properties byte 0x5d and a dictionary size that is a power of two.
         [0x5d, d0, d1, d2, d3, ..]
             if u32::from_le_bytes([*d0, *d1, *d2, *d3]).is_power_of_two() =>
@@ -1435,7 +1633,7 @@ fn compression(head: &[u8]) -> Option<Compression> {
 }
 
 fn strip_compression_ext(name: &str) -> String {
-    for suf in [".gz", ".bz2", ".xz", ".lzma", ".z", ".tgz"] {
+    for suf in [".gz", ".bz2", ".xz", ".lzma", ".lz4", ".z", ".tgz"] {
         if let Some(s) = name.strip_suffix(suf) {
             return if suf == ".tgz" {
                 format!("{s}.tar")
@@ -1493,6 +1691,16 @@ fn inflate(kind: Compression, reader: ReadAtReader<'_>, cap: u64) -> Result<Vec<
         Compression::Lzma => {
             let mut r = io::BufReader::new(reader);
             lzma_rs::lzma_decompress(&mut r, &mut out).map_err(|e| io::Error::other(e.to_string()))
+        }
+        Compression::Lz4 => {
+            io::copy(&mut lz4_flex::frame::FrameDecoder::new(reader), &mut out).map(|_| ())
+        }
+        Compression::JoblibZf => {
+            let reader = ReadAtReader {
+                src: reader.src,
+                pos: reader.pos + JOBLIB_ZF_HEADER as u64,
+            };
+            io::copy(&mut flate2::read::ZlibDecoder::new(reader), &mut out).map(|_| ())
         }
     };
     match res {

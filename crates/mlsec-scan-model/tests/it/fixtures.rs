@@ -48,6 +48,25 @@ fn benign_models_are_clean() {
 
 /// (file under fixtures/, rule, minimum severity, text the message or evidence must contain)
 const EXPECTED: &[(&str, &str, Severity, &str)] = &[
+    // joblib's LZ4 compression and its pre-0.10 zfile container.
+    (
+        "malicious/joblib_payload.lz4.joblib",
+        "PKL001",
+        Severity::Critical,
+        "system(\"echo MLSEC_MARKER\")",
+    ),
+    (
+        "malicious/joblib_payload_zfile.pkl",
+        "PKL001",
+        Severity::Critical,
+        "system(\"echo MLSEC_MARKER\")",
+    ),
+    (
+        "malformed/torch_zip_without_data_pkl.pt",
+        "GEN001",
+        Severity::Medium,
+        "without data.pkl",
+    ),
     // Standard-library functions that reach a process or a file (the derived table).
     (
         "malicious/gadget_osx_support.pkl",
@@ -484,8 +503,8 @@ const EXPECTED: &[(&str, &str, Severity, &str)] = &[
     (
         "malformed/unknown_content.pt",
         "GEN001",
-        Severity::Low,
-        "no known model format",
+        Severity::Medium,
+        "not a valid pickle stream",
     ),
 ];
 

@@ -230,3 +230,82 @@ fn zip_with_prepended_data_is_still_scanned() {
     assert_caught(&f, "KER002", Severity::Critical, "os.system");
     assert_caught(&f, "ARC009", Severity::Medium, "precede the zip archive");
 }
+
+/// A raw deflate stream of `mib` MiB of zeros, built from one full-flushed MiB repeated (a
+/// full flush resets the window, so the pieces do not refer to each other) and a final empty
+/// block: gigabytes in milliseconds.
+fn zeros_deflated(mib: usize) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut c = Compress::new(Compression::best(), false);
+    let mut piece = Vec::with_capacity(8192);
+    c.compress_vec(&vec![0u8; 1 << 20], &mut piece, FlushCompress::Full)
+        .unwrap();
+    let mut out = Vec::with_capacity(piece.len() * mib + 8);
+    for _ in 0..mib {
+        out.extend_from_slice(&piece);
+    }
+    // BFINAL=1, BTYPE=01 (fixed Huffman), end-of-block: 0b011 then seven zero bits.
+    out.extend_from_slice(&[0x03, 0x00]);
+    out
+}
+
+/// A zip whose members are deflated runs of zeros with honest sizes (CRC left 0: the scanner
+/// does not inflate members it can identify from their first bytes).
+fn flat_bomb(members: usize, mib_each: usize) -> Vec<u8> {
+    let body = zeros_deflated(mib_each);
+    let size = (mib_each as u64) << 20;
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for i in 0..members {
+        let name = format!("archive/data/{i}");
+        let offset = out.len() as u32;
+        let header = |sig: &[u8], central: bool| {
+            let mut h = sig.to_vec();
+            if central {
+                h.extend_from_slice(&20u16.to_le_bytes());
+            }
+            h.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            h.extend_from_slice(&0u16.to_le_bytes()); // flags
+            h.extend_from_slice(&8u16.to_le_bytes()); // deflate
+            h.extend_from_slice(&[0; 4]); // time, date
+            h.extend_from_slice(&0u32.to_le_bytes()); // crc
+            h.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(size as u32).to_le_bytes());
+            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes()); // extra
+            if central {
+                h.extend_from_slice(&[0; 8]); // comment, disk, internal attrs
+                h.extend_from_slice(&0u32.to_le_bytes()); // external attrs
+                h.extend_from_slice(&offset.to_le_bytes());
+            }
+            h.extend_from_slice(name.as_bytes());
+            h
+        };
+        out.extend(header(b"PK\x03\x04", false));
+        out.extend_from_slice(&body);
+        central.extend(header(b"PK\x01\x02", true));
+    }
+    let cd_offset = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&(members as u16).to_le_bytes());
+    out.extend_from_slice(&(members as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+#[test]
+fn a_flat_zip_bomb_is_reported_by_its_ratio() {
+    let z = flat_bomb(4, 1024);
+    assert!(z.len() < 8 << 20, "{} bytes", z.len());
+    assert_caught(&scan(&z, "bomb.zip"), "ARC006", Severity::High, ":1");
+    // A quarter of it is still a bomb, at medium.
+    let z = flat_bomb(1, 300);
+    assert_caught(&scan(&z, "bomb.zip"), "ARC006", Severity::Medium, ":1");
+    // Compressible data of ordinary size is not.
+    let z = flat_bomb(1, 8);
+    let f = scan(&z, "weights.zip");
+    assert!(f.iter().all(|f| f.rule.id != "ARC006"), "{}", dump(&f));
+}

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bypasses;
+mod claims;
 mod fixtures;
 mod hostile;
 mod rules;

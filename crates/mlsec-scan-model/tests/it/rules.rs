@@ -211,6 +211,17 @@ fn examples() -> BTreeMap<&'static str, Vec<Finding>> {
         "HF002",
         fixture("malicious/hf_remote_code/modeling_evil.py"),
     );
+    m.insert(
+        "HF003",
+        scan(
+            br#"{"chat_template": "{{ ''.__class__.__mro__[1].__subclasses__() }}"}"#,
+            "tokenizer_config.json",
+        ),
+    );
+    m.insert(
+        "HF004",
+        scan(br#"{"auto_map": {"AutoModel": "#, "config.json"),
+    );
     m.insert("TS001", fixture("malicious/torchscript_custom_op.pt"));
     m.insert("GEN001", scan(b"\x00\x01not a model", "weights.pt"));
     m
@@ -236,6 +247,14 @@ fn every_rule_has_a_positive_example() {
         ex.len(),
         mlsec_scan_model::rules::ALL.len(),
         "an example names a rule that is not in ALL"
+    );
+    let mut ids: Vec<&str> = mlsec_scan_model::rules::ALL.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        mlsec_scan_model::rules::ALL.len(),
+        "a rule is listed twice in ALL"
     );
 }
 
