@@ -33,6 +33,13 @@ pub const MAX_STACK: usize = 1 << 20;
 pub const MAX_ITEMS_KEPT: usize = 64;
 /// Deepest value nesting kept; deeper values become opaque.
 pub const MAX_VALUE_DEPTH: u32 = 48;
+/// A value that expands to more references than this (see `Val::weight`) ...
+pub const EXPANSION_LIMIT: u64 = 1 << 24;
+/// ... and to more than this many per opcode read is an expansion bomb; plain large data
+/// expands to about one reference per opcode.
+pub const EXPANSION_FACTOR: u64 = 64;
+/// An allocating constructor called with a size of at least this many bytes is a memory bomb.
+pub const MAX_ALLOCATION: u64 = 1 << 30;
 /// Most hits reported per stream.
 pub const MAX_HITS: usize = 200;
 
@@ -90,6 +97,7 @@ struct Obj {
     args: Val,
     state: Option<Val>,
     depth: u32,
+    weight: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +114,8 @@ struct Seq {
     items: Rc<Vec<Val>>,
     len: u64,
     depth: u32,
+    /// Values in the fully expanded tree (see [`Val::weight`]).
+    weight: u64,
 }
 
 #[derive(Debug)]
@@ -113,6 +123,7 @@ struct Dict {
     items: Rc<Vec<(Val, Val)>>,
     len: u64,
     depth: u32,
+    weight: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +154,19 @@ impl Val {
             Val::Dict(d) => d.depth,
             Val::Partial(_) => 1,
             _ => 0,
+        }
+    }
+
+    /// How many values the value stands for when every shared reference is expanded
+    /// (saturating): what `repr`, `json.dumps`, a deep copy or any tree walk of the loaded
+    /// object visits. `[x, x]` with `x` from the memo counts `x` twice.
+    fn weight(&self) -> u64 {
+        match self {
+            Val::Obj(o) => o.weight,
+            Val::Seq(s) => s.weight,
+            Val::Dict(d) => d.weight,
+            Val::Partial(p) => p.weight().saturating_add(1),
+            _ => 1,
         }
     }
 
@@ -178,7 +202,52 @@ impl Val {
     }
 }
 
+/// The length of `range(...)` built in the stream, when its arguments are constant.
+fn range_len(v: &Val) -> Option<u64> {
+    let Val::Obj(o) = v else { return None };
+    let Val::Global(g) = &o.func else { return None };
+    let q = (g.module.as_str(), g.name.as_str());
+    if !matches!(q, ("builtins" | "__builtin__", "range" | "xrange")) {
+        return None;
+    }
+    let ints: Vec<i128> = o
+        .args
+        .items()
+        .iter()
+        .map(|a| match a {
+            Val::Int(n) => Some(i128::from(*n)),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let (start, stop, step) = match ints.as_slice() {
+        [stop] => (0, *stop, 1),
+        [start, stop] => (*start, *stop, 1),
+        [start, stop, step] if *step != 0 => (*start, *stop, *step),
+        _ => return None,
+    };
+    let n = if step > 0 {
+        (stop - start + step - 1) / step
+    } else {
+        (start - stop - step - 1) / -step
+    };
+    Some(u64::try_from(n.max(0)).unwrap_or(u64::MAX))
+}
+
+fn weights<'v>(items: impl IntoIterator<Item = &'v Val>) -> u64 {
+    items
+        .into_iter()
+        .fold(0u64, |w, v| w.saturating_add(v.weight()))
+}
+
+/// A sequence of `len` items of which `items` are kept; items not kept weigh one each.
 fn seq(kind: SeqKind, items: Vec<Val>, len: u64) -> Val {
+    let weight = weights(&items)
+        .saturating_add(len.saturating_sub(items.len() as u64))
+        .saturating_add(1);
+    seq_weighing(kind, items, len, weight)
+}
+
+fn seq_weighing(kind: SeqKind, items: Vec<Val>, len: u64, weight: u64) -> Val {
     let depth = items.iter().map(Val::depth).max().unwrap_or(0) + 1;
     let items = Rc::new(items.into_iter().map(Val::capped).collect());
     Val::Seq(Rc::new(Seq {
@@ -186,6 +255,7 @@ fn seq(kind: SeqKind, items: Vec<Val>, len: u64) -> Val {
         items,
         len,
         depth,
+        weight,
     }))
 }
 
@@ -195,7 +265,11 @@ fn obj(func: Val, args: Val, state: Option<Val>) -> Val {
         .max(args.depth())
         .max(state.as_ref().map_or(0, Val::depth))
         + 1;
+    let weight = weights([&func, &args])
+        .saturating_add(state.as_ref().map_or(0, Val::weight))
+        .saturating_add(1);
     Val::Obj(Rc::new(Obj {
+        weight,
         func: func.capped(),
         args: args.capped(),
         state: state.map(Val::capped),
@@ -330,12 +404,56 @@ struct Memo {
     /// Distinct keys stored (CPython's `len(memo)`, which MEMOIZE uses as its key).
     count: usize,
     saturated: bool,
+    /// Where a stored list, set or dict lives (by the address of its shared value): Python's memo
+    /// holds the mutable object, so items appended after MEMOIZE are seen by every later GET.
+    containers: HashMap<usize, u64>,
+}
+
+/// The address of a container's shared value.
+fn container_addr(v: &Val) -> Option<usize> {
+    match v {
+        Val::Seq(s) => Some(Rc::as_ptr(s) as usize),
+        Val::Dict(d) => Some(Rc::as_ptr(d) as usize),
+        _ => None,
+    }
 }
 
 /// How far past the dense end a key may land and still extend the dense part.
 const DENSE_SLACK: u64 = 4096;
 
 impl Memo {
+    /// `old`, stored in the memo, was mutated into `new`: later GETs see `new`.
+    fn refresh(&mut self, old: &Val, new: &Val) {
+        let Some(addr) = container_addr(old) else {
+            return;
+        };
+        let Some(idx) = self.containers.remove(&addr) else {
+            return;
+        };
+        let still = self
+            .get(idx)
+            .is_some_and(|v| container_addr(v) == Some(addr));
+        if still {
+            self.overwrite(idx, new.clone());
+        }
+    }
+
+    /// Replaces a stored value without counting a new key.
+    fn overwrite(&mut self, idx: u64, v: Val) {
+        if let Some(addr) = container_addr(&v) {
+            self.containers.insert(addr, idx);
+        }
+        match usize::try_from(idx)
+            .ok()
+            .and_then(|i| self.dense.get_mut(i))
+        {
+            Some(slot) => *slot = Some(v),
+            None => {
+                self.sparse.insert(idx, v);
+            }
+        }
+    }
+
     fn get(&self, idx: u64) -> Option<&Val> {
         match usize::try_from(idx).ok().and_then(|i| self.dense.get(i)) {
             Some(slot) => slot.as_ref(),
@@ -344,6 +462,9 @@ impl Memo {
     }
 
     fn put(&mut self, idx: u64, v: Val) {
+        if let Some(addr) = container_addr(&v) {
+            self.containers.insert(addr, idx);
+        }
         let dense_len = self.dense.len() as u64;
         if idx < dense_len {
             let slot = &mut self.dense[idx as usize];
@@ -388,6 +509,7 @@ struct Machine<'a> {
     /// Set when joblib array data must be skipped after the current BUILD.
     pending_joblib: Option<JoblibArray>,
     calls: u64,
+    expansion_reported: bool,
 }
 
 enum JoblibArray {
@@ -416,6 +538,7 @@ impl<'a> Machine<'a> {
             opcodes: 0,
             pending_joblib: None,
             calls: 0,
+            expansion_reported: false,
         }
     }
 
@@ -534,8 +657,33 @@ impl<'a> Machine<'a> {
                 &rules::PICKLE_LIMIT,
             ));
         }
+        let weight = v.weight();
+        if weight > EXPANSION_LIMIT
+            && weight / EXPANSION_FACTOR > self.opcodes
+            && !self.expansion_reported
+        {
+            self.expansion_reported = true;
+            self.hit(
+                &rules::PICKLE_EXPANSION,
+                Severity::Medium,
+                op,
+                format!(
+                    "{} opcodes build a value that expands to more than {EXPANSION_LIMIT} references through shared (memo or DUP) values; anything that walks it (repr, JSON, a copy, a scanner that expands the tree) runs out of time or memory",
+                    self.opcodes
+                ),
+                Some(format!("expanded size {weight} (saturating) after {} opcodes", self.opcodes)),
+            );
+        }
         self.stack.push(v);
         Ok(())
+    }
+
+    /// The container on top of the stack was `before` and has just been mutated.
+    fn refresh_memo(&mut self, before: Option<&Val>) {
+        if let (Some(old), Some(new)) = (before, self.stack.last()) {
+            let new = new.clone();
+            self.memo.refresh(old, &new);
+        }
     }
 
     fn memo_put(&mut self, op: &Op, idx: u64) -> Result<(), Fail> {
@@ -602,6 +750,45 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// `bytes(n)`, `bytearray(n)`, `list(range(n))` and the like allocate what the argument
+    /// says: a huge size from a few bytes is a memory bomb.
+    fn check_allocation(&mut self, op: &Op, q: &str, first: Option<&Val>) {
+        let size = match (q, first) {
+            ("builtins.bytes" | "builtins.bytearray", Some(Val::Int(n))) => {
+                u64::try_from(*n).unwrap_or(0)
+            }
+            (
+                "builtins.bytes"
+                | "builtins.bytearray"
+                | "builtins.list"
+                | "builtins.tuple"
+                | "builtins.set"
+                | "builtins.frozenset"
+                | "builtins.dict"
+                | "collections.deque"
+                | "collections.Counter",
+                Some(v),
+            ) => range_len(v).map_or(0, |n| {
+                // A bytes value per item is one byte; a list holds an 8-byte pointer per item.
+                if q.starts_with("builtins.byte") {
+                    n
+                } else {
+                    n.saturating_mul(8)
+                }
+            }),
+            _ => 0,
+        };
+        if size >= MAX_ALLOCATION {
+            self.hit(
+                &rules::PICKLE_EXPANSION,
+                Severity::Medium,
+                op,
+                format!("{q} is called to allocate about {size} bytes at load time (a memory bomb from a few bytes)"),
+                Some(format!("{q}(...) allocating ~{size} bytes")),
+            );
+        }
+    }
+
     /// Resolves a call and returns the value it produces.
     fn call(&mut self, op: &Op, func: Val, args: Val) -> Val {
         self.calls += 1;
@@ -614,6 +801,7 @@ impl<'a> Machine<'a> {
                 let q = q
                     .strip_prefix("__builtin__.")
                     .map_or(q.clone(), |rest| format!("builtins.{rest}"));
+                self.check_allocation(op, &q, first.as_ref());
                 match q.as_str() {
                     "builtins.getattr" => {
                         let key = format!("{}.{}", g.module, g.name);
@@ -886,6 +1074,7 @@ impl<'a> Machine<'a> {
                     items: Rc::new(Vec::new()),
                     len: 0,
                     depth: 1,
+                    weight: 1,
                 })),
             )?,
             (O::LIST | O::TUPLE | O::FROZENSET, _) => {
@@ -896,8 +1085,9 @@ impl<'a> Machine<'a> {
                     O::TUPLE => SeqKind::Tuple,
                     _ => SeqKind::Set,
                 };
+                let weight = weights(&items).saturating_add(1);
                 let kept: Vec<Val> = items.into_iter().take(MAX_ITEMS_KEPT).collect();
-                self.push(op, seq(kind, kept, len))?;
+                self.push(op, seq_weighing(kind, kept, len, weight))?;
             }
             (O::TUPLE1 | O::TUPLE2 | O::TUPLE3, _) => {
                 let n = match op.code {
@@ -913,7 +1103,7 @@ impl<'a> Machine<'a> {
             }
             (O::DICT, _) => {
                 let items = self.pop_mark(op)?;
-                let d = make_dict(Vec::new(), 0, items);
+                let d = make_dict(Vec::new(), 0, 1, items);
                 self.push(op, d)?;
             }
             (O::APPEND | O::APPENDS | O::ADDITEMS, _) => {
@@ -922,10 +1112,12 @@ impl<'a> Machine<'a> {
                 } else {
                     self.pop_mark(op)?
                 };
+                let before = self.stack.last().cloned();
                 let top = self.top_mut(op)?;
                 match top {
                     Val::Seq(s) => {
                         let len = s.len + new.len() as u64;
+                        let weight = s.weight.saturating_add(weights(&new));
                         if s.items.len() >= MAX_ITEMS_KEPT {
                             // Full: count, share the kept items.
                             *top = Val::Seq(Rc::new(Seq {
@@ -933,6 +1125,7 @@ impl<'a> Machine<'a> {
                                 items: s.items.clone(),
                                 len,
                                 depth: s.depth,
+                                weight,
                             }));
                         } else {
                             let kind = s.kind;
@@ -941,13 +1134,14 @@ impl<'a> Machine<'a> {
                                 new.into_iter()
                                     .take(MAX_ITEMS_KEPT.saturating_sub(items.len())),
                             );
-                            *top = seq(kind, items, len);
+                            *top = seq_weighing(kind, items, len, weight);
                         }
                     }
                     // list subclasses append through their own `append`/`extend`.
                     Val::Obj(_) | Val::Unknown => {}
                     _ => return Err(malformed("APPEND to a value that is not a list")),
                 }
+                self.refresh_memo(before.as_ref());
             }
             (O::SETITEM | O::SETITEMS, _) => {
                 let new: Vec<Val> = if op.code == O::SETITEM {
@@ -960,6 +1154,7 @@ impl<'a> Machine<'a> {
                 if !new.len().is_multiple_of(2) {
                     return Err(malformed("SETITEMS with an odd number of items"));
                 }
+                let before = self.stack.last().cloned();
                 let top = self.top_mut(op)?;
                 match top {
                     Val::Dict(d) => {
@@ -974,14 +1169,16 @@ impl<'a> Machine<'a> {
                                 items: d.items.clone(),
                                 len: d.len + (new.len() / 2) as u64,
                                 depth: d.depth,
+                                weight: d.weight.saturating_add(weights(&new)),
                             }));
                         } else {
-                            *top = make_dict((*d.items).clone(), d.len, new);
+                            *top = make_dict((*d.items).clone(), d.len, d.weight, new);
                         }
                     }
                     Val::Obj(_) | Val::Unknown => {}
                     _ => return Err(malformed("SETITEM on a value that is not a dict")),
                 }
+                self.refresh_memo(before.as_ref());
             }
             (O::GLOBAL, Arg::Global(m, n)) => {
                 self.import(m, n, op, None);
@@ -1324,7 +1521,9 @@ fn is_joblib_wrapper(args: &Val) -> bool {
     matches!(args.items().first(), Some(Val::Global(g)) if g.name.ends_with("NumpyArrayWrapper"))
 }
 
-fn make_dict(mut items: Vec<(Val, Val)>, len: u64, flat: Vec<Val>) -> Val {
+/// `items` (kept, `len` in all, weighing `weight`) with the key/value pairs of `flat` set.
+fn make_dict(mut items: Vec<(Val, Val)>, len: u64, weight: u64, flat: Vec<Val>) -> Val {
+    let weight = weight.saturating_add(weights(&flat));
     let mut len = len;
     let mut it = flat.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
@@ -1348,6 +1547,7 @@ fn make_dict(mut items: Vec<(Val, Val)>, len: u64, flat: Vec<Val>) -> Val {
         items: Rc::new(items),
         len,
         depth,
+        weight,
     }))
 }
 

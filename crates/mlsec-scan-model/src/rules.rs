@@ -61,6 +61,14 @@ rule!(PICKLE_LIMIT, "PKL007", "pickle-limit-exceeded", High, &["CWE-400"], ML06,
     fix: "Treat the file as untrusted.",
     refs: &[]);
 
+rule!(PICKLE_EXPANSION, "PKL008", "pickle-resource-exhaustion", Medium, &["CWE-400", "CWE-776"], ML06,
+    summary: "Pickle builds a value far larger than the stream (reference expansion or a huge allocation)",
+    what: "Flags pickles whose loaded value expands, through shared memo or DUP references, to millions of times more references than the stream has opcodes (a billion-laughs structure), and calls of allocating constructors (`bytes(n)`, `bytearray(n)`, `list(range(n))`) with sizes of a gigabyte or more.",
+    why: "A few hundred bytes can make the loader, or anything that walks the loaded object, exhaust memory or time: a denial of service against the serving host or the CI job that loads the model.",
+    example: "`L1 = [L0, L0]`, `L2 = [L1, L1]`, ... 29 levels deep; or `builtins.bytearray(10**12)`.",
+    fix: "Do not load the file; regenerate it from a trusted source.",
+    refs: &["https://cwe.mitre.org/data/definitions/776.html"]);
+
 rule!(ARCHIVE_NAME_MISMATCH, "ARC001", "archive-name-mismatch", High, &["CWE-436"], ML06,
     summary: "Zip member's local header name differs from its central directory name",
     what: "Flags zip members whose local file header names a different file than the central directory.",
@@ -310,6 +318,7 @@ pub static ALL: &[&Rule] = &[
     &PICKLE_ATTRIBUTE_OVERWRITE,
     &PICKLE_MALFORMED,
     &PICKLE_LIMIT,
+    &PICKLE_EXPANSION,
     &ARCHIVE_NAME_MISMATCH,
     &ARCHIVE_DUPLICATE_ENTRY,
     &ARCHIVE_OVERLAP,

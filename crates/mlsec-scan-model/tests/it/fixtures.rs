@@ -48,6 +48,25 @@ fn benign_models_are_clean() {
 
 /// (file under fixtures/, rule, minimum severity, text the message or evidence must contain)
 const EXPECTED: &[(&str, &str, Severity, &str)] = &[
+    // Resource exhaustion from a few bytes.
+    (
+        "malicious/dos_reference_expansion.pkl",
+        "PKL008",
+        Severity::Medium,
+        "expands to more than",
+    ),
+    (
+        "malicious/dos_bytearray.pkl",
+        "PKL008",
+        Severity::Medium,
+        "builtins.bytearray",
+    ),
+    (
+        "malicious/dos_list_range.pkl",
+        "PKL008",
+        Severity::Medium,
+        "builtins.list",
+    ),
     // joblib's LZ4 compression and its pre-0.10 zfile container.
     (
         "malicious/joblib_payload.lz4.joblib",

@@ -309,3 +309,49 @@ fn a_flat_zip_bomb_is_reported_by_its_ratio() {
     let f = scan(&z, "weights.zip");
     assert!(f.iter().all(|f| f.rule.id != "ARC006"), "{}", dump(&f));
 }
+
+#[test]
+fn reference_expansion_through_dup_and_memo_is_reported() {
+    // DUP only: x, then 30 times (DUP, TUPLE2): 2^30 leaves in 62 bytes.
+    let mut p = b"\x80\x02]".to_vec();
+    for _ in 0..30 {
+        p.extend_from_slice(b"2\x86");
+    }
+    p.push(b'.');
+    assert_caught(
+        &scan(&p, "m.pkl"),
+        "PKL008",
+        Severity::Medium,
+        "expands to more than",
+    );
+    // A list filled after it was memoised is seen full by later GETs (as Python's memo does).
+    let mut p = b"\x80\x04]\x94".to_vec(); // L0 = [], memo 0
+    for i in 0u8..28 {
+        // Li+1 = [Li, Li]: EMPTY_LIST, MEMOIZE, MARK, GET i, GET i, APPENDS
+        p.extend_from_slice(b"]\x94(h");
+        p.push(i);
+        p.push(b'h');
+        p.push(i);
+        p.push(b'e');
+    }
+    p.push(b'.');
+    let f = scan(&p, "m.pkl");
+    assert_caught(&f, "PKL008", Severity::Medium, "expands to more than");
+}
+
+#[test]
+fn plain_large_data_and_allocations_are_not_bombs() {
+    // One memoised value referenced 2^20 times: large, but one reference per opcode.
+    let mut p = b"\x80\x04\x8c\x01x\x94](".to_vec();
+    for _ in 0..(1 << 20) {
+        p.extend_from_slice(b"h\x00");
+    }
+    p.extend_from_slice(b"e.");
+    let f = scan(&p, "big.pkl");
+    assert!(f.iter().all(|f| f.rule.id != "PKL008"), "{}", dump(&f));
+    // Modest allocations are ordinary.
+    let p = b"\x80\x02c__builtin__\nbytearray\nJ\x00\x00\x10\x00\x85R.";
+    assert!(scan(p, "m.pkl").is_empty(), "{}", dump(&scan(p, "m.pkl")));
+    let p = b"\x80\x02c__builtin__\nbytearray\n\x8a\x05\x00\x00\x00\x00\x01\x85R.";
+    assert_caught(&scan(p, "m.pkl"), "PKL008", Severity::Medium, "bytearray");
+}

@@ -79,6 +79,7 @@ fn examples() -> BTreeMap<&'static str, Vec<Finding>> {
     let mut deep = P::proto(2).0;
     deep.extend(std::iter::repeat_n(b'N', (1 << 20) + 1));
     m.insert("PKL007", scan(&deep, "m.pkl"));
+    m.insert("PKL008", fixture("malicious/dos_reference_expansion.pkl"));
     m.insert(
         "ARC001",
         scan(
