@@ -40,6 +40,8 @@ pub const EXPANSION_LIMIT: u64 = 1 << 24;
 pub const EXPANSION_FACTOR: u64 = 64;
 /// An allocating constructor called with a size of at least this many bytes is a memory bomb.
 pub const MAX_ALLOCATION: u64 = 1 << 30;
+/// Most storages recorded per stream.
+pub const MAX_STORAGES: usize = 1 << 20;
 /// Most hits reported per stream.
 pub const MAX_HITS: usize = 200;
 
@@ -67,6 +69,43 @@ pub struct Embedded {
     pub decoded: Option<Vec<u8>>,
 }
 
+/// A PyTorch storage a stream refers to by persistent id
+/// (`('storage', torch.FloatStorage, '0', 'cpu', 4)`), which `torch.load` reads from
+/// `data/<key>` of the archive.
+#[derive(Debug, Clone)]
+pub struct StorageRef {
+    pub key: String,
+    /// The storage class (`FloatStorage`, `UntypedStorage`, ...).
+    pub kind: String,
+    /// Elements declared.
+    pub numel: u64,
+    /// Offset of the opcode that names it.
+    pub offset: u64,
+}
+
+impl StorageRef {
+    /// Bytes per element of the storage class, when known.
+    pub fn element_size(&self) -> Option<u64> {
+        Some(match self.kind.as_str() {
+            "UntypedStorage"
+            | "ByteStorage"
+            | "CharStorage"
+            | "BoolStorage"
+            | "QUInt8Storage"
+            | "QInt8Storage"
+            | "QUInt4x2Storage"
+            | "QUInt2x4Storage"
+            | "Float8_e4m3fnStorage"
+            | "Float8_e5m2Storage" => 1,
+            "HalfStorage" | "BFloat16Storage" | "ShortStorage" => 2,
+            "FloatStorage" | "IntStorage" | "QInt32Storage" => 4,
+            "DoubleStorage" | "LongStorage" | "ComplexFloatStorage" => 8,
+            "ComplexDoubleStorage" => 16,
+            _ => return None,
+        })
+    }
+}
+
 /// The outcome of analysing one or more concatenated pickle streams.
 #[derive(Debug, Default)]
 pub struct Analysis {
@@ -80,6 +119,8 @@ pub struct Analysis {
     pub imports: usize,
     /// The parse error that ended analysis, if any (already reported as a hit).
     pub error: Option<String>,
+    /// PyTorch storages named by persistent ids, in stream order.
+    pub storages: Vec<StorageRef>,
     /// Calls made (REDUCE, INST, OBJ, NEWOBJ, BUILD with `__setstate__`), complete stream or not:
     /// a loader makes them before it reaches a later error.
     pub calls: u64,
@@ -133,7 +174,10 @@ enum Val {
     Int(i64),
     Float,
     Str(Rc<str>),
-    Bytes { head: Rc<[u8]>, len: u64 },
+    Bytes {
+        head: Rc<[u8]>,
+        len: u64,
+    },
     Global(Rc<Global>),
     Module(Rc<str>),
     Obj(Rc<Obj>),
@@ -143,6 +187,8 @@ enum Val {
     MethodCaller(Rc<str>),
     Partial(Rc<Val>),
     Persistent,
+    /// A PyTorch storage named by a persistent id.
+    Storage(Rc<StorageRef>),
     Unknown,
 }
 
@@ -200,6 +246,54 @@ impl Val {
             _ => &[],
         }
     }
+}
+
+/// `('storage', <storage class>, key, location, numel[, view])`.
+fn storage_ref(pid: &Val, offset: u64) -> Option<StorageRef> {
+    let items = pid.items();
+    if items.first().and_then(Val::as_str) != Some("storage") || items.len() < 5 {
+        return None;
+    }
+    let kind = match &items[1] {
+        Val::Global(g) => g.name.clone(),
+        _ => return None,
+    };
+    let key = match &items[2] {
+        Val::Str(k) => k.to_string(),
+        Val::Int(k) => k.to_string(),
+        _ => return None,
+    };
+    let Val::Int(numel) = items[4] else {
+        return None;
+    };
+    Some(StorageRef {
+        key,
+        kind,
+        numel: u64::try_from(numel).unwrap_or(u64::MAX),
+        offset,
+    })
+}
+
+/// Is this value a tensor built by one of PyTorch's rebuild functions?
+fn is_tensor(v: &Val) -> bool {
+    let Val::Obj(o) = v else { return false };
+    let Val::Global(g) = &o.func else {
+        return false;
+    };
+    (g.module == "torch._utils" || g.module == "torch._tensor") && g.name.starts_with("_rebuild_")
+        || (g.module == "torch" && g.name == "Tensor")
+        || (g.module == "torch.nn.parameter" && g.name == "Parameter")
+}
+
+/// Integers of a constant tuple.
+fn ints(v: &Val) -> Option<Vec<i64>> {
+    v.items()
+        .iter()
+        .map(|a| match a {
+            Val::Int(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The length of `range(...)` built in the stream, when its arguments are constant.
@@ -366,6 +460,9 @@ fn render(v: &Val, out: &mut String, depth: u32) {
             out.push(')');
         }
         Val::Persistent => out.push_str("<persistent id>"),
+        Val::Storage(s) => {
+            let _ = write!(out, "<storage {:?}: {} x {}>", s.key, s.numel, s.kind);
+        }
         Val::Unknown => out.push('?'),
     }
 }
@@ -510,6 +607,7 @@ struct Machine<'a> {
     pending_joblib: Option<JoblibArray>,
     calls: u64,
     expansion_reported: bool,
+    storages: Vec<StorageRef>,
 }
 
 enum JoblibArray {
@@ -539,6 +637,7 @@ impl<'a> Machine<'a> {
             pending_joblib: None,
             calls: 0,
             expansion_reported: false,
+            storages: Vec::new(),
         }
     }
 
@@ -789,6 +888,62 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// `_rebuild_tensor_v2(storage, offset, size, stride, ...)`: the view must lie inside the
+    /// storage. PyTorch's `weights_only` loader trusts these numbers; a view past the end reads
+    /// or writes memory the storage does not own.
+    fn check_view(&mut self, op: &Op, q: &str, args: &[Val]) {
+        let [Val::Storage(st), Val::Int(offset), size, stride, ..] = args else {
+            return;
+        };
+        let (Some(size), Some(stride)) = (ints(size), ints(stride)) else {
+            return;
+        };
+        let bad = |why: String| {
+            (
+                why,
+                format!(
+                    "{q}(<storage {:?}: {} elements>, {offset}, {size:?}, {stride:?})",
+                    st.key, st.numel
+                ),
+            )
+        };
+        let problem = if *offset < 0 || size.iter().any(|&n| n < 0) || stride.iter().any(|&n| n < 0)
+        {
+            Some(bad("negative offset, size or stride".to_owned()))
+        } else if size.len() != stride.len() {
+            Some(bad(format!(
+                "{} sizes but {} strides",
+                size.len(),
+                stride.len()
+            )))
+        } else if size.contains(&0) {
+            None
+        } else {
+            // Last element reached: offset + sum((size_i - 1) * stride_i), in 128 bits.
+            let last = size
+                .iter()
+                .zip(&stride)
+                .fold(i128::from(*offset), |acc, (&n, &s)| {
+                    acc + (i128::from(n) - 1) * i128::from(s)
+                });
+            (last >= i128::from(st.numel)).then(|| {
+                bad(format!(
+                    "the view reaches element {last} of a storage of {} elements",
+                    st.numel
+                ))
+            })
+        };
+        if let Some((why, evidence)) = problem {
+            self.hit(
+                &rules::TORCH_TENSOR_BOUNDS,
+                Severity::High,
+                op,
+                format!("tensor view outside its storage: {why}; PyTorch's weights_only loader trusts these numbers"),
+                Some(evidence),
+            );
+        }
+    }
+
     /// Resolves a call and returns the value it produces.
     fn call(&mut self, op: &Op, func: Val, args: Val) -> Val {
         self.calls += 1;
@@ -802,6 +957,14 @@ impl<'a> Machine<'a> {
                     .strip_prefix("__builtin__.")
                     .map_or(q.clone(), |rest| format!("builtins.{rest}"));
                 self.check_allocation(op, &q, first.as_ref());
+                if matches!(
+                    q.as_str(),
+                    "torch._utils._rebuild_tensor"
+                        | "torch._utils._rebuild_tensor_v2"
+                        | "torch._utils._rebuild_tensor_v3"
+                ) {
+                    self.check_view(op, &q, args.items());
+                }
                 match q.as_str() {
                     "builtins.getattr" => {
                         let key = format!("{}.{}", g.module, g.name);
@@ -1155,6 +1318,16 @@ impl<'a> Machine<'a> {
                     return Err(malformed("SETITEMS with an odd number of items"));
                 }
                 let before = self.stack.last().cloned();
+                if before.as_ref().is_some_and(is_tensor) {
+                    let shown = before.as_ref().map(show).unwrap_or_default();
+                    self.hit(
+                        &rules::TORCH_TENSOR_BOUNDS,
+                        Severity::High,
+                        op,
+                        format!("{} applied to a tensor: item assignment into tensor memory at load time, with indices the file chooses", op.code.name()),
+                        Some(format!("{shown}[...] = ...")),
+                    );
+                }
                 let top = self.top_mut(op)?;
                 match top {
                     Val::Dict(d) => {
@@ -1288,6 +1461,15 @@ impl<'a> Machine<'a> {
                             Some(show(&state)),
                         );
                     }
+                    Val::Obj(_) if is_tensor(&target) => {
+                        self.hit(
+                            &rules::TORCH_TENSOR_BOUNDS,
+                            Severity::High,
+                            op,
+                            "BUILD applied to a tensor: the weights_only loader runs Tensor.set_(*state), re-pointing the tensor at a storage, size and stride the file chooses".to_owned(),
+                            Some(format!("{}.set_({})", show(&target), show(&state))),
+                        );
+                    }
                     Val::Obj(o) => {
                         if let Val::Global(g) = &o.func {
                             let q = format!("{}.{}", g.module, g.name);
@@ -1329,8 +1511,17 @@ impl<'a> Machine<'a> {
             }
             (O::PERSID, _) => self.push(op, Val::Persistent)?,
             (O::BINPERSID, _) => {
-                self.pop(op)?;
-                self.push(op, Val::Persistent)?;
+                let pid = self.pop(op)?;
+                let v = match storage_ref(&pid, op.offset) {
+                    Some(s) => {
+                        if self.storages.len() < MAX_STORAGES {
+                            self.storages.push(s.clone());
+                        }
+                        Val::Storage(Rc::new(s))
+                    }
+                    None => Val::Persistent,
+                };
+                self.push(op, v)?;
             }
             (O::EXT1 | O::EXT2 | O::EXT4, Arg::Int(code)) => {
                 self.hit(
@@ -1458,6 +1649,7 @@ impl<'a> Machine<'a> {
     fn finish(&mut self, analysis: &mut Analysis) {
         analysis.imports += self.imports.len();
         analysis.calls += std::mem::take(&mut self.calls);
+        analysis.storages.append(&mut self.storages);
         for rec in self.imports.drain(..) {
             // `getattr` whose every use was resolved: what it reached is reported on its own.
             let is_getattr = matches!(

@@ -69,6 +69,14 @@ rule!(PICKLE_EXPANSION, "PKL008", "pickle-resource-exhaustion", Medium, &["CWE-4
     fix: "Do not load the file; regenerate it from a trusted source.",
     refs: &["https://cwe.mitre.org/data/definitions/776.html"]);
 
+rule!(TORCH_TENSOR_BOUNDS, "PT001", "torch-tensor-out-of-bounds", High, &["CWE-787", "CWE-125"], ML06,
+    summary: "PyTorch checkpoint builds tensors outside their storage, or mutates tensors while loading",
+    what: "Flags PyTorch archives whose storages declare more elements than their `data/` member holds, tensor views (offset, size, stride) that reach past their storage, and BUILD or SETITEM applied to a tensor, using only globals the `weights_only` loader allows.",
+    why: "These target the \"safe\" loader itself: `torch.load(weights_only=True)` trusts the numbers in the pickle, so a file that passes an allowlist can still read or write memory it does not own.",
+    example: "`('storage', torch.FloatStorage, '0', 'cpu', 1000000)` over a 16-byte `data/0`; `_rebuild_tensor_v2(storage, 0, (1000000,), (1,))` over a 4-element storage.",
+    fix: "Do not load the file; re-export the weights to safetensors from a trusted copy.",
+    refs: &["https://github.com/pytorch/pytorch/security/advisories"]);
+
 rule!(ARCHIVE_NAME_MISMATCH, "ARC001", "archive-name-mismatch", High, &["CWE-436"], ML06,
     summary: "Zip member's local header name differs from its central directory name",
     what: "Flags zip members whose local file header names a different file than the central directory.",
@@ -329,6 +337,7 @@ pub static ALL: &[&Rule] = &[
     &ARCHIVE_UNSCANNABLE,
     &ARCHIVE_MALFORMED,
     &TORCHSCRIPT_CUSTOM_OPERATOR,
+    &TORCH_TENSOR_BOUNDS,
     &NUMPY_OBJECT_ARRAY,
     &NUMPY_MALFORMED,
     &SAFETENSORS_INVALID,

@@ -99,6 +99,9 @@ pub enum Kind {
 pub struct Scanner {
     pub findings: Vec<Finding>,
     inflated: u64,
+    /// PyTorch storages named by the pickles scanned so far, checked against the archive that
+    /// holds them.
+    storages: Vec<pickle::StorageRef>,
 }
 
 fn ext(name: &str) -> String {
@@ -128,6 +131,7 @@ impl Scanner {
         Scanner {
             findings: Vec::new(),
             inflated: 0,
+            storages: Vec::new(),
         }
     }
 
@@ -295,7 +299,14 @@ impl Scanner {
         self.pickle_hits(a, loc, depth, src);
     }
 
-    fn pickle_hits(&mut self, a: pickle::Analysis, loc: &Location, depth: u32, src: &dyn ReadAt) {
+    fn pickle_hits(
+        &mut self,
+        mut a: pickle::Analysis,
+        loc: &Location,
+        depth: u32,
+        src: &dyn ReadAt,
+    ) {
+        self.storages.append(&mut a.storages);
         for h in a.hits {
             let mut l = loc.clone().at(h.offset);
             if !h.opcode.is_empty() {
@@ -517,6 +528,7 @@ impl Scanner {
             ));
         }
         self.expansion_ratio(archive, loc);
+        let first_storage = self.storages.len();
         let limits = zip::Limits::default();
         for entry in &archive.entries {
             if entry.is_dir() {
@@ -601,7 +613,66 @@ impl Scanner {
             }
             self.scan(rd, &mloc, &entry.name, dir, depth + 1);
         }
+        if kind == Kind::TorchZip {
+            let storages = self
+                .storages
+                .split_off(first_storage.min(self.storages.len()));
+            self.check_storages(archive, &storages, loc);
+        }
         kind
+    }
+
+    /// Each storage `data.pkl` names must be a `data/<key>` member holding at least the bytes
+    /// its element count declares: `torch.load(weights_only=True)` trusts the count.
+    fn check_storages(
+        &mut self,
+        archive: &zip::Archive,
+        storages: &[pickle::StorageRef],
+        loc: &Location,
+    ) {
+        let by_key: std::collections::HashMap<&str, &zip::Entry> = archive
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let (dir, key) = e.name.rsplit_once('/')?;
+                (dir == "data" || dir.ends_with("/data")).then_some((key, e))
+            })
+            .collect();
+        let mut reported = 0;
+        for st in storages {
+            if reported >= 20 {
+                break;
+            }
+            let Some(entry) = by_key.get(st.key.as_str()) else {
+                reported += 1;
+                let f = self.add(
+                    &rules::TORCH_TENSOR_BOUNDS,
+                    loc,
+                    format!(
+                        "data.pkl names storage {:?}, but the archive has no data/{} member",
+                        st.key, st.key
+                    ),
+                );
+                f.severity = Severity::Medium;
+                f.set_evidence(format!(
+                    "('storage', {}, {:?}, ..., {})",
+                    st.kind, st.key, st.numel
+                ));
+                continue;
+            };
+            let Some(size) = st.element_size() else {
+                continue;
+            };
+            let needed = st.numel.saturating_mul(size);
+            if needed > entry.uncompressed_size {
+                reported += 1;
+                self.add(&rules::TORCH_TENSOR_BOUNDS, &loc.clone().member(&entry.name), format!(
+                    "storage {:?} declares {} elements of {} ({needed} bytes) but its member holds {} bytes",
+                    st.key, st.numel, st.kind, entry.uncompressed_size
+                ))
+                .set_evidence(format!("('storage', {}, {:?}, ..., {}) over {} bytes", st.kind, st.key, st.numel, entry.uncompressed_size));
+            }
+        }
     }
 
     /// Decides from a large member's first bytes whether it must be inflated in full. Plain

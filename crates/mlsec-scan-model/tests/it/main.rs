@@ -7,6 +7,7 @@ mod claims;
 mod fixtures;
 mod hostile;
 mod rules;
+mod torch_loader;
 mod writer;
 
 use mlsec_diagnostics::{Finding, Severity};

@@ -224,6 +224,13 @@ fn examples() -> BTreeMap<&'static str, Vec<Finding>> {
         scan(br#"{"auto_map": {"AutoModel": "#, "config.json"),
     );
     m.insert("TS001", fixture("malicious/torchscript_custom_op.pt"));
+    m.insert(
+        "PT001",
+        scan(
+            b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQK\x00J\x00\x00\x01\x00\x85K\x01\x85\x89)tR.",
+            "m.pkl",
+        ),
+    );
     m.insert("GEN001", scan(b"\x00\x01not a model", "weights.pt"));
     m
 }
