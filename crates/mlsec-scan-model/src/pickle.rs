@@ -1785,7 +1785,13 @@ fn joblib_array(state: &Val) -> Option<JoblibArray> {
             if t.starts_with('U') { n * 4 } else { n }
         }
     };
-    let padded = dict_get(state, "allow_mmap").is_some();
+    // joblib >= 1.2 pads array data for memory mapping and records the alignment; older
+    // versions (0.10 to 1.1) write `allow_mmap` but no padding byte.
+    let padded = matches!(dict_get(state, "allow_mmap"), Some(Val::Bool(true)))
+        && matches!(
+            dict_get(state, "numpy_array_alignment_bytes"),
+            Some(Val::Int(_))
+        );
     Some(JoblibArray::Raw {
         bytes: count.checked_mul(elsize)?,
         padded,

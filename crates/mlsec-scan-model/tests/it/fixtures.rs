@@ -48,6 +48,12 @@ fn benign_models_are_clean() {
 
 /// (file under fixtures/, rule, minimum severity, text the message or evidence must contain)
 const EXPECTED: &[(&str, &str, Severity, &str)] = &[
+    (
+        "malicious/joblib_0.11_payload.joblib",
+        "PKL001",
+        Severity::Critical,
+        "system(\"echo MLSEC_MARKER\")",
+    ),
     // Resource exhaustion from a few bytes.
     (
         "malicious/dos_reference_expansion.pkl",
