@@ -11,6 +11,7 @@
 //! * [`zip`]: a central-directory zip reader that reports what Python's `zipfile` and PyTorch's
 //!   miniz disagree about (name mismatches, CRC, encryption flags, overlaps, zip64).
 //! * [`safetensors`], [`gguf`], [`npy`]: strict header parsers.
+//! * [`tflite`]: the TensorFlow Lite FlatBuffer, as far as its operator codes.
 //! * [`protobuf`]: a wire-format walker, and the ONNX and TensorFlow SavedModel views built on it.
 //!
 //! # Example
@@ -35,4 +36,5 @@ pub mod pickle;
 pub mod protobuf;
 pub mod safetensors;
 pub mod source;
+pub mod tflite;
 pub mod zip;

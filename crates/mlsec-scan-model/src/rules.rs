@@ -77,6 +77,22 @@ rule!(TORCH_TENSOR_BOUNDS, "PT001", "torch-tensor-out-of-bounds", High, &["CWE-7
     fix: "Do not load the file; re-export the weights to safetensors from a trusted copy.",
     refs: &["https://github.com/pytorch/pytorch/security/advisories"]);
 
+rule!(TFLITE_CUSTOM_OPERATOR, "TFL001", "tflite-custom-operator", Medium, &["CWE-829"], ML06,
+    summary: "TensorFlow Lite model uses custom or Flex (TensorFlow) operators",
+    what: "Flags `.tflite` models whose operator codes include custom operators, which run kernels registered by the application, and Flex operators, which run TensorFlow ops through the select-ops delegate; high when a Flex op reads or writes files or runs Python.",
+    why: "Built-in kernels are the reviewed surface of the interpreter; a custom operator runs whatever the loading application registered under that name, and Flex ops bring TensorFlow's file and Python ops along.",
+    example: "An operator code `CUSTOM` with `custom_code: \"FlexWriteFile\"`.",
+    fix: "Check that every custom operator is one your application registers on purpose; avoid Flex ops that touch files.",
+    refs: &["https://www.tensorflow.org/lite/guide/ops_custom", "https://www.tensorflow.org/lite/guide/ops_select"]);
+
+rule!(TFLITE_MALFORMED, "TFL002", "tflite-malformed", Medium, &["CWE-20"], ML06,
+    summary: "TensorFlow Lite model cannot be parsed",
+    what: "Flags `.tflite` files (or files with the `TFL3` identifier) whose FlatBuffer offsets, vtables or vectors point outside the file or exceed the parser's limits.",
+    why: "The interpreter's own verifier is all that stands between such a file and out-of-bounds reads; the scanner cannot say what it would run.",
+    example: "A root table whose vtable offset points before the start of the file.",
+    fix: "Obtain the model again from its source.",
+    refs: &[]);
+
 rule!(ARCHIVE_NAME_MISMATCH, "ARC001", "archive-name-mismatch", High, &["CWE-436"], ML06,
     summary: "Zip member's local header name differs from its central directory name",
     what: "Flags zip members whose local file header names a different file than the central directory.",
@@ -353,6 +369,8 @@ pub static ALL: &[&Rule] = &[
     &HDF5_MALFORMED,
     &TF_DANGEROUS_OP,
     &TF_MALFORMED,
+    &TFLITE_CUSTOM_OPERATOR,
+    &TFLITE_MALFORMED,
     &HF_TRUST_REMOTE_CODE,
     &HF_CUSTOM_CODE_FILE,
     &HF_TEMPLATE_INJECTION,

@@ -7,7 +7,7 @@ use std::path::Path;
 use mlsec_diagnostics::{Finding, Location, Rule, Severity};
 use mlsec_formats::protobuf::{onnx, saved_model};
 use mlsec_formats::source::{ReadAt, Slice};
-use mlsec_formats::{gguf, hdf5, npy, pickle as pk, safetensors, zip};
+use mlsec_formats::{gguf, hdf5, npy, pickle as pk, safetensors, tflite, zip};
 
 use crate::pickle::{self, StreamMode};
 use crate::{keras, rules, template};
@@ -55,6 +55,7 @@ pub const MODEL_EXTENSIONS: &[&str] = &[
     "hdf5",
     "keras",
     "onnx",
+    "tflite",
     "safetensors",
     "gguf",
     "ggml",
@@ -87,6 +88,7 @@ pub enum Kind {
     Gguf,
     Hdf5,
     Onnx,
+    Tflite,
     SavedModel,
     KerasMetadata,
     HfConfig,
@@ -192,6 +194,10 @@ impl Scanner {
         if gguf::sniff(&head) {
             self.scan_gguf(src, loc);
             return Kind::Gguf;
+        }
+        if tflite::sniff(&head) || e == "tflite" {
+            self.scan_tflite(src, loc);
+            return Kind::Tflite;
         }
         if head.starts_with(HDF5_MAGIC) {
             self.scan_h5(src, loc);
@@ -1040,6 +1046,56 @@ impl Scanner {
                     loc,
                     format!("GGUF cannot be parsed: {e}"),
                 );
+            }
+        }
+    }
+
+    fn scan_tflite(&mut self, src: &dyn ReadAt, loc: &Location) {
+        let m = match tflite::parse(src) {
+            Ok(m) => m,
+            Err(e) => {
+                self.add(
+                    &rules::TFLITE_MALFORMED,
+                    loc,
+                    format!("TensorFlow Lite model cannot be parsed: {e}"),
+                );
+                return;
+            }
+        };
+        for (i, oc) in m
+            .operator_codes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.is_custom())
+        {
+            let name = oc.custom.as_deref().unwrap_or("");
+            let field = loc.clone().field(format!("operator_codes/{i}"));
+            let flex = name.strip_prefix("Flex");
+            match flex.and_then(dangerous_tf_op) {
+                Some(what) => {
+                    let f = self.add(
+                        &rules::TFLITE_CUSTOM_OPERATOR,
+                        &field,
+                        format!(
+                            "Flex operator {name:?} runs TensorFlow's {} op, which {what}",
+                            flex.unwrap_or_default()
+                        ),
+                    );
+                    f.severity = Severity::High;
+                    f.set_evidence(name.to_owned());
+                }
+                None if name.is_empty() => {
+                    self.add(&rules::TFLITE_CUSTOM_OPERATOR, &field, "custom operator without a name: the interpreter cannot resolve it, and what it was meant to run is unknown");
+                }
+                None => {
+                    let kind = if flex.is_some() {
+                        "Flex (TensorFlow) operator"
+                    } else {
+                        "custom operator"
+                    };
+                    self.add(&rules::TFLITE_CUSTOM_OPERATOR, &field, format!("{kind} {name:?}: runs a kernel the loading application registers under that name"))
+                        .set_evidence(name.to_owned());
+                }
             }
         }
     }

@@ -48,6 +48,25 @@ fn benign_models_are_clean() {
 
 /// (file under fixtures/, rule, minimum severity, text the message or evidence must contain)
 const EXPECTED: &[(&str, &str, Severity, &str)] = &[
+    // TensorFlow Lite.
+    (
+        "malicious/tflite_custom_op.tflite",
+        "TFL001",
+        Severity::Medium,
+        "MlsecMarkerOp",
+    ),
+    (
+        "malicious/tflite_flex_writefile.tflite",
+        "TFL001",
+        Severity::High,
+        "FlexWriteFile",
+    ),
+    (
+        "malformed/tflite_truncated.tflite",
+        "TFL002",
+        Severity::Medium,
+        "cannot be parsed",
+    ),
     (
         "malicious/joblib_0.11_payload.joblib",
         "PKL001",

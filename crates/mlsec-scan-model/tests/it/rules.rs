@@ -224,6 +224,8 @@ fn examples() -> BTreeMap<&'static str, Vec<Finding>> {
         scan(br#"{"auto_map": {"AutoModel": "#, "config.json"),
     );
     m.insert("TS001", fixture("malicious/torchscript_custom_op.pt"));
+    m.insert("TFL001", fixture("malicious/tflite_custom_op.tflite"));
+    m.insert("TFL002", fixture("malformed/tflite_truncated.tflite"));
     m.insert(
         "PT001",
         scan(
