@@ -83,6 +83,34 @@ lk = ec.generate_private_key(ec.SECP256R1()); leaf = cert("interop leaf", inter.
 pem = lambda c: c.public_bytes(serialization.Encoding.PEM)
 (d / "root.pem").write_bytes(pem(root)); (d / "intermediate.pem").write_bytes(pem(inter)); (d / "leaf.pem").write_bytes(pem(leaf))
 (d / "leaf.key").write_bytes(enc(lk))
+# Chains whose CAs sign with RSA (PSS at the root, PKCS#1 v1.5 SHA-384 below) and with Ed25519;
+# the leaf keys stay ECDSA, the only kind model-signing signs with.
+from cryptography.hazmat.primitives.asymmetric import rsa, ed25519, padding
+def signed(cn, issuer, key, signer, ca, algorithm, **kw):
+    b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+         .issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if ca:
+        b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+    else:
+        b = b.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+    return b.sign(signer, algorithm, **kw)
+pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+rrk = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+rroot = signed("rsa root", x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsa root")]), rrk, rrk, True, hashes.SHA256(), rsa_padding=pss)
+rik = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+rinter = signed("rsa intermediate", rroot.subject, rik, rrk, True, hashes.SHA256(), rsa_padding=pss)
+rlk = ec.generate_private_key(ec.SECP384R1())
+rleaf = signed("rsa-issued leaf", rinter.subject, rlk, rik, False, hashes.SHA384())
+erk = ed25519.Ed25519PrivateKey.generate()
+eroot = signed("ed25519 root", x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ed25519 root")]), erk, erk, True, None)
+elk = ec.generate_private_key(ec.SECP256R1())
+eleaf = signed("ed25519-issued leaf", eroot.subject, elk, erk, False, None)
+for n, c in [("rsa-root", rroot), ("rsa-intermediate", rinter), ("rsa-leaf", rleaf), ("ed-root", eroot), ("ed-leaf", eleaf)]:
+    (d / f"{n}.pem").write_bytes(pem(c))
+(d / "rsa-leaf.key").write_bytes(enc(rlk)); (d / "ed-leaf.key").write_bytes(enc(elk))
 '''
     subprocess.run([str(py), "-c", code, str(d)], check=True)
 
@@ -208,6 +236,28 @@ def main() -> int:
         check("model_signing CLI sign certificate", [*ms, "sign", "certificate", model, "--private_key", d / "leaf.key", "--signing_certificate", d / "leaf.pem", "--certificate_chain", d / "intermediate.pem", "--signature", sig])
         check("mlsec verifies model_signing certificate bundle", [mlsec, "verify", model, "--cert-chain", d / "root.pem", "--signature", sig])
         check("mlsec verify-model (adapter) certificate", [mlsec, "verify-model", "--method", "certificate", "--model-path", model, "--bundle", sig, "--cert-chain", d / "root.pem"])
+
+        # Chains signed by RSA (PSS and PKCS#1 v1.5) and Ed25519 certificate authorities.
+        sig = d / "ms-rsa-chain.sig"
+        check("model_signing CLI sign certificate (RSA chain)", [*ms, "sign", "certificate", model, "--private_key", d / "rsa-leaf.key", "--signing_certificate", d / "rsa-leaf.pem", "--certificate_chain", d / "rsa-intermediate.pem", "--signature", sig])
+        check("mlsec verifies it against the RSA root", [mlsec, "verify", model, "--cert-chain", d / "rsa-root.pem", "--signature", sig])
+        check("mlsec refuses it against another root", [mlsec, "verify", model, "--cert-chain", d / "root.pem", "--signature", sig], expect_ok=False)
+        sig = d / "ms-ed-chain.sig"
+        check("model_signing CLI sign certificate (Ed25519 CA)", [*ms, "sign", "certificate", model, "--private_key", d / "ed-leaf.key", "--signing_certificate", d / "ed-leaf.pem", "--certificate_chain", d / "ed-root.pem", "--signature", sig])
+        check("mlsec verifies it against the Ed25519 root", [mlsec, "verify", model, "--cert-chain", d / "ed-root.pem", "--signature", sig])
+
+        # Symbolic links: both follow file links and skip directory links (model-signing's glob
+        # does not recurse into them), so either one's signature verifies in the other.
+        linked = d / "model-links"
+        shutil.copytree(model, linked)
+        (linked / "weights-link.bin").symlink_to("model.safetensors")
+        (linked / "shards-link").symlink_to("shards", target_is_directory=True)
+        sig = d / "ms-links.sig"
+        check("model_signing CLI sign with symlinks", [*ms, "sign", "key", linked, "--private_key", d / "p256.key", "--signature", sig, "--allow_symlinks"])
+        check("mlsec verifies it (directory link skipped, file link followed)", [mlsec, "verify", linked, "--key", d / "p256.pub", "--signature", sig, "--allow-symlinks"])
+        sig = d / "mlsec-links.sig"
+        check("mlsec sign with symlinks", [mlsec, "sign", linked, "--key", d / "p256.key", "--signature", sig, "--allow-symlinks"])
+        check("model_signing CLI verifies it", [*ms, "verify", "key", linked, "--signature", sig, "--public_key", d / "p256.pub", "--allow_symlinks"])
 
         # 3. Tampering is caught by both, on each other's bundles.
         (model / "shards" / "part-00002.bin").write_bytes(os.urandom(1_000))

@@ -70,6 +70,18 @@ fn get_str<'a>(obj: &'a Map<String, Value>, field: &str, path: &str) -> Result<&
         .ok_or_else(|| Error::new(format!("{path}.{field}: not a string")))
 }
 
+/// The DSSE envelope and its signatures are closed structures (model-signing refuses anything
+/// else in them): a field this parser does not know is an error, not something to ignore.
+fn only_fields(obj: &Map<String, Value>, known: &[&str], path: &str) -> Result<(), Error> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(Error::new(format!(
+            "{path}: unknown field `{k}` (expected only {})",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn get_obj<'a>(
     obj: &'a Map<String, Value>,
     field: &str,
@@ -191,6 +203,11 @@ impl Bundle {
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
         let env = get_obj(root, "dsseEnvelope", "bundle").map_err(|e| if root.contains_key("messageSignature") { Error::new("bundle holds a messageSignature, not a DSSE envelope: model signatures are DSSE") } else { e })?;
+        only_fields(
+            env,
+            &["payload", "payloadType", "signatures"],
+            "bundle.dsseEnvelope",
+        )?;
         let payload_type = get_str(env, "payloadType", "bundle.dsseEnvelope")?.to_owned();
         let payload = b64(
             "bundle.dsseEnvelope.payload",
@@ -215,6 +232,7 @@ impl Bundle {
                 )));
             }
         };
+        only_fields(sig, &["sig", "keyid"], "bundle.dsseEnvelope.signatures[0]")?;
         let signature = b64(
             "bundle.dsseEnvelope.signatures[0].sig",
             get_str(sig, "sig", "bundle.dsseEnvelope.signatures[0]")?,

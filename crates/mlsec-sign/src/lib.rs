@@ -484,8 +484,13 @@ fn authenticate(
                 }
             } else if let Some(pem) = raw_pem {
                 legacy.push("public key embedded in the bundle (model-signing before 1.1)".into());
-                let text = String::from_utf8_lossy(pem);
-                let embedded = PublicKey::from_pem(&text).map_err(|e| cnv(format!("bundle.verificationMaterial.publicKey.rawBytes: {e}")))?;
+                // The Sigstore spec says DER (SubjectPublicKeyInfo); model-signing 1.0 wrote PEM.
+                let embedded = if pem.first() == Some(&0x30) {
+                    PublicKey::from_spki_der(pem)
+                } else {
+                    PublicKey::from_pem(&String::from_utf8_lossy(pem))
+                }
+                .map_err(|e| cnv(format!("bundle.verificationMaterial.publicKey.rawBytes: {e}")))?;
                 if &embedded != key {
                     return Err(VerifyError::SignatureInvalid("signed by another key: the key embedded in the bundle is not the given key".into()));
                 }

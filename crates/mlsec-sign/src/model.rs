@@ -104,8 +104,10 @@ pub fn list_files(
     let canonical_root = root.canonicalize().map_err(|e| Error::io(root, &e))?;
     let mut files = Vec::new();
     let mut ignored = Vec::new();
+    // Links are never followed into directories, as model-signing's `glob("**/*")` does not:
+    // a signature made there over a model with a directory link verifies here.
     let walker = walkdir::WalkDir::new(root)
-        .follow_links(opts.allow_symlinks)
+        .follow_links(false)
         .sort_by_file_name()
         .min_depth(1);
     let mut it = walker.into_iter();
@@ -139,6 +141,7 @@ pub fn list_files(
             }
             continue;
         }
+        let mut link_meta = None;
         if item.path_is_symlink() {
             if !opts.allow_symlinks {
                 return Err(Error::new(format!(
@@ -157,8 +160,16 @@ pub fn list_files(
                     target.display()
                 )));
             }
+            let meta = std::fs::metadata(item.path()).map_err(|e| Error::io(item.path(), &e))?;
+            if meta.is_dir() {
+                // A link to a directory is skipped, files and all (model-signing does the same).
+                continue;
+            }
+            link_meta = Some(meta);
         }
-        let ft = item.file_type();
+        let ft = link_meta
+            .as_ref()
+            .map_or_else(|| item.file_type(), Metadata::file_type);
         if ft.is_dir() {
             continue;
         }
@@ -173,9 +184,12 @@ pub fn list_files(
         {
             continue;
         }
-        let meta = item
-            .metadata()
-            .map_err(|e| Error::new(format!("{}: {e}", item.path().display())))?;
+        let meta = match link_meta {
+            Some(m) => m,
+            None => item
+                .metadata()
+                .map_err(|e| Error::new(format!("{}: {e}", item.path().display())))?,
+        };
         files.push(entry(name, item.path().to_path_buf(), &meta));
     }
     Ok((files, ignored))

@@ -22,6 +22,16 @@ pub const MAX_CERTS: usize = 100;
 const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+const RSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+/// DER contents of the SHA-2 hash OIDs (2.16.840.1.101.3.4.2.{1,2,3}), found in RSASSA-PSS
+/// parameters.
+const SHA256_OID: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+const SHA384_OID: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
+const SHA512_OID: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
 const EXT_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 const EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 const EXT_EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
@@ -185,6 +195,66 @@ impl Cert {
             .map_err(ChainError::Untrusted)
     }
 
+    /// Chain signatures by RSA (PKCS#1 v1.5 or PSS, SHA-256/384/512, 2048 to 8192 bits) and
+    /// Ed25519 issuers, through ring; `None` for the ECDSA algorithms handled by the caller.
+    fn signed_by_rsa_or_eddsa(
+        &self,
+        issuer: &Cert,
+        alg: ObjectIdentifier,
+        tbs: &[u8],
+    ) -> Result<Option<bool>, ChainError> {
+        use ring::signature as rs;
+        let params: &dyn rs::VerificationAlgorithm = match alg {
+            RSA_SHA256 => &rs::RSA_PKCS1_2048_8192_SHA256,
+            RSA_SHA384 => &rs::RSA_PKCS1_2048_8192_SHA384,
+            RSA_SHA512 => &rs::RSA_PKCS1_2048_8192_SHA512,
+            ED25519 => &rs::ED25519,
+            RSA_PSS => {
+                let p = self
+                    .cert
+                    .signature_algorithm
+                    .parameters
+                    .as_ref()
+                    .map(|a| a.value().to_vec())
+                    .unwrap_or_default();
+                let has = |oid: &[u8]| p.windows(oid.len()).any(|w| w == oid);
+                // The hash named first (hashAlgorithm) also names MGF1's hash in every
+                // profile ring supports; SHA-1, the default when absent, is refused.
+                if has(SHA256_OID) {
+                    &rs::RSA_PSS_2048_8192_SHA256
+                } else if has(SHA384_OID) {
+                    &rs::RSA_PSS_2048_8192_SHA384
+                } else if has(SHA512_OID) {
+                    &rs::RSA_PSS_2048_8192_SHA512
+                } else {
+                    return Err(ChainError::Unsupported(format!(
+                        "certificate `{}` is signed with RSASSA-PSS over SHA-1 (or unreadable parameters); only SHA-256/384/512 are supported",
+                        self.subject()
+                    )));
+                }
+            }
+            _ => return Ok(None),
+        };
+        let spki = &issuer.cert.tbs_certificate.subject_public_key_info;
+        let key = spki.subject_public_key.as_bytes().ok_or_else(|| {
+            ChainError::Untrusted(format!(
+                "issuer `{}`: public key is not byte aligned",
+                issuer.subject()
+            ))
+        })?;
+        let sig = self.cert.signature.as_bytes().ok_or_else(|| {
+            ChainError::Untrusted(format!(
+                "certificate `{}`: signature is not byte aligned",
+                self.subject()
+            ))
+        })?;
+        Ok(Some(
+            rs::UnparsedPublicKey::new(params, key)
+                .verify(tbs, sig)
+                .is_ok(),
+        ))
+    }
+
     /// Whether `issuer` signed this certificate.
     fn signed_by(&self, issuer: &Cert) -> Result<bool, ChainError> {
         if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
@@ -192,13 +262,16 @@ impl Cert {
         }
         let alg = self.cert.signature_algorithm.oid;
         let tbs = self.tbs_bytes().map_err(ChainError::Unsupported)?;
+        if let Some(verified) = self.signed_by_rsa_or_eddsa(issuer, alg, tbs)? {
+            return Ok(verified);
+        }
         let digest = match alg {
             ECDSA_SHA256 => Sha256::digest(tbs).to_vec(),
             ECDSA_SHA384 => Sha384::digest(tbs).to_vec(),
             ECDSA_SHA512 => Sha512::digest(tbs).to_vec(),
             other => {
                 return Err(ChainError::Unsupported(format!(
-                    "certificate `{}` is signed with algorithm {other}; only ECDSA with SHA-256/384/512 is supported",
+                    "certificate `{}` is signed with algorithm {other}; supported: ECDSA, RSA (PKCS#1 v1.5 and PSS) with SHA-256/384/512, and Ed25519",
                     self.subject()
                 )));
             }

@@ -300,9 +300,13 @@ pub struct SignArgs {
     #[arg(long, alias = "certificate_chain", value_name = "FILE", action = clap::ArgAction::Append, requires = "cert")]
     pub cert_chain: Vec<PathBuf>,
 
-    /// Where to write the signature.
-    #[arg(long, value_name = "FILE", default_value = "model.sig")]
-    pub signature: PathBuf,
+    /// Where to write the signature [default: next to the model, MODEL_PATH.sig].
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+
+    /// Replace an existing signature file.
+    #[arg(long)]
+    pub force: bool,
 
     #[command(flatten)]
     pub hashing: HashingArgs,
@@ -337,9 +341,10 @@ pub struct VerifyArgs {
     #[arg(long, alias = "certificate_chain", value_name = "FILE", action = clap::ArgAction::Append)]
     pub cert_chain: Vec<PathBuf>,
 
-    /// The signature to check.
-    #[arg(long, value_name = "FILE", default_value = "model.sig")]
-    pub signature: PathBuf,
+    /// The signature to check [default: MODEL_PATH.sig next to the model, or else model.sig in
+    /// the current directory, where model-signing writes it].
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
 
     #[command(flatten)]
     pub walk: WalkArgs,

@@ -435,3 +435,48 @@ fn the_signature_is_checked_before_the_model_is_read() {
     assert_eq!(e.status(), "error", "{e}");
     assert!(e.to_string().contains("not a regular file"), "{e}");
 }
+
+#[cfg(unix)]
+#[test]
+fn directory_links_are_skipped_and_file_links_followed_as_model_signing_does() {
+    let key = PrivateKey::generate(Curve::P256);
+    let dir = model_copy();
+    std::fs::create_dir(dir.path().join("shards")).unwrap();
+    std::fs::write(dir.path().join("shards/part-1.bin"), b"shard").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("shards"), dir.path().join("shards-link")).unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("config.json"),
+        dir.path().join("config-link.json"),
+    )
+    .unwrap();
+    let opts = HashOptions {
+        allow_symlinks: true,
+        ..HashOptions::default()
+    };
+    let signed = mlsec_sign::sign(dir.path(), &opts, &Signer::Key(&key), None).unwrap();
+    let names: Vec<&str> = signed
+        .manifest
+        .resources
+        .iter()
+        .map(|r| r.key.path.as_str())
+        .collect();
+    assert!(names.contains(&"shards/part-1.bin"), "{names:?}");
+    assert!(names.contains(&"config-link.json"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("shards-link")),
+        "a directory link was followed: {names:?}"
+    );
+    // And the signature verifies with the links in place.
+    let vopts = VerifyOptions {
+        allow_symlinks: true,
+        ..VerifyOptions::default()
+    };
+    mlsec_sign::verify(
+        dir.path(),
+        &signed.bundle.to_json(),
+        &Trust::Key(key.public_key()),
+        &vopts,
+        None,
+    )
+    .unwrap();
+}

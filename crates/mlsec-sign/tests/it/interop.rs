@@ -257,3 +257,61 @@ fn our_bundles_have_model_signings_shape_and_verify() {
         .unwrap();
     }
 }
+
+#[test]
+fn a_pre_1_1_bundle_whose_embedded_key_is_der_verifies() {
+    // The Sigstore bundle spec makes publicKey.rawBytes DER; model-signing 1.0 wrote PEM there.
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut b: serde_json::Value = serde_json::from_slice(&bundle("v1.0.1/key-p384.sig")).unwrap();
+    let raw = &mut b["verificationMaterial"]["publicKey"]["rawBytes"];
+    let pem = String::from_utf8(engine.decode(raw.as_str().unwrap()).unwrap()).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = engine.decode(body).unwrap();
+    assert_eq!(der[0], 0x30, "SubjectPublicKeyInfo is a SEQUENCE");
+    *raw = serde_json::Value::String(engine.encode(&der));
+    let trust = Trust::Key(public_key("p384.pub"));
+    let v = verify(&model(), &serde_json::to_vec(&b).unwrap(), &trust).unwrap();
+    assert_eq!(v.status, "verified");
+    // Another key embedded as DER is still another key.
+    let other = public_key("p256.pub");
+    let e = verify(
+        &model(),
+        &serde_json::to_vec(&b).unwrap(),
+        &Trust::Key(other),
+    )
+    .unwrap_err();
+    assert_ne!(e.status(), "verified");
+}
+
+#[test]
+fn unknown_fields_in_the_dsse_envelope_are_refused() {
+    for (pointer, field) in [
+        ("/dsseEnvelope", "extra"),
+        ("/dsseEnvelope/signatures/0", "extra"),
+    ] {
+        let mut b: serde_json::Value =
+            serde_json::from_slice(&bundle("v1.1.1/key-p256.sig")).unwrap();
+        b.pointer_mut(pointer)
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .insert(field.into(), serde_json::json!("x"));
+        let e = verify(
+            &model(),
+            &serde_json::to_vec(&b).unwrap(),
+            &Trust::Key(public_key("p256.pub")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `extra`"), "{pointer}: {e}");
+    }
+    // keyid is part of DSSE and stays accepted.
+    let mut b: serde_json::Value = serde_json::from_slice(&bundle("v1.1.1/key-p256.sig")).unwrap();
+    b["dsseEnvelope"]["signatures"][0]["keyid"] = serde_json::json!("");
+    verify(
+        &model(),
+        &serde_json::to_vec(&b).unwrap(),
+        &Trust::Key(public_key("p256.pub")),
+    )
+    .unwrap();
+}

@@ -161,11 +161,39 @@ fn write_bundle(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `MODEL_PATH.sig` beside the model: `models/bert/` gives `models/bert.sig`, `w.safetensors`
+/// gives `w.safetensors.sig`, and `.` is named after the directory it is.
+fn signature_beside(model: &Path) -> anyhow::Result<PathBuf> {
+    // Rebuilt from its components, the path loses a trailing `/`.
+    let clean: PathBuf = model.components().collect();
+    let named = if matches!(
+        clean.components().next_back(),
+        Some(std::path::Component::Normal(_))
+    ) {
+        clean
+    } else {
+        model
+            .canonicalize()
+            .with_context(|| format!("{}: cannot resolve the model path", model.display()))?
+    };
+    Ok(with_suffix(&named, "sig"))
+}
+
 pub fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     set_jobs(args.hashing.jobs)?;
+    let signature = match &args.signature {
+        Some(p) => p.clone(),
+        None => signature_beside(&args.model)?,
+    };
+    if !args.force && fs_err::symlink_metadata(&signature).is_ok() {
+        bail!(
+            "{}: already exists; pass --force to replace it, or --signature to write elsewhere",
+            signature.display()
+        );
+    }
     let pw = password(&args.password)?;
     let key = read_private_key(&args.key, pw.as_deref())?;
-    let opts = hash_options(&args.hashing, std::slice::from_ref(&args.signature))?;
+    let opts = hash_options(&args.hashing, std::slice::from_ref(&signature))?;
     let cache = open_cache(args.hashing.cache.as_ref())?;
     let signer = match &args.cert {
         None => Signer::Key(&key),
@@ -180,7 +208,7 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let signed = mlsec_sign::sign(&args.model, &opts, &signer, cache.as_ref())
         .with_context(|| format!("signing {}", args.model.display()))?;
-    write_bundle(&args.signature, &signed.bundle.to_json())?;
+    write_bundle(&signature, &signed.bundle.to_json())?;
     if let Some(c) = &cache {
         c.save()?;
     }
@@ -198,14 +226,14 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
             } else {
                 String::new()
             },
-            args.signature.display()
+            signature.display()
         ),
         ReportFormat::Json => println!(
             "{}",
             serde_json::json!({
                 "status": "signed",
                 "model": args.model.display().to_string(),
-                "signature": args.signature.display().to_string(),
+                "signature": signature.display().to_string(),
                 "root_digest": mlsec_sign::hex::encode(&signed.manifest.root_digest()),
                 "serialization": signed.manifest.serialization.to_json(),
                 "resources": signed.manifest.resources.len(),
@@ -225,16 +253,61 @@ fn check_signing_cert(leaf: &x509::Cert) -> anyhow::Result<()> {
     }
 }
 
+/// The signature to check: the one named, else `MODEL_PATH.sig`, else `model.sig` here.
+fn signature_to_check(args: &VerifyArgs) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &args.signature {
+        return Ok(p.clone());
+    }
+    let beside = signature_beside(&args.model)?;
+    let here = PathBuf::from("model.sig");
+    for candidate in [&beside, &here] {
+        if candidate.is_file() {
+            return Ok(candidate.clone());
+        }
+    }
+    bail!(
+        "no signature found: looked for {} and {} (name one with --signature)",
+        beside.display(),
+        here.display()
+    )
+}
+
 pub fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     set_jobs(args.jobs)?;
-    let trust = match &args.key {
-        Some(k) => Trust::Key(read_public_key(k)?),
-        None => Trust::Anchors(read_certs(&args.cert_chain)?),
+    // What has to be read before verifying: a failure here is reported like a failed
+    // verification, in the format asked for (JSON included), with exit code 2.
+    let prepared = (|| -> anyhow::Result<_> {
+        let signature = signature_to_check(args)?;
+        let trust = match &args.key {
+            Some(k) => Trust::Key(read_public_key(k)?),
+            None => Trust::Anchors(read_certs(&args.cert_chain)?),
+        };
+        let bundle = read_bundle(&signature)?;
+        let cache = open_cache(args.cache.as_ref())?;
+        Ok((signature, trust, bundle, cache))
+    })();
+    let (signature, trust, bundle, cache) = match prepared {
+        Ok(p) => p,
+        Err(e) if args.format == ReportFormat::Json => {
+            let shown = args.signature.as_ref().map(|p| p.display().to_string());
+            let value = serde_json::json!({
+                "status": "error",
+                "model": args.model.display().to_string(),
+                "signature": shown,
+                "error": format!("{e:#}"),
+            });
+            let mut out: Box<dyn Write> = match &args.output {
+                Some(p) => Box::new(fs_err::File::create(p)?),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            eprintln!("mlsec: error: {e:#}");
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+        Err(e) => return Err(e),
     };
-    let bundle = read_bundle(&args.signature)?;
-    let cache = open_cache(args.cache.as_ref())?;
     let mut ignore_paths = args.walk.ignore_paths.clone();
-    ignore_paths.push(args.signature.clone());
+    ignore_paths.push(signature.clone());
     let opts = VerifyOptions {
         ignore_paths,
         ignore_git: !args.walk.no_ignore_git_paths,
@@ -264,11 +337,11 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     match (args.format, &result) {
         (ReportFormat::Json, Ok(v)) => {
             let mut value = serde_json::to_value(v)?;
-            value["signature"] = args.signature.display().to_string().into();
+            value["signature"] = signature.display().to_string().into();
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         }
         (ReportFormat::Json, Err(e)) => {
-            let mut value = serde_json::json!({"status": e.status(), "model": args.model.display().to_string(), "signature": args.signature.display().to_string(), "error": e.to_string()});
+            let mut value = serde_json::json!({"status": e.status(), "model": args.model.display().to_string(), "signature": signature.display().to_string(), "error": e.to_string()});
             if let VerifyError::Mismatch {
                 diff,
                 stopped_early,

@@ -206,6 +206,7 @@ fn incremental_signing_rehashes_only_what_changed() {
                 "k.key",
                 "--cache",
                 "digests.json",
+                "--force",
                 "-f",
                 "json",
             ],
@@ -467,4 +468,82 @@ fn verification_records_follow_the_schema() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["status"], "mismatch");
     assert_valid(&schema, &v);
+}
+
+#[test]
+fn the_signature_goes_beside_the_model_and_is_not_overwritten_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("models")).unwrap();
+    copy_model(&d.join("models/bert"));
+    copy_model(&d.join("models/gpt"));
+    assert_eq!(code(&mlsec(d, &["keygen", "--out", "k"])), 0);
+    // Two models signed from one directory get two signatures, each beside its model.
+    for m in ["models/bert/", "models/gpt"] {
+        let o = mlsec(d, &["sign", m, "--key", "k.key"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    assert!(d.join("models/bert.sig").is_file());
+    assert!(d.join("models/gpt.sig").is_file());
+    assert!(!d.join("model.sig").exists());
+    // A second signing refuses to replace the first, unless told to.
+    let before = std::fs::read(d.join("models/bert.sig")).unwrap();
+    let o = mlsec(d, &["sign", "models/bert", "--key", "k.key"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("already exists") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(d.join("models/bert.sig")).unwrap(), before);
+    let o = mlsec(d, &["sign", "models/bert", "--key", "k.key", "--force"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // verify finds the signature beside the model by default.
+    let o = mlsec(d, &["verify", "models/gpt", "--key", "k.pub"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // A model signed as `.` from inside it is named after its directory.
+    let o = mlsec(
+        &d.join("models/gpt"),
+        &["sign", ".", "--key", "../../k.key", "--force"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn verify_reports_a_missing_signature_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    copy_model(&d.join("model"));
+    assert_eq!(code(&mlsec(d, &["keygen", "--out", "k"])), 0);
+    for extra in [&["--signature", "nowhere.sig"][..], &[][..]] {
+        let mut args = vec!["verify", "model", "--key", "k.pub", "--format", "json"];
+        args.extend_from_slice(extra);
+        let o = mlsec(d, &args);
+        assert_eq!(code(&o), 2, "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["status"], "error");
+        let err = v["error"].as_str().unwrap();
+        assert!(
+            err.contains("nowhere.sig") || err.contains("no signature found"),
+            "{err}"
+        );
+        assert!(!stderr(&o).is_empty());
+    }
+    // A key file that cannot be read is reported the same way.
+    let o = mlsec(
+        d,
+        &[
+            "verify",
+            "model",
+            "--key",
+            "missing.pub",
+            "--signature",
+            "x.sig",
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 2);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["status"], "error");
 }
