@@ -382,6 +382,7 @@ static SAFE: &[&str] = &[
     "numpy.ndarray",
     "numpy.dtype",
     "numpy.core.multiarray._reconstruct",
+    "numpy.core._internal._reconstruct",
     "numpy._core.multiarray._reconstruct",
     "numpy.core.multiarray.scalar",
     "numpy._core.multiarray.scalar",
@@ -418,6 +419,12 @@ static SAFE: &[&str] = &[
     "torch.jit._pickle.build_tensor_from_id",
     "torch.jit._pickle.restore_type_tag",
     "joblib.numpy_pickle.NumpyArrayWrapper",
+    // joblib before 0.10: arrays in side files (`.pkl_01.npy`) or zlib-compressed inline.
+    "joblib.numpy_pickle.NDArrayWrapper",
+    "joblib.numpy_pickle.ZNDArrayWrapper",
+    "joblib.numpy_pickle_compat.ZNDArrayWrapper",
+    "numpy.matrix",
+    "numpy.matrixlib.defmatrix.matrix",
     "joblib.numpy_pickle_compat.NDArrayWrapper",
     "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
     // dill's reconstructors: `_create_array(f, args, state)` calls `f(*args)`, and the analyser
@@ -605,6 +612,7 @@ static ML_CLASS_NAMESPACES: &[&str] = &[
     "imblearn",
     "category_encoders",
     "statsmodels",
+    "networkx",
 ];
 
 /// Libraries whose unknown globals are probably benign.
@@ -632,6 +640,7 @@ static ML_ROOTS: &[&str] = &[
     "enum",
     "typing",
     "dataclasses",
+    "networkx",
 ];
 
 static SUSPICIOUS_WORDS: &[&str] = &[

@@ -248,6 +248,10 @@ impl Scanner {
             self.scan_jinja(src, loc);
             return Kind::HfConfig;
         }
+        if known_data_format(&head).is_some() {
+            // IDL and SPSS `.sav`, MATLAB `.mat`: data formats whose readers run no code.
+            return Kind::Other;
+        }
         let model_named =
             MODEL_EXTENSIONS.contains(&e.as_str()) || PICKLE_EXTENSIONS.contains(&e.as_str());
         if model_named {
@@ -954,6 +958,7 @@ impl Scanner {
         match npy::parse(src) {
             Ok(h) => {
                 if h.has_object() {
+                    let marker = self.findings.len();
                     self.add(&rules::NUMPY_OBJECT_ARRAY, loc, "array dtype holds Python objects; numpy.load(allow_pickle=True) unpickles the data")
                         .set_evidence(format!("descr={:?}", h.descr));
                     let body =
@@ -966,6 +971,13 @@ impl Scanner {
                         if f.location.members == loc.members {
                             f.location.offset = f.location.offset.map(|o| o + base);
                         }
+                    }
+                    // The embedded pickle was analysed in full: when it holds nothing above
+                    // low, the object dtype is worth knowing (the loader must opt in with
+                    // allow_pickle=True) but is not a risk by itself.
+                    if self.findings[before..].iter().all(|f| f.severity <= Severity::Low) {
+                        self.findings[marker].severity = Severity::Low;
+                        self.findings[marker].message.push_str("; its pickle was analysed and holds nothing above low");
                     }
                 } else if let Some(need) = h.data_len() {
                     let have = src.len().saturating_sub(h.data_offset);
@@ -1701,6 +1713,19 @@ impl Compression {
     }
 }
 
+/// Data formats that share model extensions (`.sav`) and whose readers execute nothing.
+fn known_data_format(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"SR\x00\x04") || head.starts_with(b"SR\x00\x06") {
+        Some("IDL save file")
+    } else if head.starts_with(b"$FL2") || head.starts_with(b"$FL3") {
+        Some("SPSS data file")
+    } else if head.starts_with(b"MATLAB 5.0 MAT-file") || head.starts_with(b"MATLAB 7.3 MAT-file") {
+        Some("MATLAB data file")
+    } else {
+        None
+    }
+}
+
 /// `s` cut to at most `max` bytes at a character boundary, with "..." when cut.
 fn clip(mut s: String, max: usize) -> String {
     if s.len() > max {
@@ -1714,8 +1739,17 @@ fn clip(mut s: String, max: usize) -> String {
     s
 }
 
-/// `ZF` and the hex length field of joblib's old zfile format (`len(hex(2**64))` = 19).
-const JOBLIB_ZF_HEADER: usize = 2 + 19;
+/// Where the zlib stream of joblib's old zfile starts: after `ZF`, the length in hex (`0x1f`,
+/// with an `L` when Python 2 wrote it) and the spaces that pad it to `len(hex(2**64))`, which
+/// is 19 in Python 3 and 20 in Python 2.
+fn joblib_zf_start(head: &[u8]) -> Option<usize> {
+    let rest = head.strip_prefix(b"ZF0x")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let mut at = digits + usize::from(rest.get(digits) == Some(&b'L'));
+    at += rest[at..].iter().take_while(|&&b| b == b' ').count();
+    let start = 4 + at;
+    (digits > 0 && (21..=22).contains(&start) && head.get(start) == Some(&0x78)).then_some(start)
+}
 
 fn compression(head: &[u8]) -> Option<Compression> {
     match head {
@@ -1735,12 +1769,7 @@ fn compression(head: &[u8]) -> Option<Compression> {
         ] => Some(Compression::Bzip2),
         [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Some(Compression::Xz),
         [0x04, 0x22, 0x4d, 0x18, ..] => Some(Compression::Lz4),
-        [b'Z', b'F', b'0', b'x', rest @ ..]
-            if rest.len() >= JOBLIB_ZF_HEADER - 4
-                && rest[..JOBLIB_ZF_HEADER - 4]
-                    .iter()
-                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b' ' | b'L')) =>
-        {
+        [b'Z', b'F', b'0', b'x', ..] if joblib_zf_start(head).is_some() => {
             Some(Compression::JoblibZf)
         }
         // LZMA "alone": properties byte 0x5d and a dictionary size that is a power of two.
@@ -1823,9 +1852,11 @@ fn inflate(kind: Compression, reader: ReadAtReader<'_>, cap: u64) -> Result<Vec<
             io::copy(&mut lz4_flex::frame::FrameDecoder::new(reader), &mut out).map(|_| ())
         }
         Compression::JoblibZf => {
+            let head = reader.src.read_prefix(reader.pos, 32).unwrap_or_default();
+            let start = joblib_zf_start(&head).unwrap_or(head.len());
             let reader = ReadAtReader {
                 src: reader.src,
-                pos: reader.pos + JOBLIB_ZF_HEADER as u64,
+                pos: reader.pos + start as u64,
             };
             io::copy(&mut flate2::read::ZlibDecoder::new(reader), &mut out).map(|_| ())
         }

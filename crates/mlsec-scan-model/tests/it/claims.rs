@@ -126,3 +126,18 @@ fn chat_templates_outside_gguf_are_checked() {
     assert!(scan(cfg.as_bytes(), "tokenizer_config.json").is_empty());
     assert!(scan(benign.as_bytes(), "chat_template.jinja").is_empty());
 }
+
+#[test]
+fn data_formats_that_share_model_extensions_are_not_models() {
+    // IDL save files (plain and compressed), SPSS and MATLAB data: readers that run no code.
+    for (head, name) in [
+        (&b"SR\x00\x04\x00\x00\x00\x0a"[..], "array.sav"),
+        (&b"SR\x00\x06\x00\x00\x00\x0a"[..], "compressed.sav"),
+        (&b"$FL2@(#) SPSS DATA FILE"[..], "survey.sav"),
+    ] {
+        let f = scan(head, name);
+        assert!(f.is_empty(), "{name}: {}", dump(&f));
+    }
+    // A .sav that is none of them is still read as the pickle scikit-learn tutorials write.
+    assert_caught(&scan(b"\x80\x04\x95junk", "model.sav"), "PKL006", Severity::Medium, "");
+}
