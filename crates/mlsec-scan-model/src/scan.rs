@@ -975,9 +975,14 @@ impl Scanner {
                     // The embedded pickle was analysed in full: when it holds nothing above
                     // low, the object dtype is worth knowing (the loader must opt in with
                     // allow_pickle=True) but is not a risk by itself.
-                    if self.findings[before..].iter().all(|f| f.severity <= Severity::Low) {
+                    if self.findings[before..]
+                        .iter()
+                        .all(|f| f.severity <= Severity::Low)
+                    {
                         self.findings[marker].severity = Severity::Low;
-                        self.findings[marker].message.push_str("; its pickle was analysed and holds nothing above low");
+                        self.findings[marker]
+                            .message
+                            .push_str("; its pickle was analysed and holds nothing above low");
                     }
                 } else if let Some(need) = h.data_len() {
                     let have = src.len().saturating_sub(h.data_offset);

@@ -139,5 +139,34 @@ fn data_formats_that_share_model_extensions_are_not_models() {
         assert!(f.is_empty(), "{name}: {}", dump(&f));
     }
     // A .sav that is none of them is still read as the pickle scikit-learn tutorials write.
-    assert_caught(&scan(b"\x80\x04\x95junk", "model.sav"), "PKL006", Severity::Medium, "");
+    assert_caught(
+        &scan(b"\x80\x04\x95junk", "model.sav"),
+        "PKL006",
+        Severity::Medium,
+        "",
+    );
+}
+
+#[test]
+fn joblib_zfiles_from_python_2_and_3_are_opened() {
+    use std::io::Write as _;
+    let payload = crate::hostile::payload();
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&payload).unwrap();
+    let body = z.finish().unwrap();
+    // `hex(len)` padded to len(hex(2**64)): 19 bytes in Python 3, 20 (with `L`) in Python 2.
+    for header in [
+        format!("{:<19}", format!("0x{:x}", payload.len())),
+        format!("{:<20}", format!("0x{:x}L", payload.len())),
+    ] {
+        let mut f = b"ZF".to_vec();
+        f.extend_from_slice(header.as_bytes());
+        f.extend_from_slice(&body);
+        assert_caught(
+            &scan(&f, "model.pkl"),
+            "PKL001",
+            Severity::Critical,
+            "system",
+        );
+    }
 }
