@@ -44,10 +44,90 @@ pub fn placeholder(value: &str) -> bool {
             return true;
         }
     }
-    // One character repeated, or two alternating (`abababab`).
+    if v.contains("####") || v.contains("____") {
+        return true;
+    }
+    // One character repeated, or two alternating (`abababab`), in the whole value or in what
+    // follows a token prefix (`sntryu_aaaa...`, `glpat-0000...`); a run of eight identical
+    // characters anywhere.
+    let few = |b: &[u8]| {
+        let distinct: std::collections::BTreeSet<u8> = b.iter().copied().collect();
+        distinct.len() <= 2 && b.len() >= 6
+    };
     let bytes = v.as_bytes();
-    let distinct: std::collections::BTreeSet<u8> = bytes.iter().copied().collect();
-    distinct.len() <= 2 && bytes.len() >= 6
+    let body = v
+        .find(['_', '-'])
+        .filter(|&i| i <= 12)
+        .map_or(bytes, |i| &bytes[i + 1..]);
+    few(bytes) || few(body) || bytes.windows(8).any(|w| w.iter().all(|&c| c == w[0]))
+}
+
+/// Whether a value is a code identifier rather than a credential: `Mistral3ForConditionalGeneration`,
+/// `MLFLOW_TRACKING_PASSWORD_ENV`, `settings.snowflake_password`. It splits into words at
+/// `_`, `-`, `.` and case or digit changes; every word is at least three letters long and holds
+/// a vowel, with at most two short digit runs and two acronyms. Random keys break into short consonant-heavy
+/// fragments and never pass.
+pub fn identifier(value: &str) -> bool {
+    if value.len() < 6
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return false;
+    }
+    let mut words: Vec<String> = Vec::new();
+    let mut digit_runs = 0;
+    let chars: Vec<char> = value.chars().collect();
+    let mut cur = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|j| chars[j]);
+        let next = chars.get(i + 1).copied();
+        let boundary = match prev {
+            None => false,
+            Some(p) if matches!(p, '_' | '-' | '.') => true,
+            Some(p) => {
+                (p.is_ascii_lowercase() && c.is_ascii_uppercase())
+                    || (p.is_ascii_digit() != c.is_ascii_digit())
+                    // `HTTPServer`: the last capital of a run starts the next word.
+                    || (p.is_ascii_uppercase()
+                        && c.is_ascii_uppercase()
+                        && next.is_some_and(|n| n.is_ascii_lowercase()))
+            }
+        };
+        if boundary && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        if !matches!(c, '_' | '-' | '.') {
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    let (mut letters, mut acronyms) = (0, 0);
+    for w in &words {
+        if w.chars().all(|c| c.is_ascii_digit()) {
+            digit_runs += 1;
+            if w.len() > 2 || digit_runs > 2 {
+                return false;
+            }
+            continue;
+        }
+        // Acronyms (`LM`, `GPT`, `HTTP`): a few, beside real words.
+        if (2..=5).contains(&w.len()) && w.chars().all(|c| c.is_ascii_uppercase()) {
+            acronyms += 1;
+            if acronyms > 2 {
+                return false;
+            }
+            continue;
+        }
+        let lower = w.to_ascii_lowercase();
+        if lower.len() < 3 || !lower.contains(['a', 'e', 'i', 'o', 'u', 'y']) {
+            return false;
+        }
+        letters += 1;
+    }
+    letters >= 2
 }
 
 /// Files whose every value is a hash or a version: lockfiles and DVC state.
@@ -99,6 +179,8 @@ pub fn benign_context(line: &str, before: &str) -> bool {
         || b.contains("\"version_major\"")
         // SOPS ciphertext.
         || l.contains("enc[aes256_gcm")
+        // Azurite, the storage emulator: its account key is published in Microsoft's docs.
+        || l.contains("devstoreaccount1")
 }
 
 /// Files that are encrypted as a whole (their values are ciphertext).
@@ -145,6 +227,42 @@ mod tests {
         }
         for real in ["Zq8vN2kLp0xY", "hf_QwErTyUiOpAsDfGhJkLz"] {
             assert!(!placeholder(real), "{real}");
+        }
+        for p in [
+            "sntryu_aaaaaaaaaaaaaaaaaaaa",
+            "xoxp-1-####",
+            "glpat-00000000000000000000",
+            "key_____",
+        ] {
+            assert!(placeholder(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn identifiers_are_not_keys() {
+        for id in [
+            "Mistral3ForConditionalGeneration",
+            "MistralForCausalLM",
+            "MLFLOW_TRACKING_PASSWORD_ENV",
+            "settings.snowflake_password",
+            "kserve-webhook-server-cert",
+            "HTTPServerConfiguration",
+        ] {
+            assert!(identifier(id), "{id}");
+        }
+        // Random keys of every usual alphabet are not identifiers.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        for _ in 0..2000 {
+            let key: String = (0..32)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize] as char
+                })
+                .collect();
+            assert!(!identifier(&key), "{key}");
         }
     }
 

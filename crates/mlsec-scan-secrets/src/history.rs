@@ -15,6 +15,10 @@ use rayon::prelude::*;
 
 use crate::{BINARY_PROBE, Engine, MAX_FILE_BYTES, Options};
 
+/// Largest blob read from history: gitoxide holds a blob whole in memory. Larger blobs are
+/// reported as not scanned.
+pub const MAX_HISTORY_BLOB: u64 = 256 << 20;
+
 /// Blobs read into memory per batch before they are scanned in parallel.
 const BATCH: usize = 512;
 
@@ -76,8 +80,16 @@ pub fn scan_history(engine: &Engine, repo_dir: &Path, h: &History, opts: Options
         let mut loaded = Vec::with_capacity(batch.len());
         for job in batch {
             match repo.find_header(job.oid) {
-                Ok(hd) if hd.size() > MAX_FILE_BYTES => {
-                    skipped += 1;
+                Ok(hd) if hd.size() > MAX_HISTORY_BLOB => {
+                    fail(
+                        &mut report,
+                        format!(
+                            "{}: blob {} is {} bytes, larger than MAX_HISTORY_BLOB ({MAX_HISTORY_BLOB}); not scanned",
+                            job.path,
+                            job.oid,
+                            hd.size()
+                        ),
+                    );
                     continue;
                 }
                 Ok(_) => {}
@@ -109,8 +121,14 @@ pub fn scan_history(engine: &Engine, repo_dir: &Path, h: &History, opts: Options
         let found: Vec<Finding> = loaded
             .par_iter()
             .flat_map_iter(|(job, data)| {
-                let text = String::from_utf8_lossy(data);
-                let mut f = engine.scan_text(&job.path, &text, opts);
+                let mut f = if data.len() as u64 > MAX_FILE_BYTES {
+                    // In memory already: windows over the slice cannot fail to read.
+                    engine
+                        .scan_large(&job.path, &data.as_slice(), opts)
+                        .unwrap_or_default()
+                } else {
+                    engine.scan_text(&job.path, &String::from_utf8_lossy(data), opts)
+                };
                 for x in &mut f {
                     match job.commit {
                         Some(c) => {

@@ -16,11 +16,14 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use mlsec_diagnostics::{Finding, Location, Report, Rule};
+use mlsec_formats::source::ReadAt;
 pub use mlsec_rule_engine::{Match, Matcher, RuleSet, SecretRule, redact, rules};
 use mlsec_walk::{FileInput, FileScanner, Outcome, WalkOptions};
 
-/// Files larger than this are not read (counted as skipped).
+/// Files up to this size are read whole; larger ones are scanned in windows of this size.
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// How much consecutive windows share, so that a secret across a window edge is seen whole.
+pub const WINDOW_OVERLAP: u64 = 64 << 10;
 /// Bytes looked at to decide that a file is binary.
 pub const BINARY_PROBE: usize = 8 << 10;
 
@@ -126,6 +129,81 @@ impl Engine {
             .map(|m| self.finding(path, m, opts))
             .chain(unused)
             .collect()
+    }
+
+    /// Scans text larger than [`MAX_FILE_BYTES`] (a 17 MB `.env`, minified JSON) in windows of
+    /// that size that overlap by [`WINDOW_OVERLAP`], cut at line ends where there are any, with
+    /// lines (and the columns of a window that starts mid-line) counted from the file's start.
+    /// A finding seen in two windows is reported once.
+    pub fn scan_large(
+        &self,
+        path: &str,
+        src: &dyn ReadAt,
+        opts: Options,
+    ) -> std::io::Result<Vec<Finding>> {
+        self.scan_windows(path, src, opts, MAX_FILE_BYTES, WINDOW_OVERLAP)
+    }
+
+    fn scan_windows(
+        &self,
+        path: &str,
+        src: &dyn ReadAt,
+        opts: Options,
+        window: u64,
+        overlap: u64,
+    ) -> std::io::Result<Vec<Finding>> {
+        let len = src.len();
+        let mut out: Vec<Finding> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let (mut start, mut line_base, mut col_base) = (0u64, 0u32, 0u32);
+        while start < len {
+            let end = (start + window).min(len);
+            let buf = src.read_vec(start, (end - start) as usize)?;
+            let last = end == len;
+            // Cut after the last line end unless this is the last window (or a single line).
+            let cut = if last {
+                buf.len()
+            } else {
+                memchr::memrchr(b'\n', &buf).map_or(buf.len(), |i| i + 1)
+            };
+            let text = String::from_utf8_lossy(&buf[..cut]);
+            for mut f in self.scan_text(path, &text, opts) {
+                if let Some(l) = f.location.line {
+                    if l == 1 {
+                        f.location.column = f.location.column.map(|c| c + col_base);
+                    }
+                    f.location.line = Some(l + line_base);
+                }
+                let key = (
+                    f.rule.id,
+                    f.location.line,
+                    f.location.column,
+                    f.evidence.clone(),
+                );
+                if seen.insert(key) {
+                    out.push(f);
+                }
+            }
+            if last {
+                break;
+            }
+            // The next window starts WINDOW_OVERLAP before the cut, at a line start if one is
+            // in reach.
+            let from = (cut as u64).saturating_sub(overlap) as usize;
+            let next = match memchr::memrchr(b'\n', &buf[..from]) {
+                Some(i) if i + 1 > from.saturating_sub(overlap as usize) => i + 1,
+                _ => from.max(1),
+            };
+            let consumed = &buf[..next];
+            let newlines = memchr::memchr_iter(b'\n', consumed).count() as u32;
+            col_base = match memchr::memrchr(b'\n', consumed) {
+                Some(i) => String::from_utf8_lossy(&consumed[i + 1..]).chars().count() as u32,
+                None => col_base + String::from_utf8_lossy(consumed).chars().count() as u32,
+            };
+            line_base += newlines;
+            start += next as u64;
+        }
+        Ok(out)
     }
 
     fn finding(&self, path: &str, h: &Match, opts: Options) -> Finding {
@@ -256,8 +334,20 @@ impl FileScanner for SecretsScanner<'_> {
 
     fn scan(&self, file: &FileInput<'_>) -> Outcome {
         let head = file.head();
-        if head[..head.len().min(BINARY_PROBE)].contains(&0) || file.len() > MAX_FILE_BYTES {
+        if head[..head.len().min(BINARY_PROBE)].contains(&0) {
             return Outcome::not_analysed();
+        }
+        if file.len() > MAX_FILE_BYTES {
+            return match self
+                .engine
+                .scan_large(file.display(), file.source(), self.options)
+            {
+                Ok(findings) => Outcome {
+                    findings,
+                    ..Outcome::default()
+                },
+                Err(e) => Outcome::error(format!("cannot read: {e}")),
+            };
         }
         let bytes = match file.read_all(MAX_FILE_BYTES, "text file") {
             Ok(b) => b,

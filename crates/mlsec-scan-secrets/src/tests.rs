@@ -288,3 +288,105 @@ proptest::proptest! {
         let _ = Engine::builtin().scan_text("n.ipynb", &s, Options::default());
     }
 }
+
+/// A file larger than one window: secrets at the start, across a window edge, on a minified
+/// line longer than a window, and at the end, each found once with its line in the whole file.
+/// (Small windows here; `scan_large` uses the same code with `MAX_FILE_BYTES`.)
+#[test]
+fn large_text_is_scanned_in_windows_with_file_lines() {
+    const WINDOW: u64 = 4096;
+    const OVERLAP: u64 = 256;
+    let engine = Engine::builtin();
+    let token = |seed| expand("HF_TOKEN=hf_${alpha:34}", seed);
+    let filler = "# ordinary configuration line, nothing to see here at all\n";
+    let mut text = String::new();
+    let mut expected = Vec::new();
+    let mut line = 1u32;
+    text.push_str(&token(1));
+    text.push('\n');
+    expected.push(line);
+    line += 1;
+    // Fill to just before the first window edge, then a secret that straddles it.
+    while (text.len() as u64) < WINDOW - 20 {
+        text.push_str(filler);
+        line += 1;
+    }
+    text.push_str(&token(2));
+    text.push('\n');
+    expected.push(line);
+    line += 1;
+    // A minified line longer than a window, with a secret deep inside it.
+    text.push_str("{\"k\":\"");
+    text.push_str(&"a".repeat(3 * WINDOW as usize));
+    text.push_str("\", \"t\": \"");
+    text.push_str(&token(3)[9..]);
+    text.push_str("\"}\n");
+    expected.push(line);
+    line += 1;
+    for _ in 0..200 {
+        text.push_str(filler);
+        line += 1;
+    }
+    text.push_str(&token(4));
+    expected.push(line);
+    let data = text.as_bytes();
+    let found = engine
+        .scan_windows("big.env", &data, Options::default(), WINDOW, OVERLAP)
+        .unwrap();
+    let mut lines: Vec<u32> = found
+        .iter()
+        .filter(|f| f.rule.id == "huggingface-token")
+        .map(|f| f.location.line.unwrap())
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        expected,
+        "{:?}",
+        found
+            .iter()
+            .map(|f| (&f.location, &f.evidence))
+            .collect::<Vec<_>>()
+    );
+    // The secret on the minified line is at its real column.
+    let deep = found
+        .iter()
+        .find(|f| f.location.line == Some(expected[2]))
+        .unwrap();
+    let whole = engine.scan_text("big.env", &text, Options::default());
+    let same = whole
+        .iter()
+        .find(|f| f.location.line == Some(expected[2]))
+        .unwrap();
+    assert_eq!(deep.location.column, same.location.column);
+    // And the windowed scan agrees with a whole-file scan, finding for finding.
+    let key = |f: &Finding| (f.rule.id, f.location.line, f.location.column);
+    let mut a: Vec<_> = found.iter().map(key).collect();
+    let mut b: Vec<_> = whole.iter().map(key).collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b);
+}
+
+/// Through the walk: a text file over `MAX_FILE_BYTES` is scanned, not skipped.
+#[test]
+fn a_text_file_over_the_read_limit_is_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = expand("HF_TOKEN=hf_${alpha:34}\n", 9);
+    text.push_str(&"x".repeat((MAX_FILE_BYTES + 10) as usize));
+    text.push('\n');
+    std::fs::write(dir.path().join("big.env"), &text).unwrap();
+    let r = scan_paths(
+        &Engine::builtin(),
+        &[dir.path().to_path_buf()],
+        WalkOptions::default(),
+        Options::default(),
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(
+        r.findings.iter().any(|f| f.rule.id == "huggingface-token"),
+        "{:?}",
+        r.findings
+    );
+    assert_eq!(r.stats.files_skipped, 0, "{:?}", r.stats);
+}
