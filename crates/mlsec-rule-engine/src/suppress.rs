@@ -84,7 +84,7 @@ pub fn identifier(value: &str) -> bool {
         let next = chars.get(i + 1).copied();
         let boundary = match prev {
             None => false,
-            Some(p) if matches!(p, '_' | '-' | '.') => true,
+            Some('_' | '-' | '.') => true,
             Some(p) => {
                 (p.is_ascii_lowercase() && c.is_ascii_uppercase())
                     || (p.is_ascii_digit() != c.is_ascii_digit())
