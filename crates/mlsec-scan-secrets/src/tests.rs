@@ -377,7 +377,7 @@ fn a_text_file_over_the_read_limit_is_scanned() {
     text.push('\n');
     std::fs::write(dir.path().join("big.env"), &text).unwrap();
     let r = scan_paths(
-        &Engine::builtin(),
+        Engine::builtin(),
         &[dir.path().to_path_buf()],
         WalkOptions::default(),
         Options::default(),
