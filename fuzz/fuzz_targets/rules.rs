@@ -3,13 +3,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mlsec_rule_engine::{Matcher, RuleSet};
+use mlsec_rule_engine::{Dialect, Matcher, RuleSet};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Ok(rules) = RuleSet::parse(&text, "fuzz.toml") {
-        let m = Matcher::new(rules);
-        let _ = m.find_with("a.env", &text, true);
-        let _ = m.redact_text("a.env", &text);
+    let _ = mlsec_rule_engine::rules::translate_go(&text);
+    for dialect in [Dialect::Rust, Dialect::Go] {
+        if let Ok(rules) = RuleSet::parse_dialect(&text, "fuzz.toml", dialect) {
+            let m = Matcher::new(rules);
+            let _ = m.find_with("a.env", &text, true);
+            let _ = m.redact_text("a.env", &text);
+        }
     }
 });

@@ -43,7 +43,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use mlsec_diagnostics::Severity;
 use sha2::{Digest, Sha256};
 
-pub use rules::{RuleError, RuleSet, SecretRule};
+pub use rules::{Dialect, RuleError, RuleSet, SecretRule};
 use validate::Verdict;
 
 /// Compiled rules, ready to run.

@@ -1,7 +1,9 @@
 //! Secret rules: a TOML format that reads gitleaks configurations as they are and adds
-//! provider, severity, confidence, validator and examples. Rules are checked when loaded: a bad
-//! regex, an unknown validator or an entropy threshold without keywords is an error naming the
-//! file and the rule.
+//! provider, severity, confidence, validator and examples. Rules are checked when loaded: a file
+//! that is not TOML or defines a rule twice is an error; a rule with a bad regex, an unknown
+//! validator or an entropy threshold without keywords is left out with a warning naming the file
+//! and the rule, and the others load. Files given by users are read as Go RE2 (gitleaks'
+//! dialect, see [`translate_go`]).
 
 use std::collections::HashSet;
 
@@ -228,22 +230,157 @@ pub struct RuleSet {
     pub rules: Vec<SecretRule>,
     /// Allowlists that apply to every rule.
     pub allowlists: Vec<Allowlist>,
+    /// Rules and allowlist patterns left out because they cannot be used, each naming the file,
+    /// the rule and the reason. The rest of the file is loaded.
+    pub warnings: Vec<String>,
 }
 
-fn compile(origin: &str, id: &str, what: &str, src: &str) -> Result<Regex, RuleError> {
+/// Which regex dialect a rule file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Rust's `regex` syntax, Unicode-aware classes (the built-in rules).
+    Rust,
+    /// Go's RE2, as gitleaks reads it: `\w`, `\d`, `\s` and `\b` are ASCII, and a `{` that does
+    /// not start a repetition is a literal. Rule files given with `--secrets-config`.
+    Go,
+}
+
+/// Rewrites Go RE2 syntax into the `regex` crate's: ASCII `\w \d \s \b` (Go's meaning, and
+/// far smaller compiled automata than Unicode classes), and literal braces escaped where Go
+/// takes them literally (`^\$(?:\d+|{\d+})$`).
+pub fn translate_go(src: &str) -> String {
+    let b: Vec<char> = src.chars().collect();
+    let mut out = String::with_capacity(src.len() + 16);
+    let mut i = 0;
+    let mut in_class = false;
+    let mut class_start = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            '\\' if i + 1 < b.len() => {
+                let n = b[i + 1];
+                let ascii = |inside: bool| -> Option<&'static str> {
+                    Some(match (n, inside) {
+                        ('w', false) => "[0-9A-Za-z_]",
+                        ('d', false) => "[0-9]",
+                        ('s', false) => "[\\t\\n\\f\\r ]",
+                        ('W', false) => "[^0-9A-Za-z_]",
+                        ('D', false) => "[^0-9]",
+                        ('S', false) => "[^\\t\\n\\f\\r ]",
+                        ('b', false) => "(?-u:\\b)",
+                        ('B', false) => "(?-u:\\B)",
+                        ('w', true) => "0-9A-Za-z_",
+                        ('d', true) => "0-9",
+                        ('s', true) => "\\t\\n\\f\\r ",
+                        _ => return None,
+                    })
+                };
+                if let Some(rep) = ascii(in_class) {
+                    out.push_str(rep);
+                    i += 2;
+                    continue;
+                }
+                out.push(c);
+                out.push(n);
+                i += 2;
+                // `\p{Greek}`, `\x{41}`: copy the braces as they are.
+                if matches!(n, 'p' | 'P' | 'x') && b.get(i) == Some(&'{') {
+                    while i < b.len() {
+                        out.push(b[i]);
+                        i += 1;
+                        if b[i - 1] == '}' {
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            '[' if !in_class => {
+                in_class = true;
+                class_start = i;
+                out.push(c);
+            }
+            // `[]a]` and `[^]a]`: a `]` first in a class is a literal.
+            ']' if in_class
+                && !(i == class_start + 1
+                    || (i == class_start + 2 && b[class_start + 1] == '^')) =>
+            {
+                in_class = false;
+                out.push(c);
+            }
+            '{' if !in_class => {
+                // A repetition is `{n}`, `{n,}` or `{n,m}`; anything else is a literal in Go.
+                let rest: String = b[i..b.len().min(i + 24)].iter().collect();
+                let rep_len = repetition_len(&rest);
+                match rep_len {
+                    Some(n) => {
+                        out.push_str(&rest[..n]);
+                        i += n;
+                        continue;
+                    }
+                    None => out.push_str("\\{"),
+                }
+            }
+            '}' if !in_class => out.push_str("\\}"),
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The length of `{n}`, `{n,}` or `{n,m}` at the start of `s`.
+fn repetition_len(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 1;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    if b.first() != Some(&b'{') || !digits(&mut i) {
+        return None;
+    }
+    if b.get(i) == Some(&b',') {
+        i += 1;
+        digits(&mut i);
+    }
+    (b.get(i) == Some(&b'}')).then_some(i + 1)
+}
+
+fn compile(
+    origin: &str,
+    id: &str,
+    what: &str,
+    src: &str,
+    dialect: Dialect,
+) -> Result<Regex, RuleError> {
     if src.len() > MAX_REGEX_LEN {
         return Err(RuleError::at(
             origin,
             format!("rule `{id}`: {what} is longer than {MAX_REGEX_LEN} bytes"),
         ));
     }
-    regex::RegexBuilder::new(&expand(src))
+    let expanded = expand(src);
+    let pattern = match dialect {
+        Dialect::Rust => expanded,
+        Dialect::Go => translate_go(&expanded),
+    };
+    regex::RegexBuilder::new(&pattern)
         .size_limit(MAX_REGEX_SIZE)
         .build()
         .map_err(|e| RuleError::at(origin, format!("rule `{id}`: {what} does not compile: {e}")))
 }
 
-fn allowlist(origin: &str, id: &str, raw: &RawAllowlist) -> Result<Allowlist, RuleError> {
+fn allowlist(
+    origin: &str,
+    id: &str,
+    raw: &RawAllowlist,
+    dialect: Dialect,
+    warnings: &mut Vec<String>,
+) -> Result<Allowlist, RuleError> {
     let target = match raw.regex_target.as_deref() {
         None | Some("secret") => Target::Secret,
         Some("match") => Target::Match,
@@ -268,18 +405,23 @@ fn allowlist(origin: &str, id: &str, raw: &RawAllowlist) -> Result<Allowlist, Ru
             ));
         }
     };
+    let mut usable = |what: &str, list: &[String]| -> Vec<Regex> {
+        list.iter()
+            .filter_map(|r| match compile(origin, id, what, r, dialect) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    warnings.push(format!("{e}; that pattern is left out"));
+                    None
+                }
+            })
+            .collect()
+    };
+    let regexes = usable("an allowlist regex", &raw.regexes);
+    let paths = usable("an allowlist path", &raw.paths);
     Ok(Allowlist {
         target,
-        regexes: raw
-            .regexes
-            .iter()
-            .map(|r| compile(origin, id, "an allowlist regex", r))
-            .collect::<Result<_, _>>()?,
-        paths: raw
-            .paths
-            .iter()
-            .map(|r| compile(origin, id, "an allowlist path", r))
-            .collect::<Result<_, _>>()?,
+        regexes,
+        paths,
         stopwords: raw
             .stopwords
             .iter()
@@ -329,11 +471,20 @@ impl RuleSet {
     /// The built-in rules.
     pub fn builtin() -> RuleSet {
         // The built-in file is tested to load; failing here is a build defect, not input.
-        RuleSet::parse(DEFAULT_RULES, "built-in rules").unwrap_or_else(|e| panic!("{e}"))
+        let set = RuleSet::parse(DEFAULT_RULES, "built-in rules").unwrap_or_else(|e| panic!("{e}"));
+        assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+        set
     }
 
-    /// Parses one rule file (mlsec's format or a gitleaks configuration).
+    /// Parses one rule file (mlsec's format or a gitleaks configuration) in Rust regex syntax.
     pub fn parse(text: &str, origin: &str) -> Result<RuleSet, RuleError> {
+        RuleSet::parse_dialect(text, origin, Dialect::Rust)
+    }
+
+    /// Parses one rule file whose regexes are written for `dialect`. The file must be valid TOML
+    /// with unique rule ids; a rule that cannot be used (its regex does not compile, an unknown
+    /// validator, ...) is left out with a warning in [`RuleSet::warnings`], and the rest load.
+    pub fn parse_dialect(text: &str, origin: &str, dialect: Dialect) -> Result<RuleSet, RuleError> {
         let raw: RawFile =
             toml::from_str(text).map_err(|e| RuleError::at(origin, format!("{e}")))?;
         if raw.rules.len() > MAX_RULES {
@@ -344,115 +495,136 @@ impl RuleSet {
         }
         let mut out = RuleSet::default();
         for a in raw.allowlist.iter().chain(&raw.allowlists) {
-            out.allowlists.push(allowlist(origin, "(global)", a)?);
+            match allowlist(origin, "(global)", a, dialect, &mut out.warnings) {
+                Ok(a) => out.allowlists.push(a),
+                Err(e) => out
+                    .warnings
+                    .push(format!("{e}; that allowlist is left out")),
+            }
         }
         let mut seen = HashSet::new();
         for r in raw.rules {
             let id = r.id.trim().to_owned();
-            if id.is_empty()
-                || !id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                return Err(RuleError::at(
-                    origin,
-                    format!("rule id `{id}` must be letters, digits, `-`, `_` or `.`"),
-                ));
-            }
             if !seen.insert(id.clone()) {
                 return Err(RuleError::at(
                     origin,
                     format!("rule `{id}` is defined twice"),
                 ));
             }
-            let regex = r
-                .regex
-                .as_deref()
-                .map(|src| compile(origin, &id, "regex", src))
-                .transpose()?;
-            let path = r
-                .path
-                .as_deref()
-                .map(|src| compile(origin, &id, "path", src))
-                .transpose()?;
-            if regex.is_none() && path.is_none() {
-                return Err(RuleError::at(
-                    origin,
-                    format!("rule `{id}` has neither regex nor path"),
-                ));
+            match rule(origin, r, dialect, &mut out.warnings) {
+                Ok(rule) => out.rules.push(rule),
+                Err(e) => out.warnings.push(format!("{e}; the rule is left out")),
             }
-            if let (Some(g), Some(re)) = (r.secret_group, &regex)
-                && g >= re.captures_len()
-            {
-                return Err(RuleError::at(
-                    origin,
-                    format!(
-                        "rule `{id}`: secretGroup {g} but the regex has {} group(s)",
-                        re.captures_len() - 1
-                    ),
-                ));
-            }
-            if r.entropy.is_some() && r.keywords.is_empty() {
-                return Err(RuleError::at(
-                    origin,
-                    format!(
-                        "rule `{id}`: an entropy threshold needs keywords (entropy alone is never evidence)"
-                    ),
-                ));
-            }
-            let validator = r
-                .validator
-                .as_deref()
-                .map(|v| {
-                    Validator::from_name(v).ok_or_else(|| {
-                        RuleError::at(origin, format!("rule `{id}`: unknown validator `{v}`"))
-                    })
-                })
-                .transpose()?;
-            let confidence = match r.confidence.as_deref() {
-                Some("high") => Confidence::High,
-                Some("medium") => Confidence::Medium,
-                Some("low") => Confidence::Low,
-                Some(other) => {
-                    return Err(RuleError::at(
-                        origin,
-                        format!("rule `{id}`: unknown confidence `{other}`"),
-                    ));
-                }
-                // A value found only by its keyword's proximity may be something else.
-                None if r.regex.as_deref().is_some_and(|x| x.contains("{ASSIGN}"))
-                    && validator.is_none() =>
-                {
-                    Confidence::Medium
-                }
-                None => Confidence::High,
-            };
-            let mut allowlists = Vec::new();
-            for a in r.allowlist.iter().chain(&r.allowlists) {
-                allowlists.push(allowlist(origin, &id, a)?);
-            }
-            out.rules.push(SecretRule {
-                provider: r.provider.unwrap_or_else(|| "generic".into()),
-                description: r.description.unwrap_or_else(|| id.clone()),
-                severity: severity(origin, &id, r.severity.as_deref())?,
-                id,
-                regex,
-                secret_group: r.secret_group,
-                entropy: r.entropy,
-                keywords: r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect(),
-                left_boundary: r.regex.as_deref().is_some_and(|x| x.starts_with("{L}")),
-                path,
-                allowlists,
-                confidence,
-                validator,
-                examples: r.examples,
-                negatives: r.negatives,
-                supersedes: r.supersedes,
-            });
         }
         Ok(out)
     }
+}
 
+/// One rule, checked and compiled.
+fn rule(
+    origin: &str,
+    r: RawRule,
+    dialect: Dialect,
+    warnings: &mut Vec<String>,
+) -> Result<SecretRule, RuleError> {
+    let id = r.id.trim().to_owned();
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(RuleError::at(
+            origin,
+            format!("rule id `{id}` must be letters, digits, `-`, `_` or `.`"),
+        ));
+    }
+    let regex = r
+        .regex
+        .as_deref()
+        .map(|src| compile(origin, &id, "regex", src, dialect))
+        .transpose()?;
+    let path = r
+        .path
+        .as_deref()
+        .map(|src| compile(origin, &id, "path", src, dialect))
+        .transpose()?;
+    if regex.is_none() && path.is_none() {
+        return Err(RuleError::at(
+            origin,
+            format!("rule `{id}` has neither regex nor path"),
+        ));
+    }
+    if let (Some(g), Some(re)) = (r.secret_group, &regex)
+        && g >= re.captures_len()
+    {
+        return Err(RuleError::at(
+            origin,
+            format!(
+                "rule `{id}`: secretGroup {g} but the regex has {} group(s)",
+                re.captures_len() - 1
+            ),
+        ));
+    }
+    if r.entropy.is_some() && r.keywords.is_empty() {
+        return Err(RuleError::at(
+            origin,
+            format!(
+                "rule `{id}`: an entropy threshold needs keywords (entropy alone is never evidence)"
+            ),
+        ));
+    }
+    let validator = r
+        .validator
+        .as_deref()
+        .map(|v| {
+            Validator::from_name(v).ok_or_else(|| {
+                RuleError::at(origin, format!("rule `{id}`: unknown validator `{v}`"))
+            })
+        })
+        .transpose()?;
+    let confidence = match r.confidence.as_deref() {
+        Some("high") => Confidence::High,
+        Some("medium") => Confidence::Medium,
+        Some("low") => Confidence::Low,
+        Some(other) => {
+            return Err(RuleError::at(
+                origin,
+                format!("rule `{id}`: unknown confidence `{other}`"),
+            ));
+        }
+        // A value found only by its keyword's proximity may be something else.
+        None if r.regex.as_deref().is_some_and(|x| x.contains("{ASSIGN}"))
+            && validator.is_none() =>
+        {
+            Confidence::Medium
+        }
+        None => Confidence::High,
+    };
+    let mut allowlists = Vec::new();
+    for a in r.allowlist.iter().chain(&r.allowlists) {
+        allowlists.push(allowlist(origin, &id, a, dialect, warnings)?);
+    }
+    Ok(SecretRule {
+        provider: r.provider.unwrap_or_else(|| "generic".into()),
+        description: r.description.unwrap_or_else(|| id.clone()),
+        severity: severity(origin, &id, r.severity.as_deref())?,
+        id,
+        regex,
+        secret_group: r.secret_group,
+        entropy: r.entropy,
+        keywords: r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect(),
+        left_boundary: r.regex.as_deref().is_some_and(|x| x.starts_with("{L}")),
+        path,
+        allowlists,
+        confidence,
+        validator,
+        examples: r.examples,
+        negatives: r.negatives,
+        supersedes: r.supersedes,
+    })
+}
+
+impl RuleSet {
     /// Adds another file's rules; a rule with an existing id replaces it.
     pub fn extend(&mut self, other: RuleSet) {
         for r in other.rules {
@@ -460,6 +632,7 @@ impl RuleSet {
             self.rules.push(r);
         }
         self.allowlists.extend(other.allowlists);
+        self.warnings.extend(other.warnings);
     }
 }
 
@@ -526,7 +699,7 @@ path = '''(?i)\.p12$'''
     }
 
     #[test]
-    fn bad_rules_are_errors_naming_file_and_rule() {
+    fn bad_rules_are_left_out_with_a_warning_naming_file_and_rule() {
         for (cfg, want) in [
             (
                 "[[rules]]\nid = \"a\"\nregex = '''(unclosed'''\n",
@@ -545,6 +718,23 @@ path = '''(?i)\.p12$'''
                 "[[rules]]\nid = \"a\"\nregex = '(x)'\nsecretGroup = 2\n",
                 "secretGroup 2",
             ),
+        ] {
+            // A good rule beside the bad one still loads.
+            let text = format!("{cfg}[[rules]]\nid = \"good\"\nregex = 'tok_[0-9]{{8}}'\n");
+            let set = RuleSet::parse(&text, "my.toml").unwrap();
+            assert_eq!(
+                set.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                ["good"]
+            );
+            assert_eq!(set.warnings.len(), 1, "{:?}", set.warnings);
+            let w = &set.warnings[0];
+            assert!(
+                w.contains(want) && w.starts_with("my.toml: ") && w.contains("left out"),
+                "{w}"
+            );
+        }
+        // What makes the whole file unusable is still an error.
+        for (cfg, want) in [
             (
                 "[[rules]]\nid = \"a\"\nregex = 'x'\n[[rules]]\nid = \"a\"\nregex = 'y'\n",
                 "defined twice",
@@ -554,6 +744,37 @@ path = '''(?i)\.p12$'''
             let e = RuleSet::parse(cfg, "my.toml").unwrap_err();
             assert!(e.message.contains(want) && e.origin == "my.toml", "{e}");
         }
+    }
+
+    #[test]
+    fn go_regex_syntax_is_translated() {
+        for (go, rust) in [
+            (r"^\$(?:\d+|{\d+})$", r"^\$(?:[0-9]+|\{[0-9]+\})$"),
+            (r"a{2,}b{3}c{1,4}", r"a{2,}b{3}c{1,4}"),
+            (r"[\w.-]{8}\b", r"[0-9A-Za-z_.-]{8}(?-u:\b)"),
+            (r"\p{Greek}\x{41}", r"\p{Greek}\x{41}"),
+            (r"[]{}]x", r"[]{}]x"),
+        ] {
+            assert_eq!(translate_go(go), rust, "{go}");
+        }
+        // Go's literal brace compiles, with Go's meaning.
+        let set = RuleSet::parse_dialect(
+            "[[allowlists]]\nregexes = ['''^\\$(?:\\d+|{\\d+})$''']\n",
+            "gitleaks.toml",
+            Dialect::Go,
+        )
+        .unwrap();
+        assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+        assert!(set.allowlists[0].regexes[0].is_match("${12}"));
+        // ASCII classes, as in Go: `\w` does not match `é`.
+        let set = RuleSet::parse_dialect(
+            "[[rules]]\nid = \"w\"\nregex = '''^\\w+$'''\n",
+            "g.toml",
+            Dialect::Go,
+        )
+        .unwrap();
+        let re = set.rules[0].regex.as_ref().unwrap();
+        assert!(re.is_match("abc_1") && !re.is_match("café"));
     }
 
     #[test]
@@ -584,6 +805,10 @@ path = '''(?i)\.p12$'''
             ),
         ) {
             let text = lines.join("\n");
+            let _ = translate_go(&text);
+            if let Ok(rules) = RuleSet::parse_dialect(&text, "p.toml", Dialect::Go) {
+                let _ = crate::Matcher::new(rules).find("a.env", &text);
+            }
             match RuleSet::parse(&text, "p.toml") {
                 Ok(rules) => {
                     let m = crate::Matcher::new(rules);

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use mlsec_diagnostics::{Finding, Location, Report, Rule};
 use mlsec_formats::source::ReadAt;
-pub use mlsec_rule_engine::{Match, Matcher, RuleSet, SecretRule, redact, rules};
+pub use mlsec_rule_engine::{Dialect, Match, Matcher, RuleSet, SecretRule, redact, rules};
 use mlsec_walk::{FileInput, FileScanner, Outcome, WalkOptions};
 
 /// Files up to this size are read whole; larger ones are scanned in windows of this size.

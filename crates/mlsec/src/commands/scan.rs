@@ -80,9 +80,12 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let model = mlsec_scan_model::ModelScanner;
     let code = mlsec_scan_code::CodeScanner;
     let deploy = mlsec_scan_deploy::DeployScanner::default();
+    let mut rule_errors = Vec::new();
     let secrets = if args.only.contains(&Scanner::Secrets) {
+        let (engine, errors) = secrets_engine(args)?;
+        rule_errors = errors;
         Some(mlsec_scan_secrets::SecretsScanner {
-            engine: secrets_engine(args)?,
+            engine,
             options: secrets_options(args),
         })
     } else {
@@ -101,9 +104,10 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     if let Some(s) = &secrets {
         scanners.push(s);
     }
-    let report = with_progress(args, |progress| {
+    let mut report = with_progress(args, |progress| {
         mlsec_walk::scan(&args.paths, walk(args), &scanners, progress)
     });
+    report.errors.extend(rule_errors);
     finish(args, report)
 }
 
@@ -116,24 +120,49 @@ fn secrets_options(args: &ScanArgs) -> mlsec_scan_secrets::Options {
 
 /// The built-in secret rules, plus those of `--secrets-config` files. A custom engine lives for
 /// the rest of the process, like the built-in one (its rule catalogue is referenced by findings).
-fn secrets_engine(args: &ScanArgs) -> anyhow::Result<&'static mlsec_scan_secrets::Engine> {
+/// Rules of a `--secrets-config` file that cannot be used are left out, and each is an error
+/// of the scan (on stderr and in the report) naming the file and the rule.
+fn secrets_engine(
+    args: &ScanArgs,
+) -> anyhow::Result<(
+    &'static mlsec_scan_secrets::Engine,
+    Vec<mlsec_diagnostics::FileError>,
+)> {
     if args.secrets_config.is_empty() {
-        return Ok(mlsec_scan_secrets::Engine::builtin());
+        return Ok((mlsec_scan_secrets::Engine::builtin(), Vec::new()));
     }
     let mut set = mlsec_scan_secrets::RuleSet::builtin();
+    let mut errors = Vec::new();
     for path in &args.secrets_config {
         let text = fs_err::read_to_string(path)?;
-        set.extend(
-            mlsec_scan_secrets::RuleSet::parse(&text, &path.display().to_string())
-                .map_err(anyhow::Error::msg)?,
-        );
+        let shown = path.display().to_string();
+        let mut user = mlsec_scan_secrets::RuleSet::parse_dialect(
+            &text,
+            &shown,
+            mlsec_scan_secrets::Dialect::Go,
+        )
+        .map_err(anyhow::Error::msg)?;
+        for w in std::mem::take(&mut user.warnings) {
+            let message = w
+                .strip_prefix(&format!("{shown}: "))
+                .unwrap_or(&w)
+                .to_owned();
+            errors.push(mlsec_diagnostics::FileError {
+                path: shown.clone(),
+                message,
+            });
+        }
+        set.extend(user);
     }
-    Ok(Box::leak(Box::new(mlsec_scan_secrets::Engine::new(set))))
+    Ok((
+        Box::leak(Box::new(mlsec_scan_secrets::Engine::new(set))),
+        errors,
+    ))
 }
 
 /// `--git`: each path is a repository whose history (or staging area) is scanned for secrets.
 fn git_report(args: &ScanArgs) -> anyhow::Result<mlsec_diagnostics::Report> {
-    let engine = secrets_engine(args)?;
+    let (engine, rule_errors) = secrets_engine(args)?;
     let history = mlsec_scan_secrets::history::History {
         since: args.since.clone(),
         staged: args.staged,
@@ -147,6 +176,7 @@ fn git_report(args: &ScanArgs) -> anyhow::Result<mlsec_diagnostics::Report> {
             secrets_options(args),
         ));
     }
+    report.errors.extend(rule_errors);
     Ok(report)
 }
 
