@@ -213,7 +213,10 @@ pub struct Location {
     /// Notebook cell (0-based index among all cells), when the file is a notebook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cell: Option<u32>,
-    /// 1-based line (within the cell for notebooks).
+    /// 1-based line inside the notebook cell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell_line: Option<u32>,
+    /// 1-based line of the file (for a notebook, of the `.ipynb` JSON, when it is known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
     /// 1-based column, in characters.
@@ -266,15 +269,42 @@ impl Location {
         self.cell = Some(cell);
         self
     }
+
+    /// A notebook position: the cell, the line inside it, the column, and the line of the
+    /// `.ipynb` file when it is known.
+    #[must_use]
+    pub fn in_cell(
+        mut self,
+        cell: u32,
+        cell_line: u32,
+        column: u32,
+        file_line: Option<u32>,
+    ) -> Location {
+        self.cell = Some(cell);
+        self.cell_line = Some(cell_line);
+        self.column = Some(column);
+        self.line = file_line;
+        self
+    }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.path)?;
         if let Some(cell) = self.cell {
+            // `nb.ipynb cell 3:2:9 (line 57)`: the cell, the line in it, the column, then the
+            // line of the .ipynb file.
             write!(f, " cell {cell}")?;
-        }
-        if let Some(line) = self.line {
+            if let Some(cl) = self.cell_line {
+                write!(f, ":{cl}")?;
+                if let Some(col) = self.column {
+                    write!(f, ":{col}")?;
+                }
+            }
+            if let Some(line) = self.line {
+                write!(f, " (line {line})")?;
+            }
+        } else if let Some(line) = self.line {
             write!(f, ":{line}")?;
             if let Some(col) = self.column {
                 write!(f, ":{col}")?;
@@ -439,7 +469,12 @@ impl Report {
                 &a.location.path,
                 &a.location.members,
                 a.location.offset,
-                (a.location.cell, a.location.line, a.location.column),
+                (
+                    a.location.cell,
+                    a.location.cell_line,
+                    a.location.line,
+                    a.location.column,
+                ),
                 a.rule.id,
                 &a.message,
             )
@@ -447,7 +482,12 @@ impl Report {
                     &b.location.path,
                     &b.location.members,
                     b.location.offset,
-                    (b.location.cell, b.location.line, b.location.column),
+                    (
+                        b.location.cell,
+                        b.location.cell_line,
+                        b.location.line,
+                        b.location.column,
+                    ),
                     b.rule.id,
                     &b.message,
                 ))

@@ -252,6 +252,46 @@ pub fn scan_python(display: &str, src: &str) -> Outcome {
     out
 }
 
+/// The `.ipynb` line of each source line of each cell, where nbformat's layout makes it
+/// findable: every source line is a JSON string of its own, found in order in the raw text.
+/// A cell whose lines cannot all be found gets none (findings then carry the cell line only).
+fn source_file_lines(raw: &[u8], cells: &[serde_json::Value]) -> Vec<Vec<u32>> {
+    let text = String::from_utf8_lossy(raw);
+    let mut at = 0usize;
+    let mut out = Vec::with_capacity(cells.len());
+    for cell in cells {
+        let parts: Vec<String> = match cell.get("source") {
+            Some(serde_json::Value::Array(p)) => p
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        };
+        let mut lines = Vec::new();
+        let mut ok = true;
+        for part in &parts {
+            let Ok(needle) = serde_json::to_string(part) else {
+                ok = false;
+                break;
+            };
+            let Some(i) = text[at..].find(&needle) else {
+                ok = false;
+                break;
+            };
+            let pos = at + i;
+            let line = text[..pos].matches('\n').count() as u32 + 1;
+            // A string holding several lines (`"a\nb\n"`) sits on one file line.
+            for _ in 0..part.matches('\n').count().max(1) {
+                lines.push(line);
+            }
+            at = pos + needle.len();
+        }
+        out.push(if ok { lines } else { Vec::new() });
+    }
+    out
+}
+
 /// Scans a Jupyter notebook: code cells only, IPython magics and `!` lines understood as such
 /// (not as Python). Findings name the cell and the line within it.
 pub fn scan_notebook(display: &str, bytes: &[u8]) -> Outcome {
@@ -277,6 +317,7 @@ pub fn scan_notebook(display: &str, bytes: &[u8]) -> Outcome {
     let mut combined = String::new();
     let mut starts: Vec<(u32, u32)> = Vec::new(); // (first line in `combined`, cell index)
     let mut supp_all = Vec::new();
+    let file_lines = source_file_lines(bytes, cells);
     for (i, cell) in cells.iter().enumerate() {
         if cell.get("cell_type").and_then(|t| t.as_str()) != Some("code") {
             continue;
@@ -305,9 +346,14 @@ pub fn scan_notebook(display: &str, bytes: &[u8]) -> Outcome {
             .partition_point(|(first, _)| *first <= line)
             .saturating_sub(1);
         match starts.get(k) {
-            Some((first, cell)) => Location::file(display)
-                .cell(*cell)
-                .line_col(line - first + 1, col),
+            Some((first, cell)) => {
+                let in_cell = line - first + 1;
+                let file_line = file_lines
+                    .get(*cell as usize)
+                    .and_then(|l| l.get(in_cell as usize - 1))
+                    .copied();
+                Location::file(display).in_cell(*cell, in_cell, col, file_line)
+            }
             None => Location::file(display).line_col(line, col),
         }
     };
@@ -479,17 +525,46 @@ mod tests {
         let got: Vec<_> = out
             .findings
             .iter()
-            .map(|f| (f.rule.id, f.location.cell, f.location.line))
+            .map(|f| (f.rule.id, f.location.cell, f.location.cell_line))
             .collect();
         // Cells share one namespace: the import in cell 1 resolves `torch` in cell 2; magics
         // are not syntax errors; lines count within each cell.
         assert_eq!(got, [("PY001", Some(2), Some(2))]);
+        // As nbformat writes it (one source line per JSON line), the file line is known too.
+        let pretty = serde_json::to_string_pretty(&nb).unwrap();
+        let out = scan_notebook("n.ipynb", pretty.as_bytes());
+        let want = pretty
+            .lines()
+            .position(|l| l.contains("torch.load('m.pt', weights_only=False)"))
+            .unwrap() as u32
+            + 1;
+        assert_eq!(
+            out.findings[0].location.line,
+            Some(want),
+            "{:?}",
+            out.findings[0].location
+        );
+        let nb_lines = serde_json::json!({"cells": [
+            {"cell_type": "code", "source": ["import torch\n", "x = 1\n", "m = torch.load('m.pt')\n"]},
+        ]});
+        let pretty = serde_json::to_string_pretty(&nb_lines).unwrap();
+        let out = scan_notebook("n.ipynb", pretty.as_bytes());
+        let want = pretty
+            .lines()
+            .position(|l| l.contains("torch.load"))
+            .unwrap() as u32
+            + 1;
+        let loc = &out.findings[0].location;
+        assert_eq!(
+            (loc.cell, loc.cell_line, loc.line),
+            (Some(0), Some(3), Some(want))
+        );
         let nb2 = serde_json::json!({"cells": [{"cell_type": "code", "source": "%%time\nimport torch\nm = torch.load('m.pt', weights_only=False)\n"}]});
         let out = scan_notebook("n.ipynb", &serde_json::to_vec(&nb2).unwrap());
         let got: Vec<_> = out
             .findings
             .iter()
-            .map(|f| (f.rule.id, f.location.cell, f.location.line))
+            .map(|f| (f.rule.id, f.location.cell, f.location.cell_line))
             .collect();
         assert_eq!(got, [("PY001", Some(0), Some(3))]);
         let out = scan_notebook("n.ipynb", b"{not json");

@@ -48,7 +48,7 @@ rule!(KERAS_UNSAFE_MODE, "PY005", "keras-unsafe-mode", High, &["CWE-502", "CWE-9
     fix: "Keep safe_mode=True and replace Lambda layers with registered custom layers.",
     refs: &["https://keras.io/api/models/model_saving_apis/model_saving_and_loading/"]);
 
-rule!(HF_TRUST_REMOTE_CODE, "PY010", "hf-trust-remote-code", High, &["CWE-94", "CWE-829"], ML06,
+rule!(HF_TRUST_REMOTE_CODE, "PY010", "trust-remote-code-enabled", High, &["CWE-94", "CWE-829"], ML06,
     summary: "trust_remote_code=True runs Python from the model repository",
     what: "Flags any call passing trust_remote_code=True (transformers, diffusers, sentence-transformers, datasets).",
     why: "The repository's modeling code is downloaded and imported: whoever can push to that repository runs code in your process.",

@@ -49,7 +49,8 @@ fn describe(r: &SecretRule) -> &'static Rule {
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     Box::leak(Box::new(Rule {
         id: leak(r.id.clone()),
-        name: "hardcoded-secret",
+        // Each rule its own name: `hardcoded-huggingface-token`, for SARIF and `mlsec rules`.
+        name: leak(format!("hardcoded-{}", r.id)),
         summary: leak(format!("{} ({})", r.description, r.provider)),
         severity: r.severity,
         cwe: &["CWE-798"],
@@ -114,7 +115,7 @@ impl Engine {
         let unused = found.unused_allows.iter().map(|u| {
             let loc = Location::file(path);
             let loc = match u.cell {
-                Some(c) => loc.cell(c).line_col(u.line, 1),
+                Some(c) => loc.in_cell(c, u.line, 1, None),
                 None => loc.line_col(u.line, 1),
             };
             Finding::new(
@@ -209,17 +210,14 @@ impl Engine {
     fn finding(&self, path: &str, h: &Match, opts: Options) -> Finding {
         let r = &self.matcher.rules.rules[h.rule];
         let mut loc = Location::file(path);
-        let mut message = format!(
+        let message = format!(
             "{} ({}, confidence {})",
             r.description,
             r.provider,
             r.confidence.as_str()
         );
         match (h.cell, h.cell_line) {
-            (Some(cell), Some(cl)) => {
-                loc = loc.cell(cell).line_col(cl, h.column);
-                message.push_str(&format!(" at file line {}", h.line));
-            }
+            (Some(cell), Some(cl)) => loc = loc.in_cell(cell, cl, h.column, Some(h.line)),
             _ => loc = loc.line_col(h.line, h.column),
         }
         if !h.field.is_empty() {

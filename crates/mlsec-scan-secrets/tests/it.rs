@@ -30,7 +30,12 @@ fn labelled_corpus_recall_and_precision() {
                     .display()
                     .to_string(),
                 f.location.cell,
-                f.location.line.unwrap(),
+                // Labels count notebook lines inside the cell.
+                if f.location.cell.is_some() {
+                    f.location.cell_line.unwrap()
+                } else {
+                    f.location.line.unwrap()
+                },
                 f.rule.id.to_owned(),
             )
         })

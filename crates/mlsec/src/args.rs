@@ -18,7 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Scan model files and folders for code execution, tampering and unsafe structure.
+    /// Scan model files, ML code and notebooks, Dockerfiles and Kubernetes/KServe/Seldon/Ray
+    /// manifests, and secrets (in files, or in git history with --git).
     Scan(ScanArgs),
     /// List every rule with its documentation.
     Rules(RulesArgs),
@@ -58,6 +59,23 @@ pub enum SeverityArg {
     Never,
 }
 
+/// A severity threshold for what is shown (no `never`: that only makes sense for failing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MinSeverityArg {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// `mlsec rules` prints a catalogue, not findings: no SARIF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RulesFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -84,8 +102,8 @@ pub struct ScanArgs {
     pub fail_on: SeverityArg,
 
     /// Only report findings at or above this severity.
-    #[arg(long, value_enum, default_value_t = SeverityArg::Info)]
-    pub min_severity: SeverityArg,
+    #[arg(long, value_enum, default_value_t = MinSeverityArg::Info)]
+    pub min_severity: MinSeverityArg,
 
     /// Worker threads (default: one per core).
     #[arg(long, short = 'j')]
@@ -171,9 +189,9 @@ pub struct RulesArgs {
     /// Show one rule in full.
     pub id: Option<String>,
 
-    /// Output format (text or json).
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = RulesFormat::Text)]
+    pub format: RulesFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

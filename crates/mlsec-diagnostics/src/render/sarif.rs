@@ -99,18 +99,23 @@ pub fn to_value(report: &Report, tool: ToolInfo) -> Value {
                 text.push_str(ev);
             }
             let mut physical = json!({ "artifactLocation": { "uri": uri(&f.location.path) } });
+            // Every result has a region with a startLine (GitHub code scanning needs one): the
+            // file line when known, else line 1 with the byte offset where there is one. A
+            // notebook's cell and line in the cell go in properties; its column counts in the
+            // cell, so it is given only with a file line.
+            let mut region = match f.location.line {
+                Some(line) if f.location.cell.is_none() => {
+                    json!({ "startLine": line, "startColumn": f.location.column.unwrap_or(1) })
+                }
+                Some(line) => json!({ "startLine": line }),
+                None => json!({ "startLine": 1 }),
+            };
             if f.location.members.is_empty()
                 && let Some(off) = f.location.offset
             {
-                physical["region"] = json!({ "byteOffset": off });
+                region["byteOffset"] = json!(off);
             }
-            // Lines inside a notebook cell are not lines of the file: the cell goes in properties.
-            if f.location.cell.is_none()
-                && let Some(line) = f.location.line
-            {
-                physical["region"] =
-                    json!({ "startLine": line, "startColumn": f.location.column.unwrap_or(1) });
-            }
+            physical["region"] = region;
             let mut loc = json!({ "physicalLocation": physical });
             if !f.location.members.is_empty() {
                 loc["logicalLocations"] = json!([{
@@ -134,7 +139,7 @@ pub fn to_value(report: &Report, tool: ToolInfo) -> Value {
             }
             if let Some(cell) = f.location.cell {
                 props.insert("cell".into(), json!(cell));
-                if let Some(line) = f.location.line {
+                if let Some(line) = f.location.cell_line {
                     props.insert("cellLine".into(), json!(line));
                 }
             }

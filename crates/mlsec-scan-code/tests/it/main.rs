@@ -70,7 +70,7 @@ fn labelled_corpus_recall_and_precision() {
             (
                 file,
                 f.location.cell,
-                f.location.line.unwrap_or(0),
+                f.location.cell_line.or(f.location.line).unwrap_or(0),
                 f.rule.id.to_owned(),
             )
         })

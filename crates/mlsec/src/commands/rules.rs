@@ -7,7 +7,7 @@ use anyhow::bail;
 use mlsec_diagnostics::Rule;
 use serde_json::json;
 
-use crate::args::{Format, RulesArgs};
+use crate::args::{RulesArgs, RulesFormat};
 
 fn all() -> Vec<&'static Rule> {
     let mut all = mlsec_scan_model::rules::ALL.to_vec();
@@ -57,7 +57,7 @@ pub fn run(args: &RulesArgs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match args.format {
-        Format::Json => {
+        RulesFormat::Json => {
             let v: Vec<_> = rules
                 .iter()
                 .map(|r| {
@@ -71,17 +71,19 @@ pub fn run(args: &RulesArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_writer_pretty(&mut out, &v)?;
             writeln!(out)?;
         }
-        Format::Sarif => bail!("`mlsec rules` supports --format text or json"),
-        Format::Text => {
+        RulesFormat::Text => {
             if args.id.is_some() {
                 for r in &rules {
                     write!(out, "{}", doc(r))?;
                 }
             } else {
+                // Columns as wide as their longest entry (secret rule ids are words).
+                let id_w = rules.iter().map(|r| r.id.len()).max().unwrap_or(8);
+                let name_w = rules.iter().map(|r| r.name.len()).max().unwrap_or(32);
                 for r in &rules {
                     writeln!(
                         out,
-                        "{:<8} {:<9} {:<32} {}",
+                        "{:<id_w$} {:<9} {:<name_w$} {}",
                         r.id,
                         r.severity.as_str(),
                         r.name,

@@ -11,7 +11,7 @@ use mlsec_diagnostics::baseline::Baseline;
 use mlsec_diagnostics::{Severity, render};
 use mlsec_walk::{FileScanner, Progress};
 
-use crate::args::{ColorChoice, Format, ScanArgs, Scanner, SeverityArg};
+use crate::args::{ColorChoice, Format, MinSeverityArg, ScanArgs, Scanner, SeverityArg};
 use crate::{EXIT_ERROR, EXIT_FINDINGS};
 
 fn severity(s: SeverityArg) -> Option<Severity> {
@@ -240,7 +240,13 @@ fn finish(args: &ScanArgs, mut report: mlsec_diagnostics::Report) -> anyhow::Res
             );
         }
     }
-    if let Some(min) = severity(args.min_severity) {
+    if let Some(min) = severity(match args.min_severity {
+        MinSeverityArg::Info => SeverityArg::Info,
+        MinSeverityArg::Low => SeverityArg::Low,
+        MinSeverityArg::Medium => SeverityArg::Medium,
+        MinSeverityArg::High => SeverityArg::High,
+        MinSeverityArg::Critical => SeverityArg::Critical,
+    }) {
         report.findings.retain(|f| f.severity >= min);
     }
     let to_file = args.output.is_some();

@@ -259,6 +259,60 @@ fn sarif_matches_official_schema() {
     );
     let rules = v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
     assert_eq!(rules.len(), mlsec_rule_count());
+    // GitHub code scanning needs region.startLine on every result.
+    let results = v["runs"][0]["results"].as_array().unwrap();
+    assert!(results.len() > 50);
+    for r in results {
+        let start = &r["locations"][0]["physicalLocation"]["region"]["startLine"];
+        assert!(start.as_u64().is_some_and(|l| l >= 1), "{r}");
+    }
+    // Rule names are distinct (secret rules included), and the catalogue pipes into `head`.
+    let names: std::collections::BTreeSet<String> = rules
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), rules.len());
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    use std::io::Read as _;
+    let mut child = bin()
+        .args(["rules", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 4];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `rules` offers only the formats it has; `scan --min-severity` has no `never`.
+    let o = run(&["rules", "--format", "sarif"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("possible values: text, json"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["scan", "fixtures/benign", "--min-severity", "never"]);
+    assert_eq!(code(&o), 2);
 }
 
 fn mlsec_rule_count() -> usize {
@@ -384,7 +438,15 @@ fn code_scanner_through_the_cli() {
         })
         .unwrap();
     assert_eq!(nb["location"]["cell"], 2);
-    assert_eq!(nb["location"]["line"], 3);
+    assert_eq!(nb["location"]["cell_line"], 3);
+    // And the line of the .ipynb file, for editors and code scanning.
+    let raw =
+        std::fs::read_to_string(repo().join(nb["location"]["path"].as_str().unwrap())).unwrap();
+    let line = nb["location"]["line"].as_u64().unwrap() as usize;
+    assert!(
+        raw.lines().nth(line - 1).unwrap().contains("torch.load"),
+        "{nb}"
+    );
     assert!(
         findings
             .iter()
