@@ -292,6 +292,39 @@ fn source_file_lines(raw: &[u8], cells: &[serde_json::Value]) -> Vec<Vec<u32>> {
     out
 }
 
+/// IPython runs `pip install x` without the `%` (automagic): such lines become `%pip ...`, as
+/// IPython reads them, so that valid notebooks are not syntax errors.
+fn automagic(src: &str) -> String {
+    const COMMANDS: &[&str] = &["pip", "conda", "mamba"];
+    const VERBS: &[&str] = &[
+        "install",
+        "uninstall",
+        "list",
+        "show",
+        "freeze",
+        "download",
+        "create",
+        "remove",
+        "update",
+        "env",
+        "config",
+    ];
+    let mut out = String::with_capacity(src.len() + 8);
+    for line in src.split_inclusive('\n') {
+        let t = line.trim_start();
+        let mut words = t.split_whitespace();
+        if let (Some(cmd), Some(verb)) = (words.next(), words.next())
+            && COMMANDS.contains(&cmd)
+            && VERBS.contains(&verb)
+            && line.len() == t.len()
+        {
+            out.push('%');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 /// Scans a Jupyter notebook: code cells only, IPython magics and `!` lines understood as such
 /// (not as Python). Findings name the cell and the line within it.
 pub fn scan_notebook(display: &str, bytes: &[u8]) -> Outcome {
@@ -322,13 +355,14 @@ pub fn scan_notebook(display: &str, bytes: &[u8]) -> Outcome {
         if cell.get("cell_type").and_then(|t| t.as_str()) != Some("code") {
             continue;
         }
-        let mut src = match cell.get("source") {
+        let src = match cell.get("source") {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Array(parts)) => {
                 parts.iter().filter_map(|p| p.as_str()).collect()
             }
             _ => String::new(),
         };
+        let mut src = automagic(&src);
         let cell_no = i as u32;
         let label = format!("{display} cell {cell_no}");
         supp_all.push((
@@ -559,6 +593,15 @@ mod tests {
             (loc.cell, loc.cell_line, loc.line),
             (Some(0), Some(3), Some(want))
         );
+        // Automagic `pip install` (no `%`) is valid IPython, not a syntax error.
+        let nb3 = serde_json::json!({"cells": [{"cell_type": "code", "source": ["pip install torch==2.3\n", "conda install -y numpy\n", "import torch\n", "m = torch.load('m.pt', weights_only=False)\n"]}]});
+        let out = scan_notebook("n.ipynb", &serde_json::to_vec(&nb3).unwrap());
+        let got: Vec<_> = out
+            .findings
+            .iter()
+            .map(|f| (f.rule.id, f.location.cell_line))
+            .collect();
+        assert_eq!(got, [("PY001", Some(4))]);
         let nb2 = serde_json::json!({"cells": [{"cell_type": "code", "source": "%%time\nimport torch\nm = torch.load('m.pt', weights_only=False)\n"}]});
         let out = scan_notebook("n.ipynb", &serde_json::to_vec(&nb2).unwrap());
         let got: Vec<_> = out

@@ -459,8 +459,17 @@ impl<'a> Analyzer<'a> {
                 _ => self.report(c, &TORCH_LOAD_UNSAFE, Severity::Low, "torch.load with a weights_only value that is not statically known".into()),
             }
         }
-        // PY002 pickle and friends
-        if PICKLE.contains(&q) {
+        // PY002 pickle and friends; `pickle.loads(pickle.dumps(x))` (a deep copy) reads only
+        // what the program itself just wrote.
+        let round_trip = q.ends_with(".loads")
+            && c.arguments.args.first().is_some_and(|a| match a {
+                Expr::Call(inner) => self.callee(inner).is_some_and(|d| {
+                    d.ends_with(".dumps")
+                        && PICKLE.contains(&d.replace(".dumps", ".loads").as_str())
+                }),
+                _ => false,
+            });
+        if PICKLE.contains(&q) && !round_trip {
             self.report(
                 c,
                 &PICKLE_LOAD,

@@ -157,9 +157,12 @@ pub static EXAMPLES: &[RuleExamples] = &[
             "import pandas as pd\npd.read_pickle('df.pkl')\n",
             "from dill import loads\nloads(blob)\n",
             "import cloudpickle\ncloudpickle.loads(b)\n",
+            "import pickle\npickle.loads(zlib.decompress(pickle.dumps(x)))\n",
         ],
         &[
             "import pickle\npickle.dumps(obj)\n",
+            "import pickle\ncopy = pickle.loads(pickle.dumps(model))\n",
+            "import cloudpickle\nf2 = cloudpickle.loads(cloudpickle.dumps(f))\n",
             "import joblib\njoblib.dump(m, 'm.joblib')\n",
             "import pandas as pd\npd.read_csv('x.csv')\n",
         ],
