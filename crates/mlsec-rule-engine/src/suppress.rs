@@ -39,6 +39,10 @@ pub fn placeholder(value: &str) -> bool {
         "0000000000",
         "1234567890",
         "abcdefghij",
+        // A value that names itself (`password: vc_password`, `PASSWORD=password`) is a
+        // variable or a stand-in.
+        "password",
+        "passwd",
     ] {
         if lower.contains(word) {
             return true;
@@ -68,6 +72,8 @@ pub fn placeholder(value: &str) -> bool {
 /// a vowel, with at most two short digit runs and two acronyms. Random keys break into short consonant-heavy
 /// fragments and never pass.
 pub fn identifier(value: &str) -> bool {
+    // `NAME,` and `name)` at the end of a capture are the code around it.
+    let value = value.trim_end_matches([',', ';', ':', ')', ']', '}']);
     if value.len() < 6
         || !value
             .bytes()
