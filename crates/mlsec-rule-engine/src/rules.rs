@@ -36,8 +36,12 @@ const QUOTE: &str = r#"(?:\\?["'`])?"#;
 /// closing quote or bracket, a separator (`=`, `:`, `=>`, `:=`, a call's `(` with an optional
 /// `key=`, or `= Client(api_key=`), and an optional opening quote.
 fn assign() -> String {
+    // Besides `=`, `:`, calls and commas: a command-line flag (`--wandb-api-key VALUE`), a
+    // nested YAML key (`wandb:` then `  api_key: VALUE`) and a nested JSON object
+    // (`"mistral": {"api_key": "VALUE"`).
+    const NESTED: &str = r"(?:api_?key|key|token|secret)";
     format!(
-        r"[A-Za-z0-9_.\-]{{0,40}}{QUOTE}\]?\s*(?:=\s*[A-Za-z_][A-Za-z0-9_.]{{0,30}}\(\s*(?:[A-Za-z_]+\s*=\s*)?|=>|:=|=|:|\(\s*(?:[A-Za-z_]+\s*=\s*)?|,)\s*{QUOTE}\s*"
+        r"[A-Za-z0-9_.\-]{{0,40}}{QUOTE}\]?\s*(?:=\s*[A-Za-z_][A-Za-z0-9_.]{{0,30}}\(\s*(?:[A-Za-z_]+\s*=\s*)?|=>|:=|=|-(?:api-)?(?:key|token|secret)[ \t]+|:[ \t]*\r?\n[ \t]+{NESTED}[ \t]*:|:[ \t]*\{{[ \t]*{QUOTE}{NESTED}{QUOTE}[ \t]*:|:|\(\s*(?:[A-Za-z_]+\s*=\s*)?|,)\s*{QUOTE}\s*"
     )
 }
 
