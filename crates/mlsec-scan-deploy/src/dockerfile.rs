@@ -203,6 +203,14 @@ pub(crate) fn secret_name(name: &str) -> bool {
                     | "ENDPOINT"
                     | "HOST"
                     | "ID"
+                    | "NAME"
+                    | "REF"
+                    | "ENABLED"
+                    | "ENABLE"
+                    | "TYPE"
+                    | "MODE"
+                    | "HEADER"
+                    | "FIELD"
             )
         })
     {
@@ -227,6 +235,54 @@ pub(crate) fn secret_name(name: &str) -> bool {
         }
         _ => false,
     })
+}
+
+/// Whether a literal value could be a credential: not a boolean, number, path, URL without a
+/// password, placeholder or resource name (`kserve-webhook-server-cert`).
+pub(crate) fn credential_value(value: &str) -> bool {
+    let v = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    let lower = v.to_ascii_lowercase();
+    if v.chars().count() < 6
+        || v.parse::<f64>().is_ok()
+        || matches!(
+            lower.as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off" | "none" | "null"
+        )
+        || v.starts_with('/')
+        || v.starts_with("./")
+        || v.starts_with("~/")
+        || v.contains("${")
+        || v.contains("$(")
+        || v.contains("{{")
+        || v.starts_with('<')
+    {
+        return false;
+    }
+    if let Some((_, rest)) = v.split_once("://") {
+        // A URL is a credential only when it carries one (`user:password@`).
+        return rest
+            .split_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    }
+    // Resource and variable names: words of three or more letters, each with a vowel.
+    let words: Vec<&str> = v.split(['-', '_', '.']).filter(|w| !w.is_empty()).collect();
+    let wordy = |w: &&str| {
+        w.len() >= 3
+            && w.chars().all(|c| c.is_ascii_alphabetic())
+            && w.to_ascii_lowercase()
+                .contains(['a', 'e', 'i', 'o', 'u', 'y'])
+    };
+    if words.len() >= 2
+        && words.iter().all(wordy)
+        && v.chars()
+            .all(|c| !c.is_ascii_uppercase() || v.chars().all(|d| !d.is_ascii_lowercase()))
+    {
+        return false;
+    }
+    !matches!(
+        lower.as_str(),
+        "changeme" | "password" | "secret" | "placeholder" | "redacted"
+    )
 }
 
 /// `ENV a=1 b=2`, `ENV a 1`, `ARG a=1`, `ARG a`: (name, literal value if any).

@@ -640,11 +640,7 @@ fn check_container(out: &mut Sink, m: &Meta, v: &PodView, c: &Container) {
         let Some((l, value)) = e.entry("value").and_then(|(l, n)| n.str().map(|s| (l, s))) else {
             continue;
         };
-        if secret_name(name)
-            && !value.trim().is_empty()
-            && !value.contains("$(")
-            && !value.contains("{{")
-        {
+        if secret_name(name) && crate::dockerfile::credential_value(value) {
             out.push(
                 &K8S_SECRET_IN_ENV,
                 Severity::High,

@@ -216,7 +216,7 @@ mod tests {
     fn k8s_secret_values_are_never_printed() {
         let src = POD.replace(
             "    resources:",
-            "    env: [{name: OPENAI_API_KEY, value: not-real-but-supersecret}]\n    resources:",
+            "    env: [{name: OPENAI_API_KEY, value: not-real-but-supersecret-42}]\n    resources:",
         );
         let out = scan_yaml_set(&[("p.yaml", &src)]);
         let f = out.findings.iter().find(|f| f.rule.id == "K8S011").unwrap();

@@ -412,6 +412,7 @@ pub static K8S_EXAMPLES: &[RuleExamples] = &[
         ],
         &[
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x:1\n    env:\n    - {name: HF_TOKEN, valueFrom: {secretKeyRef: {name: hf, key: token}}}\n    - {name: TOKENIZERS_PARALLELISM, value: \"false\"}\n    - {name: MAX_TOKENS, value: \"512\"}\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x:1\n    env:\n    - {name: SECRET_NAME, value: kserve-webhook-server-cert}\n    - {name: WEBHOOK_SECRET, value: kserve-webhook-server-secret}\n    - {name: ENABLE_TOKEN_AUTH, value: \"true\"}\n    - {name: USE_API_KEY, value: \"false\"}\n    - {name: HF_TOKEN_PATH, value: /var/run/secrets/hf}\n    - {name: DB_PASSWORD, value: \"https://vault.local/db\"}\n",
         ],
     ),
     (
