@@ -16,8 +16,10 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wheels  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,23 +46,7 @@ MODEL_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib", ".npy", ".npz", "
 
 
 def fetch(root: Path) -> Path:
-    wheels = root / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    have = {p.name.split("-")[0].lower().replace("_", "-") for p in wheels.glob("*.whl")}
-    want = [w for w in WHEELS if w.split("==")[0].lower() not in have]
-    if want:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                        "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
-                        "--platform", "manylinux_2_17_x86_64", "--platform", "any", "-d", str(wheels), *want],
-                       check=True)
-    tree = root / "tree"
-    if not tree.exists():
-        for whl in sorted(wheels.glob("*.whl")):
-            with zipfile.ZipFile(whl) as z:
-                for info in z.infolist():
-                    if info.filename.lower().endswith(MODEL_SUFFIXES):
-                        z.extract(info, tree / whl.stem)
-    return tree
+    return wheels.fetch(root, WHEELS, lambda n: n.lower().endswith(MODEL_SUFFIXES))
 
 
 def main() -> int:

@@ -15,8 +15,10 @@ import collections
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wheels  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,21 +39,7 @@ WHEELS = [
 
 
 def fetch(root: Path) -> Path:
-    wheels = root / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
-                    "--platform", "manylinux_2_17_x86_64", "--platform", "any", "-d", str(wheels), *WHEELS],
-                   check=True)
-    tree = root / "tree"
-    if not tree.exists():
-        for whl in sorted(wheels.glob("*.whl")):
-            with zipfile.ZipFile(whl) as z:
-                for info in z.infolist():
-                    # Sources and text only: binaries are the model scanner's business.
-                    if not info.filename.endswith((".so", ".pyd", ".dll", ".dylib")):
-                        z.extract(info, tree / whl.stem)
-    return tree
+    return wheels.fetch(root, WHEELS, lambda n: not n.endswith((".so", ".pyd", ".dll", ".dylib")))
 
 
 def per_rule(binary: Path, tree: Path) -> collections.Counter:

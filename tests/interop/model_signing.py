@@ -66,26 +66,6 @@ for n, c in [("p256", ec.SECP256R1()), ("p384", ec.SECP384R1()), ("p521", ec.SEC
     k = ec.generate_private_key(c)
     (d / f"{n}.key").write_bytes(enc(k)); (d / f"{n}.pub").write_bytes(pub(k))
 now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
-def cert(cn, issuer, key, signer, ca):
-    b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-         .issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if ca:
-        b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-    else:
-        b = b.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-    return b.sign(signer, hashes.SHA256())
-rk = ec.generate_private_key(ec.SECP384R1()); root = cert("interop root", x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "interop root")]), rk, rk, True)
-ik = ec.generate_private_key(ec.SECP384R1()); inter = cert("interop intermediate", root.subject, ik, rk, True)
-lk = ec.generate_private_key(ec.SECP256R1()); leaf = cert("interop leaf", inter.subject, lk, ik, False)
-pem = lambda c: c.public_bytes(serialization.Encoding.PEM)
-(d / "root.pem").write_bytes(pem(root)); (d / "intermediate.pem").write_bytes(pem(inter)); (d / "leaf.pem").write_bytes(pem(leaf))
-(d / "leaf.key").write_bytes(enc(lk))
-# Chains whose CAs sign with RSA (PSS at the root, PKCS#1 v1.5 SHA-384 below) and with Ed25519;
-# the leaf keys stay ECDSA, the only kind model-signing signs with.
-from cryptography.hazmat.primitives.asymmetric import rsa, ed25519, padding
 def signed(cn, issuer, key, signer, ca, algorithm, **kw):
     b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
          .issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -97,6 +77,17 @@ def signed(cn, issuer, key, signer, ca, algorithm, **kw):
         b = b.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
         b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
     return b.sign(signer, algorithm, **kw)
+def cert(cn, issuer, key, signer, ca):
+    return signed(cn, issuer, key, signer, ca, hashes.SHA256())
+rk = ec.generate_private_key(ec.SECP384R1()); root = cert("interop root", x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "interop root")]), rk, rk, True)
+ik = ec.generate_private_key(ec.SECP384R1()); inter = cert("interop intermediate", root.subject, ik, rk, True)
+lk = ec.generate_private_key(ec.SECP256R1()); leaf = cert("interop leaf", inter.subject, lk, ik, False)
+pem = lambda c: c.public_bytes(serialization.Encoding.PEM)
+(d / "root.pem").write_bytes(pem(root)); (d / "intermediate.pem").write_bytes(pem(inter)); (d / "leaf.pem").write_bytes(pem(leaf))
+(d / "leaf.key").write_bytes(enc(lk))
+# Chains whose CAs sign with RSA (PSS at the root, PKCS#1 v1.5 SHA-384 below) and with Ed25519;
+# the leaf keys stay ECDSA, the only kind model-signing signs with.
+from cryptography.hazmat.primitives.asymmetric import rsa, ed25519, padding
 pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 rrk = rsa.generate_private_key(public_exponent=65537, key_size=3072)
 rroot = signed("rsa root", x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsa root")]), rrk, rrk, True, hashes.SHA256(), rsa_padding=pss)
