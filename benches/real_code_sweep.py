@@ -27,6 +27,8 @@ WHEELS = [
     "diffusers==0.31.0",
     "langchain-experimental==0.3.3",
     "langchain-core==0.3.21",
+    "langchain-community==0.3.8",
+    "llama-index-core==0.12.5",
     "mlflow-skinny==2.18.0",
     "kserve==0.14.1",
     "ray==2.39.0",

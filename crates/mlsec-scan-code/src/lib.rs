@@ -89,12 +89,30 @@ fn apply_suppressions(findings: &mut Vec<Finding>, supp: &[(u32, Vec<String>)], 
 /// operator, so this bounds the depth of the tree the analysis (and its drop) recurses over.
 pub const MAX_STATEMENT_OPERATORS: usize = 10_000;
 
-/// How deeply the source can nest, measured without parsing: the most operators in one
-/// statement plus the deepest brackets (strings and comments skipped). `None` past the limits.
-fn complexity(src: &str) -> Option<usize> {
+/// How deeply the source nests, measured without parsing, one logical line (a statement with
+/// its bracketed continuation lines) at a time: the most operators in one line plus the deepest
+/// brackets (strings and comments skipped).
+struct Nesting {
+    /// The worst logical line within the limits.
+    worst: usize,
+    /// Byte ranges of the logical lines past [`MAX_NESTING`] or [`MAX_STATEMENT_OPERATORS`].
+    too_deep: Vec<std::ops::Range<usize>>,
+}
+
+fn nesting(src: &str) -> Nesting {
     let b = src.as_bytes();
     let (mut i, mut depth, mut ops, mut worst) = (0, 0usize, 0usize, 0usize);
+    let (mut line_start, mut line_worst, mut over) = (0usize, 0usize, false);
+    let mut too_deep = Vec::new();
     let mut word_start = true;
+    let mut end_line = |at: usize, line_worst: &mut usize, over: &mut bool, start: &mut usize| {
+        if *over {
+            too_deep.push(*start..at);
+        } else {
+            worst = worst.max(*line_worst);
+        }
+        (*line_worst, *over, *start) = (0, false, at + 1);
+    };
     while i < b.len() {
         let c = b[i];
         match c {
@@ -131,12 +149,12 @@ fn complexity(src: &str) -> Option<usize> {
             b'(' | b'[' | b'{' => {
                 depth += 1;
                 ops += 1;
-                if depth > MAX_NESTING {
-                    return None;
-                }
             }
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            b'\n' if depth == 0 && i > 0 && b[i - 1] != b'\\' => ops = 0,
+            b'\n' if depth == 0 && (i == 0 || b[i - 1] != b'\\') => {
+                end_line(i, &mut line_worst, &mut over, &mut line_start);
+                ops = 0;
+            }
             b'.' | b'+' | b'-' | b'*' | b'/' | b'%' | b'@' | b'|' | b'&' | b'^' | b'~' | b'<'
             | b'>' | b'=' | b':' => ops += 1,
             _ if word_start && c.is_ascii_alphabetic() => {
@@ -156,14 +174,47 @@ fn complexity(src: &str) -> Option<usize> {
             }
             _ => {}
         }
-        if ops > MAX_STATEMENT_OPERATORS {
-            return None;
-        }
-        worst = worst.max(ops + depth);
+        over |= depth > MAX_NESTING || ops > MAX_STATEMENT_OPERATORS;
+        line_worst = line_worst.max(ops + depth);
         word_start = !(c.is_ascii_alphanumeric() || c == b'_');
         i += 1;
     }
-    Some(worst)
+    end_line(b.len(), &mut line_worst, &mut over, &mut line_start);
+    Nesting { worst, too_deep }
+}
+
+/// The source with each too-deep logical line replaced by a statement of the same shape
+/// (`pass`, or `if 0:` for a block header) padded with spaces, newlines kept: the rest of the
+/// file parses and keeps its line numbers.
+fn blank_out(src: &str, ranges: &[std::ops::Range<usize>]) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut at = 0;
+    for r in ranges {
+        let r = r.start.min(src.len())..r.end.min(src.len());
+        out.push_str(&src[at..r.start]);
+        let text = &src[r.clone()];
+        let indent = text.len() - text.trim_start_matches([' ', '\t']).len();
+        let header = text
+            .lines()
+            .last()
+            .is_some_and(|l| l.split('#').next().unwrap_or("").trim_end().ends_with(':'));
+        let stmt = if header { "if 0:" } else { "pass" };
+        out.push_str(&text[..indent]);
+        out.push_str(stmt);
+        let mut covered = stmt.len();
+        for ch in text[indent..].chars() {
+            if ch == '\n' {
+                out.push('\n');
+            } else if covered > 0 {
+                covered -= 1;
+            } else {
+                out.push(' ');
+            }
+        }
+        at = r.end;
+    }
+    out.push_str(&src[at..]);
+    out
 }
 
 fn analyse_source(
@@ -172,13 +223,25 @@ fn analyse_source(
     location: &dyn Fn(u32, u32) -> Location,
     out: &mut Outcome,
 ) {
-    let Some(nesting) = complexity(src) else {
-        out.findings.push(Finding::new(
-            &rules::CODE_UNPARSABLE,
-            location(1, 1),
-            format!("brackets nested deeper than {MAX_NESTING} or a statement with more than {MAX_STATEMENT_OPERATORS} operators: not analysed"),
-        ));
-        return;
+    let Nesting {
+        worst: nesting,
+        too_deep,
+    } = nesting(src);
+    let blanked;
+    let src = if too_deep.is_empty() {
+        src
+    } else {
+        let lines = python::Lines::new(src);
+        for r in &too_deep {
+            let (line, col) = lines.position(src, r.start);
+            out.findings.push(Finding::new(
+                &rules::CODE_TOO_DEEP,
+                location(line, col),
+                format!("a statement with brackets nested deeper than {MAX_NESTING} or more than {MAX_STATEMENT_OPERATORS} operators: this statement was not analysed, the rest of the file was"),
+            ));
+        }
+        blanked = blank_out(src, &too_deep);
+        blanked.as_str()
     };
     // The tree is bounded by the check above. Ordinary code runs on the caller's stack; deep
     // code is parsed, analysed and dropped on a stack sized for the bound, whatever thread
@@ -629,7 +692,35 @@ mod tests {
     fn deep_nesting_is_reported_not_overflowed() {
         let src = format!("x = {}1{}\n", "(".repeat(100_000), ")".repeat(100_000));
         let out = scan_python("t.py", &src);
-        assert_eq!(out.findings[0].rule.id, "PY900");
+        assert_eq!(out.findings[0].rule.id, "PY901");
+    }
+
+    #[test]
+    fn a_deep_statement_hides_nothing_around_it() {
+        let deep = format!("{}1{}", "(".repeat(201), ")".repeat(201));
+        let src = format!(
+            "import torch\ndef f(p):\n    x = {deep}\n    if {deep}:\n        y = 1\n    return torch.load(p)\nz = [\n  {deep},\n]\ntorch.load(q)\n"
+        );
+        let out = scan_python("t.py", &src);
+        let got: Vec<(&str, Option<u32>)> = out
+            .findings
+            .iter()
+            .map(|f| (f.rule.id, f.location.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("PY901", Some(3)),
+                ("PY901", Some(4)),
+                ("PY901", Some(7)),
+                ("PY001", Some(6)),
+                ("PY001", Some(10)),
+            ],
+            "{:?}",
+            out.findings
+        );
+        assert!(!rules::CODE_TOO_DEEP.remediation.contains("syntax"));
+        assert!(out.findings.iter().all(|f| f.rule.id != "PY900"));
     }
 }
 

@@ -29,7 +29,42 @@ enum Value {
     List(Vec<Value>),
     /// Derived from a model or LLM call.
     ModelOutput,
+    /// Derived from a parameter of an agent tool (chosen by the model).
+    ToolInput,
     Unknown,
+}
+
+impl Value {
+    /// Model output or a tool's model-chosen argument.
+    fn tainted(&self) -> bool {
+        matches!(self, Value::ModelOutput | Value::ToolInput)
+    }
+}
+
+/// Most nodes of one expression searched for tainted names.
+const TAINT_BUDGET: usize = 512;
+
+/// The `Name` and `Call` nodes of an expression, outermost first, at most [`TAINT_BUDGET`].
+#[derive(Default)]
+struct Leaves<'e> {
+    out: Vec<&'e Expr>,
+    seen: usize,
+}
+
+impl<'e> Visitor<'e> for Leaves<'e> {
+    fn visit_expr(&mut self, e: &'e Expr) {
+        self.seen += 1;
+        if self.seen > TAINT_BUDGET {
+            return;
+        }
+        if matches!(e, Expr::Name(_) | Expr::Call(_)) {
+            self.out.push(e);
+        }
+        // A lambda's body runs later, on its own arguments.
+        if !matches!(e, Expr::Lambda(_)) {
+            visitor::walk_expr(self, e);
+        }
+    }
 }
 
 /// The state of one call argument.
@@ -110,6 +145,12 @@ const PICKLE: &[&str] = &[
     "shelve.open",
     "torch.serialization._load",
     "jsonpickle.decode",
+    "torch.package.PackageImporter",
+    "pickle._loads",
+    "pickle._load",
+    "pickle._Unpickler",
+    "pandas.compat.pickle_compat.load",
+    "joblib.numpy_pickle.load",
 ];
 
 const TOOLS: &[&str] = &[
@@ -143,7 +184,180 @@ pub struct Analyzer<'a> {
     lines: Lines,
     module: Scope,
     stack: Vec<Scope>,
+    /// What the pre-pass found: agent tools and whether the module calls LLMs.
+    facts: Facts,
+    /// The agent tool whose body is being visited.
+    tool: Option<String>,
     pub findings: Vec<(usize, &'static Rule, Severity, String, String)>,
+}
+
+/// Packages whose import marks a module as one that talks to LLMs.
+const LLM_PACKAGES: &[&str] = &[
+    "langchain",
+    "langchain_core",
+    "langchain_community",
+    "langchain_experimental",
+    "langchain_openai",
+    "langgraph",
+    "openai",
+    "anthropic",
+    "llama_index",
+    "autogen",
+    "autogen_agentchat",
+    "crewai",
+    "dspy",
+    "litellm",
+    "guidance",
+    "semantic_kernel",
+    "haystack",
+    "smolagents",
+    "cohere",
+    "mistralai",
+    "ollama",
+    "vertexai",
+    "agents",
+    "mcp",
+    "pydantic_ai",
+];
+
+/// Decorators that make a function an agent tool (`@tool`, `@mcp.tool()`, `@function_tool`).
+const TOOL_DECORATORS: &[&str] = &[
+    "tool",
+    "function_tool",
+    "kernel_function",
+    "register_for_llm",
+    "ai_function",
+    "llm_tool",
+    "call_tool",
+    "tool_plain",
+];
+
+/// Calls that wrap a function into a tool (`Tool(func=f)`, `FunctionTool.from_defaults(fn=f)`).
+const TOOL_WRAPPERS: &[&str] = &[
+    "Tool",
+    "StructuredTool",
+    "from_function",
+    "from_defaults",
+    "FunctionTool",
+    "register_function",
+    "tool",
+    "function_tool",
+    "bind_tools",
+];
+
+/// Keywords of any call whose list (or dict) values are tools (`Agent(tools=[f])`).
+const TOOL_LISTS: &[&str] = &["tools", "functions", "function_map"];
+
+/// Base classes whose `_run`/`forward` methods receive model-chosen input.
+const TOOL_METHODS: &[&str] = &["_run", "_arun", "forward"];
+
+/// The last name of a dotted expression or of a call's callee (`mcp.tool()` is `tool`).
+fn last_name(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Name(n) => Some(n.id.as_str()),
+        Expr::Attribute(a) => Some(a.attr.as_str()),
+        Expr::Call(c) => last_name(&c.func),
+        _ => None,
+    }
+}
+
+/// What a first look over the whole module finds.
+#[derive(Default)]
+struct Facts {
+    /// Names of functions used as agent tools.
+    tool_names: std::collections::HashSet<String>,
+    /// Start offsets of function definitions that are tools by decorator or by class.
+    tool_defs: std::collections::HashSet<usize>,
+    /// The module imports an LLM framework or client.
+    llm: bool,
+}
+
+impl<'e> Visitor<'e> for Facts {
+    fn visit_stmt(&mut self, stmt: &'e Stmt) {
+        match stmt {
+            Stmt::Import(imp) => {
+                for a in &imp.names {
+                    let top = a.name.as_str().split('.').next().unwrap_or("");
+                    self.llm |= LLM_PACKAGES.contains(&top);
+                }
+            }
+            Stmt::ImportFrom(imp) => {
+                let m = imp.module.as_ref().map_or("", |m| m.as_str());
+                self.llm |=
+                    imp.level == 0 && LLM_PACKAGES.contains(&m.split('.').next().unwrap_or(""));
+            }
+            Stmt::FunctionDef(f)
+                if f.decorator_list.iter().any(|d| {
+                    last_name(&d.expression).is_some_and(|n| TOOL_DECORATORS.contains(&n))
+                }) =>
+            {
+                self.tool_defs.insert(f.range.start().to_usize());
+            }
+            Stmt::ClassDef(c) => {
+                let tool_class = c
+                    .bases()
+                    .iter()
+                    .any(|b| last_name(b).is_some_and(|n| n.ends_with("Tool") || n == "Toolkit"));
+                if tool_class {
+                    for s in &c.body {
+                        if let Stmt::FunctionDef(f) = s
+                            && TOOL_METHODS.contains(&f.name.as_str())
+                        {
+                            self.tool_defs.insert(f.range.start().to_usize());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        visitor::walk_stmt(self, stmt);
+    }
+
+    fn visit_expr(&mut self, e: &'e Expr) {
+        if let Expr::Call(c) = e {
+            let mut names = |x: &Expr| match x {
+                Expr::Name(n) => {
+                    self.tool_names.insert(n.id.to_string());
+                }
+                Expr::List(l) => {
+                    for el in &l.elts {
+                        if let Expr::Name(n) = el {
+                            self.tool_names.insert(n.id.to_string());
+                        }
+                    }
+                }
+                Expr::Dict(d) => {
+                    for item in &d.items {
+                        if let Expr::Name(n) = &item.value {
+                            self.tool_names.insert(n.id.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            };
+            if last_name(&c.func).is_some_and(|n| TOOL_WRAPPERS.contains(&n)) {
+                for a in &c.arguments.args {
+                    names(a);
+                }
+                for k in &c.arguments.keywords {
+                    if k.arg.as_ref().is_some_and(|a| {
+                        matches!(a.as_str(), "func" | "fn" | "function" | "coroutine" | "f")
+                    }) {
+                        names(&k.value);
+                    }
+                }
+            }
+            for k in &c.arguments.keywords {
+                if k.arg
+                    .as_ref()
+                    .is_some_and(|a| TOOL_LISTS.contains(&a.as_str()))
+                {
+                    names(&k.value);
+                }
+            }
+        }
+        visitor::walk_expr(self, e);
+    }
 }
 
 impl<'a> Analyzer<'a> {
@@ -153,6 +367,8 @@ impl<'a> Analyzer<'a> {
             lines: Lines::new(src),
             module: Scope::default(),
             stack: Vec::new(),
+            facts: Facts::default(),
+            tool: None,
             findings: Vec::new(),
         }
     }
@@ -222,8 +438,15 @@ impl<'a> Analyzer<'a> {
                     self.collect(&s.finalbody, scope);
                 }
                 Stmt::With(s) => self.collect(&s.body, scope),
-                Stmt::For(s) => self.collect(&s.body, scope),
                 Stmt::While(s) => self.collect(&s.body, scope),
+                // `for block in blocks_of(llm_output):` taints `block`.
+                Stmt::For(s) => {
+                    if let Expr::Name(n) = &*s.target {
+                        let v = self.eval_in(&s.iter, scope);
+                        scope.bind(n.id.as_str(), if v.tainted() { v } else { Value::Unknown });
+                    }
+                    self.collect(&s.body, scope);
+                }
                 _ => {}
             }
         }
@@ -249,18 +472,18 @@ impl<'a> Analyzer<'a> {
             Expr::NumberLiteral(_) | Expr::BytesLiteral(_) => Value::OtherLiteral,
             Expr::FString(_) if !self.src[e.range()].contains('{') => Value::Str(String::new()),
             Expr::Name(n) => lookup(n.id.as_str()).unwrap_or_else(|| match n.id.as_str() {
-                b @ ("eval" | "exec" | "compile" | "open" | "__import__" | "dict") => {
+                b @ ("eval" | "exec" | "compile" | "open" | "__import__" | "dict" | "getattr") => {
                     Value::Qualified(format!("builtins.{b}"))
                 }
                 _ => Value::Unknown,
             }),
             Expr::Attribute(a) => match self.eval_in(&a.value, scope) {
                 Value::Qualified(q) => Value::Qualified(format!("{q}.{}", a.attr.as_str())),
-                Value::ModelOutput => Value::ModelOutput,
+                v if v.tainted() => v,
                 _ => Value::Unknown,
             },
             Expr::Subscript(s) => match self.eval_in(&s.value, scope) {
-                Value::ModelOutput => Value::ModelOutput,
+                v if v.tainted() => v,
                 _ => Value::Unknown,
             },
             Expr::Dict(d) => {
@@ -299,10 +522,41 @@ impl<'a> Analyzer<'a> {
                 if self.is_model_call(c) {
                     return Value::ModelOutput;
                 }
-                Value::Unknown
+                // `__import__('pickle')` and `importlib.import_module('pickle')` are the module.
+                if let Value::Qualified(q) = &callee
+                    && matches!(
+                        q.as_str(),
+                        "builtins.__import__" | "importlib.import_module"
+                    )
+                    && let Some(Value::Str(m)) =
+                        c.arguments.args.first().map(|a| self.eval_in(a, scope))
+                {
+                    return Value::Qualified(m);
+                }
+                // What a call computes from model output (`out.strip()`, `extract_code(out)`,
+                // `compile(out, ...)`) is still model output.
+                self.derived(e, scope)
             }
-            _ => Value::Unknown,
+            _ => self.derived(e, scope),
         }
+    }
+
+    /// The taint of an expression built from others (an f-string, `+`, a call): that of its
+    /// first tainted part, searched within [`TAINT_BUDGET`] nodes; otherwise unknown.
+    fn derived(&self, e: &Expr, scope: &Scope) -> Value {
+        let mut leaves = Leaves::default();
+        visitor::walk_expr(&mut leaves, e);
+        for leaf in leaves.out {
+            let v = match leaf {
+                Expr::Name(_) => self.eval_in(leaf, scope),
+                Expr::Call(c) if self.is_model_call(c) => Value::ModelOutput,
+                _ => continue,
+            };
+            if v.tainted() {
+                return v;
+            }
+        }
+        Value::Unknown
     }
 
     fn is_model_call(&self, c: &ast::ExprCall) -> bool {
@@ -352,7 +606,7 @@ impl<'a> Analyzer<'a> {
         for k in &c.arguments.keywords {
             if k.arg.as_ref().is_some_and(|a| a.as_str() == name) {
                 return match self.eval(&k.value) {
-                    Value::Unknown | Value::ModelOutput => Arg::Unknown,
+                    Value::Unknown | Value::ModelOutput | Value::ToolInput => Arg::Unknown,
                     v => Arg::Known(v),
                 };
             }
@@ -364,7 +618,7 @@ impl<'a> Analyzer<'a> {
                 return Arg::Unknown;
             }
             return match self.eval(e) {
-                Value::Unknown | Value::ModelOutput => Arg::Unknown,
+                Value::Unknown | Value::ModelOutput | Value::ToolInput => Arg::Unknown,
                 v => Arg::Known(v),
             };
         }
@@ -375,7 +629,9 @@ impl<'a> Analyzer<'a> {
                     Value::Dict(items) => {
                         if let Some((_, v)) = items.iter().rev().find(|(key, _)| key == name) {
                             return match v {
-                                Value::Unknown | Value::ModelOutput => Arg::Unknown,
+                                Value::Unknown | Value::ModelOutput | Value::ToolInput => {
+                                    Arg::Unknown
+                                }
                                 v => Arg::Known(v.clone()),
                             };
                         }
@@ -424,21 +680,198 @@ impl<'a> Analyzer<'a> {
         }
     }
 
-    /// Whether an expression is a string built at run time (f-string with fields, `+`, `.format`, `%`).
-    fn is_dynamic_string(&self, e: &Expr) -> bool {
+    /// The non-constant parts of a string built at run time (the fields of an f-string, the
+    /// operands of `+` and `%`, the arguments of `.format` and `.join`); `None` when `e` is not
+    /// such a string.
+    fn interpolated<'e>(&self, e: &'e Expr) -> Option<Vec<&'e Expr>> {
+        let mut parts = Vec::new();
         match e {
-            Expr::FString(_) => self.src[e.range()].contains('{'),
-            Expr::BinOp(b) => {
-                matches!(b.op, ast::Operator::Add | ast::Operator::Mod)
-                    && !(matches!(self.eval(&b.left), Value::Str(_))
-                        && matches!(self.eval(&b.right), Value::Str(_)))
+            Expr::FString(f) => {
+                for part in f.value.as_slice() {
+                    if let ast::FStringPart::FString(fs) = part {
+                        parts.extend(fs.elements.interpolations().map(|i| &*i.expression));
+                    }
+                }
             }
+            Expr::BinOp(b) if b.op == ast::Operator::Add => {
+                for side in [&*b.left, &*b.right] {
+                    match self.interpolated(side) {
+                        Some(inner) => parts.extend(inner),
+                        None => parts.push(side),
+                    }
+                }
+            }
+            Expr::BinOp(b) if b.op == ast::Operator::Mod => match &*b.right {
+                Expr::Tuple(t) => parts.extend(t.elts.iter()),
+                Expr::Dict(d) => parts.extend(d.items.iter().map(|i| &i.value)),
+                r => parts.push(r),
+            },
+            Expr::Call(c) => match &*c.func {
+                Expr::Attribute(a) if matches!(a.attr.as_str(), "format" | "join") => {
+                    parts.extend(c.arguments.args.iter());
+                    parts.extend(c.arguments.keywords.iter().map(|k| &k.value));
+                }
+                _ => return None,
+            },
+            _ => return None,
+        }
+        parts.retain(|p| !matches!(self.eval(p), Value::Str(_)));
+        Some(parts)
+    }
+
+    /// Whether a value put into a prompt is known not to carry anyone's text: a constant, a
+    /// number, a date or time, a length, or a name that says it is a template part.
+    fn is_safe_part(&self, e: &Expr) -> bool {
+        /// Words that, making up the whole name, mark developer-side or clock values.
+        const SAFE: &[&str] = &[
+            "date",
+            "time",
+            "now",
+            "today",
+            "timestamp",
+            "datetime",
+            "year",
+            "month",
+            "day",
+            "current",
+            "prefix",
+            "suffix",
+            "template",
+            "format",
+            "instructions",
+            "tool",
+            "tools",
+            "names",
+            "descriptions",
+            "schema",
+            "language",
+            "lang",
+            "version",
+            "model",
+            "max",
+            "min",
+            "num",
+            "count",
+            "limit",
+            "n",
+            "k",
+            "sep",
+            "separator",
+            "newline",
+            "nl",
+            "examples",
+            "example",
+            "fmt",
+            "str",
+            "iso",
+            "utc",
+            "zone",
+            "tz",
+        ];
+        match self.eval(e) {
+            Value::Str(_) | Value::OtherLiteral | Value::Bool(_) | Value::None => return true,
+            Value::Qualified(q) if q.starts_with("datetime.") || q.starts_with("time.") => {
+                return true;
+            }
+            _ => {}
+        }
+        match e {
+            Expr::NumberLiteral(_) => true,
             Expr::Call(c) => {
-                matches!(&*c.func, Expr::Attribute(a) if a.attr.as_str() == "format" || a.attr.as_str() == "join")
+                let callee = self.callee(c).unwrap_or_default();
+                let last = last_name(&c.func).unwrap_or("");
+                callee.starts_with("datetime.")
+                    || callee.starts_with("time.")
+                    || matches!(
+                        last,
+                        "strftime"
+                            | "isoformat"
+                            | "now"
+                            | "today"
+                            | "utcnow"
+                            | "ctime"
+                            | "len"
+                            | "date"
+                            | "time"
+                    )
             }
-            // A variable whose value is not known is not evidence of construction: no finding.
+            Expr::Name(_) | Expr::Attribute(_) => last_name(e).is_some_and(|n| {
+                n.to_ascii_lowercase()
+                    .split('_')
+                    .filter(|w| !w.is_empty())
+                    .all(|w| SAFE.contains(&w))
+            }),
             _ => false,
         }
+    }
+
+    /// Whether an expression is a string built at run time from something that may carry
+    /// someone's text (a timestamp or a constant template part does not count).
+    fn is_dynamic_string(&self, e: &Expr) -> bool {
+        self.interpolated(e)
+            .is_some_and(|parts| parts.iter().any(|p| !self.is_safe_part(p)))
+    }
+
+    /// A prompt that puts instructions and user input in one string: Low, since delimiting
+    /// cannot make it safe, only the roles and the guard can.
+    fn check_single_prompt(&mut self, e: &'a Expr, how: &str) {
+        if let Some(user) = self.user_part(e) {
+            self.report(
+                e,
+                &SYSTEM_PROMPT_INJECTION,
+                Severity::Low,
+                format!("instructions and user input `{user}` joined into one prompt{how}: the input can override the instructions"),
+            );
+        }
+    }
+
+    /// The first interpolated part of a built string whose name says it is user input, when
+    /// the string also holds instruction text of its own.
+    fn user_part(&self, e: &Expr) -> Option<String> {
+        const USER: &[&str] = &[
+            "user",
+            "query",
+            "question",
+            "input",
+            "message",
+            "msg",
+            "request",
+            "comment",
+            "email",
+            "review",
+            "feedback",
+            "document",
+            "doc",
+            "page",
+            "html",
+            "tweet",
+            "post",
+            "utterance",
+            "ticket",
+            "transcript",
+            "userinput",
+        ];
+        let parts = self.interpolated(e)?;
+        let letters = |t: &str| t.chars().filter(char::is_ascii_alphabetic).count();
+        let own = letters(&self.src[e.range()])
+            .saturating_sub(parts.iter().map(|p| letters(&self.src[p.range()])).sum());
+        let spaces = |t: &str| t.matches(' ').count();
+        let own_spaces = spaces(&self.src[e.range()])
+            .saturating_sub(parts.iter().map(|p| spaces(&self.src[p.range()])).sum());
+        // Instructions are words: `<s_question>{q}</s_question>` is a model's input format.
+        if own < 12 || own_spaces < 2 {
+            return None;
+        }
+        parts.into_iter().find_map(|p| {
+            let name = match p {
+                Expr::Name(_) | Expr::Attribute(_) | Expr::Subscript(_) => &self.src[p.range()],
+                _ => return None,
+            };
+            name.to_ascii_lowercase()
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| USER.contains(&w))
+                .then(|| name.to_owned())
+        })
     }
 
     fn check_call(&mut self, c: &'a ast::ExprCall) {
@@ -450,13 +883,20 @@ impl<'a> Analyzer<'a> {
             _ => "",
         };
 
-        // PY001 torch.load
-        if q == "torch.load" {
+        // PY001 torch.load and the loaders that call it
+        if matches!(
+            q,
+            "torch.load"
+                | "torch.serialization.load"
+                | "torch.hub.load_state_dict_from_url"
+                | "torch.utils.model_zoo.load_url"
+        ) {
+            let q = q.trim_start_matches("torch.serialization.");
             match self.arg(c, "weights_only", None) {
                 Arg::Known(Value::Bool(true)) => {}
-                Arg::Known(Value::Bool(false)) => self.report(c, &TORCH_LOAD_UNSAFE, Severity::High, "torch.load with weights_only=False unpickles arbitrary objects".into()),
-                Arg::Absent => self.report(c, &TORCH_LOAD_UNSAFE, Severity::Medium, "torch.load without weights_only=True: before torch 2.6 this unpickles arbitrary objects".into()),
-                _ => self.report(c, &TORCH_LOAD_UNSAFE, Severity::Low, "torch.load with a weights_only value that is not statically known".into()),
+                Arg::Known(Value::Bool(false)) => self.report(c, &TORCH_LOAD_UNSAFE, Severity::High, format!("{q} with weights_only=False unpickles arbitrary objects")),
+                Arg::Absent => self.report(c, &TORCH_LOAD_UNSAFE, Severity::Medium, format!("{q} without weights_only=True: before torch 2.6 this unpickles arbitrary objects")),
+                _ => self.report(c, &TORCH_LOAD_UNSAFE, Severity::Low, format!("{q} with a weights_only value that is not statically known")),
             }
         }
         // PY002 pickle and friends; `pickle.loads(pickle.dumps(x))` (a deep copy) reads only
@@ -529,6 +969,30 @@ impl<'a> Analyzer<'a> {
                 _ => {}
             }
         }
+        // PY005 keras: unsafe deserialization switched on for the whole process
+        if q.ends_with("enable_unsafe_deserialization")
+            && (q.starts_with("keras.")
+                || q.starts_with("tensorflow.keras.")
+                || q.starts_with("tf_keras."))
+        {
+            self.report(
+                c,
+                &KERAS_UNSAFE_MODE,
+                Severity::High,
+                format!("{q}() lets every later load_model deserialize Lambda bytecode"),
+            );
+        }
+        // PY010 torch.hub.load imports the repository's hubconf.py
+        if q == "torch.hub.load"
+            && !matches!(self.arg(c, "source", None), Arg::Known(Value::Str(s)) if s == "local")
+        {
+            self.report(
+                c,
+                &HF_TRUST_REMOTE_CODE,
+                Severity::High,
+                "torch.hub.load imports and runs hubconf.py from a GitHub repository".into(),
+            );
+        }
         // PY005 keras safe_mode=False
         if method == "load_model"
             && (q.starts_with("keras.")
@@ -561,6 +1025,12 @@ impl<'a> Analyzer<'a> {
                 | "huggingface_hub.snapshot_download"
                 | "huggingface_hub.file_download.hf_hub_download",
             ) => Some(self.arg(c, "repo_id", Some(0))),
+            (_, "datasets.load_dataset" | "datasets.load_dataset_builder") => {
+                match self.arg(c, "path", Some(0)) {
+                    Arg::Known(Value::Str(p)) if PACKAGED_BUILDERS.contains(&p.as_str()) => None,
+                    a => Some(a),
+                }
+            }
             (_, "transformers.pipeline" | "transformers.pipelines.pipeline") => {
                 match self.arg(c, "model", Some(1)) {
                     Arg::Absent => None,
@@ -596,21 +1066,9 @@ impl<'a> Analyzer<'a> {
                 ),
             }
         }
-        // PY020 eval/exec of model output
-        if matches!(q, "builtins.eval" | "builtins.exec" | "builtins.compile")
-            && let Some(first) = c.arguments.args.first()
-            && self.eval(first) == Value::ModelOutput
-        {
-            self.report(
-                c,
-                &EVAL_MODEL_OUTPUT,
-                Severity::Critical,
-                format!(
-                    "{} executes text produced by a model",
-                    q.trim_start_matches("builtins.")
-                ),
-            );
-        }
+        // PY020 / PY030: model output or a tool's model-chosen argument run as code or as a
+        // shell command.
+        self.check_execution(c, q, method);
         // PY030 agent tools
         let last = q.rsplit('.').next().unwrap_or(method);
         if TOOLS.contains(&last) || TOOLS.contains(&method) {
@@ -697,6 +1155,23 @@ impl<'a> Analyzer<'a> {
                 "system instructions built from non-constant text".into(),
             );
         }
+        // PY040 (low): one prompt string holding instructions and user input
+        if self.is_model_call(c) {
+            let prompt = c
+                .arguments
+                .keywords
+                .iter()
+                .find(|k| {
+                    k.arg
+                        .as_ref()
+                        .is_some_and(|a| matches!(a.as_str(), "prompt" | "input" | "inputs"))
+                })
+                .map(|k| &k.value)
+                .or_else(|| c.arguments.args.first());
+            if let Some(p) = prompt {
+                self.check_single_prompt(p, " sent to the model");
+            }
+        }
         // PY050 exposed servers
         // Only servers without authentication of their own: a web app bound to 0.0.0.0 in a
         // container is normal and not this rule's business.
@@ -710,6 +1185,33 @@ impl<'a> Analyzer<'a> {
                 &SERVER_EXPOSED,
                 Severity::Medium,
                 "Gradio app on every interface without auth".into(),
+            );
+        }
+        if method == "run" && q.starts_with("mlflow.") && everywhere(self.arg(c, "host", None)) {
+            self.report(
+                c,
+                &SERVER_EXPOSED,
+                Severity::Medium,
+                "the MLflow server app (no authentication by default) listens on every interface"
+                    .into(),
+            );
+        }
+        let ray_serve = matches!(q, "ray.serve.start" | "ray.serve.run")
+            && match self.arg(c, "http_options", None) {
+                Arg::Known(Value::Dict(items)) => items
+                    .iter()
+                    .any(|(k, v)| k == "host" && everywhere(Arg::Known(v.clone()))),
+                _ => false,
+            };
+        if ray_serve
+            || (q.ends_with("serve.config.HTTPOptions") || q == "ray.serve.HTTPOptions")
+                && everywhere(self.arg(c, "host", None))
+        {
+            self.report(
+                c,
+                &SERVER_EXPOSED,
+                Severity::Medium,
+                "Ray Serve's HTTP proxy (no authentication) listens on every interface".into(),
             );
         }
         if q == "ray.init" && everywhere(self.arg(c, "dashboard_host", None)) {
@@ -744,14 +1246,14 @@ impl<'a> Analyzer<'a> {
                     }
                 })
                 .collect();
-            if words
-                .first()
-                .is_some_and(|w| w == "mlflow" || w.ends_with("jupyter") || w == "tensorboard")
-                && words.windows(2).any(|w| {
-                    matches!(w[0].as_str(), "--host" | "-h" | "--ip" | "--bind_all")
-                        && matches!(w[1].as_str(), "0.0.0.0" | "::" | "*")
-                })
-            {
+            if words.first().is_some_and(|w| {
+                w == "mlflow" || w.ends_with("jupyter") || w == "tensorboard" || w == "ray"
+            }) && words.windows(2).any(|w| {
+                matches!(
+                    w[0].as_str(),
+                    "--host" | "-h" | "--ip" | "--bind_all" | "--dashboard-host"
+                ) && matches!(w[1].as_str(), "0.0.0.0" | "::" | "*")
+            }) {
                 self.report(
                     c,
                     &SERVER_EXPOSED,
@@ -798,10 +1300,21 @@ impl<'a> Analyzer<'a> {
                     | "AsyncOpenAI"
                     | "TCPConnector"
             );
-        if http
-            && (self.arg(c, "verify", None).is_false()
-                || self.arg(c, "verify_ssl", None).is_false()
-                || self.arg(c, "ssl", None).is_false())
+        // These keyword names mean certificate checks wherever they appear.
+        let unambiguous = [
+            "ssl_verify",
+            "verify_ssl",
+            "verify_certs",
+            "ssl_cert_verify",
+        ]
+        .iter()
+        .any(|k| self.arg(c, k, None).is_false())
+            || self.arg(c, "cert_reqs", None)
+                == Arg::Known(Value::Qualified("ssl.CERT_NONE".into()))
+            || matches!(self.arg(c, "cert_reqs", None), Arg::Known(Value::Str(s)) if s == "CERT_NONE" || s == "none");
+        if unambiguous
+            || http
+                && (self.arg(c, "verify", None).is_false() || self.arg(c, "ssl", None).is_false())
         {
             self.report(
                 c,
@@ -820,12 +1333,118 @@ impl<'a> Analyzer<'a> {
         }
     }
 
+    /// Code or commands run from model output (PY020) or from an agent tool's argument (PY030).
+    fn check_execution(&mut self, c: &'a ast::ExprCall, q: &str, method: &str) {
+        let first = c.arguments.args.first();
+        let first_value = first.map_or(Value::Unknown, |a| self.eval(a));
+        let python = matches!(q, "builtins.eval" | "builtins.exec" | "builtins.compile");
+        let shell = matches!(
+            q,
+            "os.system" | "os.popen" | "subprocess.getoutput" | "subprocess.getstatusoutput"
+        ) || (q.starts_with("subprocess.")
+            && matches!(
+                method,
+                "run" | "call" | "Popen" | "check_output" | "check_call"
+            )
+            && (self.arg(c, "shell", None).is_true()
+                || matches!(&first_value, Value::List(items)
+                    if items.iter().any(|v| *v == Value::Str("-c".into())) && items.iter().any(Value::tainted))));
+        let shell_tainted = match &first_value {
+            Value::List(items) => items.iter().find(|v| v.tainted()).cloned(),
+            v if v.tainted() => Some(v.clone()),
+            _ => None,
+        };
+        let what = q.trim_start_matches("builtins.");
+        let kind = if python {
+            "Python code"
+        } else {
+            "a shell command"
+        };
+        let taint = if python {
+            first_value.tainted().then_some(first_value.clone())
+        } else if shell {
+            shell_tainted
+        } else {
+            None
+        };
+        match taint {
+            Some(Value::ModelOutput) => self.report(
+                c,
+                &EVAL_MODEL_OUTPUT,
+                Severity::Critical,
+                format!("{what} runs {kind} produced by a model"),
+            ),
+            Some(_) => {
+                let tool = self.tool.clone().unwrap_or_default();
+                self.report(
+                    c,
+                    &AGENT_CODE_EXECUTION,
+                    Severity::High,
+                    format!(
+                        "agent tool `{tool}` runs its model-chosen argument as {kind} ({what})"
+                    ),
+                );
+            }
+            None if python
+                && self.facts.llm
+                && first.is_some()
+                && !matches!(first_value, Value::Str(_)) =>
+            {
+                self.report(
+                    c,
+                    &EVAL_MODEL_OUTPUT,
+                    Severity::High,
+                    format!(
+                        "{what} of a value that is not a constant, in a module that calls LLMs: if the text can come from a model, this runs attacker-chosen code"
+                    ),
+                );
+            }
+            None => {}
+        }
+        // pandas evaluates expressions (and, with the python engine, calls) from a string;
+        // databases run the query they are given.
+        if python || first_value != Value::ModelOutput {
+            return;
+        }
+        let receiver = match &*c.func {
+            Expr::Attribute(a) => self.eval(&a.value),
+            _ => Value::Unknown,
+        };
+        let pandas = q == "pandas.eval"
+            || matches!(&receiver, Value::Qualified(r) if r == "pandas" || r.starts_with("pandas."))
+            || (matches!(method, "query" | "eval")
+                && self.src[c.func.range()].to_ascii_lowercase().contains("df"));
+        let message = if pandas {
+            format!("pandas {method}() evaluates an expression produced by a model")
+        } else if matches!(
+            method,
+            "query" | "execute" | "executemany" | "executescript" | "sql" | "run_query"
+        ) {
+            format!("{method}() runs a query produced by a model: injection into the database")
+        } else {
+            return;
+        };
+        self.report(c, &EVAL_MODEL_OUTPUT, Severity::High, message);
+    }
+
     fn check_dict(&mut self, d: &'a ast::ExprDict) {
         let mut role_system = false;
         let mut content = None;
         for item in &d.items {
             let Some(key) = &item.key else { continue };
             match (self.eval(key), &item.value) {
+                // sslopt={"cert_reqs": ssl.CERT_NONE} (websocket-client, urllib3 pools)
+                (Value::Str(k), v)
+                    if matches!(k.as_str(), "cert_reqs" | "verify_mode")
+                        && self.eval(v) == Value::Qualified("ssl.CERT_NONE".into()) =>
+                {
+                    self.report(
+                        &item.value,
+                        &TLS_VERIFY_DISABLED,
+                        Severity::Medium,
+                        format!("{k}=ssl.CERT_NONE disables certificate verification"),
+                    );
+                }
                 (Value::Str(k), v) if k == "role" => {
                     role_system = self.eval(v) == Value::Str("system".into());
                 }
@@ -861,6 +1480,11 @@ impl<'a> Analyzer<'a> {
     }
 
     fn check_assign(&mut self, asg: &'a ast::StmtAssign) {
+        if asg.targets.iter().any(
+            |t| matches!(t, Expr::Name(n) if n.id.as_str().to_ascii_lowercase().contains("prompt")),
+        ) {
+            self.check_single_prompt(&asg.value, "");
+        }
         for t in &asg.targets {
             // os.environ['X'] = ...
             if let Expr::Subscript(s) = t
@@ -885,6 +1509,25 @@ impl<'a> Analyzer<'a> {
                     );
                 }
             }
+            // session.verify = False, ctx.check_hostname = False, ctx.verify_mode = ssl.CERT_NONE
+            if let Expr::Attribute(a) = t {
+                let v = self.eval(&asg.value);
+                let off = match a.attr.as_str() {
+                    "verify" | "verify_ssl" | "ssl_verify" | "check_hostname" => {
+                        v == Value::Bool(false)
+                    }
+                    "verify_mode" => v == Value::Qualified("ssl.CERT_NONE".into()),
+                    _ => false,
+                };
+                if off {
+                    self.report(
+                        asg,
+                        &TLS_VERIFY_DISABLED,
+                        Severity::Medium,
+                        format!("`{}` disables certificate verification", self.snippet(asg)),
+                    );
+                }
+            }
             // c.NotebookApp.ip = '0.0.0.0' / c.ServerApp.ip
             if let Expr::Attribute(a) = t
                 && a.attr.as_str() == "ip"
@@ -903,6 +1546,9 @@ impl<'a> Analyzer<'a> {
     }
 
     pub fn run(&mut self, body: &'a [Stmt]) {
+        for s in body {
+            self.facts.visit_stmt(s);
+        }
         let mut module = Scope::default();
         self.collect(body, &mut module);
         self.module = module;
@@ -911,6 +1557,26 @@ impl<'a> Analyzer<'a> {
         }
     }
 }
+
+/// `datasets.load_dataset` builders that ship with the library and read local or given files.
+const PACKAGED_BUILDERS: &[&str] = &[
+    "csv",
+    "json",
+    "parquet",
+    "text",
+    "arrow",
+    "pandas",
+    "imagefolder",
+    "audiofolder",
+    "videofolder",
+    "webdataset",
+    "xml",
+    "sql",
+    "generator",
+    "cache",
+    "pdffolder",
+    "niftifolder",
+];
 
 fn looks_like_hub_id(id: &str) -> bool {
     if id.is_empty()
@@ -942,11 +1608,35 @@ impl<'a> Visitor<'a> for Analyzer<'a> {
                     self.visit_expr(&d.expression);
                 }
                 let mut scope = self.scope().clone();
+                let is_tool = self.facts.tool_names.contains(f.name.as_str())
+                    || self.facts.tool_defs.contains(&f.range.start().to_usize());
+                // Parameters shadow outer names; a tool's parameters are chosen by the model.
+                let p = &f.parameters;
+                for name in p
+                    .iter_non_variadic_params()
+                    .map(|x| &x.parameter.name)
+                    .chain(p.vararg.iter().map(|x| &x.name))
+                    .chain(p.kwarg.iter().map(|x| &x.name))
+                {
+                    let v = if is_tool && !matches!(name.as_str(), "self" | "cls") {
+                        Value::ToolInput
+                    } else {
+                        Value::Unknown
+                    };
+                    scope.names.insert(name.to_string(), v);
+                }
                 self.collect(&f.body, &mut scope);
                 self.stack.push(scope);
+                let inner = if is_tool {
+                    Some(f.name.to_string())
+                } else {
+                    self.tool.clone()
+                };
+                let outer = std::mem::replace(&mut self.tool, inner);
                 for s in &f.body {
                     self.visit_stmt(s);
                 }
+                self.tool = outer;
                 self.stack.pop();
             }
             Stmt::Assign(asg) => {

@@ -66,7 +66,7 @@ rule!(HF_UNPINNED_REVISION, "PY011", "hf-unpinned-revision", Medium, &["CWE-494"
 
 rule!(EVAL_MODEL_OUTPUT, "PY020", "eval-model-output", Critical, &["CWE-94", "CWE-95"], ML01_ML09,
     summary: "eval/exec of text produced by a model",
-    what: "Flags eval, exec and compile whose argument is (or is derived from) the result of a model or LLM call: generate, invoke, predict, chat.completions.create and friends.",
+    what: "Flags eval, exec, compile, os.system and subprocess shells whose argument is (or is derived from, through wrappers such as .strip() or extract(...)) the result of a model or LLM call: generate, invoke, predict, chat.completions.create and friends. At high severity: pandas eval/query and database query/execute calls on model output, and eval/exec of any non-constant value in a module that calls LLMs.",
     why: "Model output is attacker-influenced through prompt injection; executing it hands the attacker a Python shell.",
     example: "`exec(llm.invoke(prompt).content)`",
     fix: "Never execute model output; parse it with a strict schema, or run generated code only in an isolated sandbox.",
@@ -82,7 +82,7 @@ rule!(AGENT_CODE_EXECUTION, "PY030", "agent-code-execution-tool", High, &["CWE-9
 
 rule!(SYSTEM_PROMPT_INJECTION, "PY040", "system-prompt-from-input", Medium, &["CWE-77"], ML01,
     summary: "A system prompt is built from non-constant input",
-    what: "Flags system-role messages ({'role': 'system', 'content': ...}, SystemMessage, ('system', ...) templates, instructions=) whose content is an f-string with placeholders, a concatenation, a .format call or a value not known statically.",
+    what: "Flags system-role messages ({'role': 'system', 'content': ...}, SystemMessage, ('system', ...) templates, instructions=) built by an f-string, `+`, `%`, .format or .join from a value that may carry someone's text (constants, dates, times, numbers and template parts such as prefix or format_instructions do not count). At low severity, one prompt string that joins instruction text and user input (a variable named like question, query, user_input, email) sent to a model or assigned to a *prompt* variable.",
     why: "Whatever flows into the system prompt carries the model's highest trust: user or document text there is prompt injection by construction.",
     example: "`{'role': 'system', 'content': f'You are {user_bio}'}`",
     fix: "Keep the system prompt constant; pass user data in user-role messages, delimited and treated as data.",
@@ -112,6 +112,14 @@ rule!(CODE_UNPARSABLE, "PY900", "python-unparsable", Low, &["CWE-20"], ML06,
     fix: "Fix the syntax error, or exclude the file if it is not Python.",
     refs: &[]);
 
+rule!(CODE_TOO_DEEP, "PY901", "python-too-deep", Medium, &["CWE-1333", "CWE-20"], ML06,
+    summary: "A statement nested too deeply to analyse",
+    what: "Reports each statement with brackets nested deeper than 200 levels or more than 10,000 operators. That statement is not analysed; the rest of the file is.",
+    why: "Such nesting is valid Python but no person writes it; it hides whatever sits inside from analysis, and generated or obfuscated code is where it appears.",
+    example: "`x = ((((...201 levels...))))`",
+    fix: "Split the expression into named parts. If the file is generated, scan the generator's input instead.",
+    refs: &[]);
+
 /// Every rule of this scanner.
 pub static RULES: &[&Rule] = &[
     &TORCH_LOAD_UNSAFE,
@@ -127,6 +135,7 @@ pub static RULES: &[&Rule] = &[
     &SERVER_EXPOSED,
     &TLS_VERIFY_DISABLED,
     &CODE_UNPARSABLE,
+    &CODE_TOO_DEEP,
 ];
 
 /// Positive (must fire) and negative (must stay quiet) examples for each rule, checked by one test.
@@ -134,6 +143,8 @@ pub static EXAMPLES: &[RuleExamples] = &[
     (
         &TORCH_LOAD_UNSAFE,
         &[
+            "import torch\ntorch.serialization.load('m.pt')\n",
+            "import torch\ntorch.hub.load_state_dict_from_url(url)\n",
             "import torch\ntorch.load('m.pt')\n",
             "import torch as T\nT.load('m.pt', weights_only=False)\n",
             "from torch import load as l\nl('m.pt')\n",
@@ -143,6 +154,7 @@ pub static EXAMPLES: &[RuleExamples] = &[
             "import torch\nkw = dict(weights_only=False, map_location='cpu')\ntorch.load('m.pt', **kw)\n",
         ],
         &[
+            "import torch\ntorch.hub.load_state_dict_from_url(url, weights_only=True)\n",
             "import torch\ntorch.load('m.pt', weights_only=True)\n",
             "import torch\nkw = {'weights_only': True}\ntorch.load('m.pt', **kw)\n",
             "def load(p):\n    return p\nload('m.pt')\n",
@@ -152,6 +164,10 @@ pub static EXAMPLES: &[RuleExamples] = &[
     (
         &PICKLE_LOAD,
         &[
+            "import importlib\npk = importlib.import_module('pickle')\npk.loads(b)\n",
+            "json = __import__('pickle')\njson.loads(b)\n",
+            "import pickle as json\njson.loads(b)\n",
+            "from torch.package import PackageImporter\nPackageImporter('m.pt')\n",
             "import pickle\npickle.load(open('m.pkl', 'rb'))\n",
             "import joblib\nm = joblib.load('m.joblib')\n",
             "import pandas as pd\npd.read_pickle('df.pkl')\n",
@@ -160,6 +176,7 @@ pub static EXAMPLES: &[RuleExamples] = &[
             "import pickle\npickle.loads(zlib.decompress(pickle.dumps(x)))\n",
         ],
         &[
+            "import json\njson.loads(b)\n",
             "import pickle\npickle.dumps(obj)\n",
             "import pickle\ncopy = pickle.loads(pickle.dumps(model))\n",
             "import cloudpickle\nf2 = cloudpickle.loads(cloudpickle.dumps(f))\n",
@@ -195,6 +212,7 @@ pub static EXAMPLES: &[RuleExamples] = &[
     (
         &KERAS_UNSAFE_MODE,
         &[
+            "import keras\nkeras.config.enable_unsafe_deserialization()\n",
             "import keras\nkeras.models.load_model('m.keras', safe_mode=False)\n",
             "import tensorflow as tf\ntf.keras.models.load_model('m.keras', safe_mode=False)\n",
         ],
@@ -203,16 +221,19 @@ pub static EXAMPLES: &[RuleExamples] = &[
     (
         &HF_TRUST_REMOTE_CODE,
         &[
+            "import torch\ntorch.hub.load('pytorch/vision', 'resnet50')\n",
             "from transformers import AutoModel\nAutoModel.from_pretrained('org/m', revision='0123456789abcdef0123456789abcdef01234567', trust_remote_code=True)\n",
             "from transformers import pipeline\nopts = {'trust_remote_code': True}\npipeline('text-generation', model='./local', **opts)\n",
         ],
         &[
+            "import torch\ntorch.hub.load('./hub', 'resnet50', source='local')\n",
             "from transformers import AutoModel\nAutoModel.from_pretrained('./local', trust_remote_code=False)\n",
         ],
     ),
     (
         &HF_UNPINNED_REVISION,
         &[
+            "from datasets import load_dataset\nload_dataset('org/data')\n",
             "from transformers import AutoModel\nAutoModel.from_pretrained('bert-base-uncased')\n",
             "from transformers import AutoTokenizer\nAutoTokenizer.from_pretrained('org/model', revision='main')\n",
             "from huggingface_hub import hf_hub_download\nhf_hub_download(repo_id='org/m', filename='w.safetensors')\n",
@@ -221,6 +242,8 @@ pub static EXAMPLES: &[RuleExamples] = &[
             "MODEL = 'org/m'\nfrom diffusers import DiffusionPipeline\nDiffusionPipeline.from_pretrained(MODEL)\n",
         ],
         &[
+            "from datasets import load_dataset\nload_dataset('csv', data_files='x.csv')\n",
+            "from datasets import load_dataset\nload_dataset('org/data', revision='0123456789abcdef0123456789abcdef01234567')\n",
             "from transformers import AutoModel\nAutoModel.from_pretrained('org/m', revision='0123456789abcdef0123456789abcdef01234567')\n",
             "from transformers import AutoModel\nAutoModel.from_pretrained('./checkpoints/run1')\n",
             "from transformers import AutoModel\nAutoModel.from_pretrained(path)\n",
@@ -230,12 +253,24 @@ pub static EXAMPLES: &[RuleExamples] = &[
     (
         &EVAL_MODEL_OUTPUT,
         &[
+            "import sqlite3\nsql = chain.invoke(q)\nsqlite3.connect('db').execute(sql)\n",
+            "import os\nout = llm.invoke(p).content\nos.system(out)\n",
+            "code = llm.invoke(p).content\nexec(compile(code, '<llm>', 'exec'))\n",
+            "r = chain.invoke(q)\neval(r.strip())\n",
+            "import pandas as pd\nexpr = llm.invoke(p).content\ndf.query(expr)\n",
+            "import pandas as pd\npd.eval(llm.invoke(p).content)\n",
+            "def extract(t):\n    return t\nblocks = llm.invoke(p)\nfor b in blocks:\n    exec(extract(b))\n",
+            "from langchain_core.language_models import BaseLLM\ndef run(entity):\n    exec(entity.code, globals(), {})\n",
             "out = llm.invoke(prompt)\nexec(out.content)\n",
             "import openai\nr = client.chat.completions.create(model='x', messages=m)\neval(r.choices[0].message.content)\n",
             "text = model.generate(ids)\ncode = text\nexec(code)\n",
             "eval(chain.run(q))\n",
         ],
         &[
+            "import pandas as pd\ndf.query('a > 1')\n",
+            "import openai\nexec('x = 1')\n",
+            "out = llm.invoke(p)\nprint(len(out))\n",
+            "import subprocess\nout = llm.invoke(p)\nsubprocess.run(['echo', 'done'])\n",
             "eval('1 + 1')\n",
             "exec(compile_source)\n",
             "x = llm.invoke(p)\nprint(x)\n",
@@ -244,6 +279,11 @@ pub static EXAMPLES: &[RuleExamples] = &[
     (
         &AGENT_CODE_EXECUTION,
         &[
+            "from langchain_core.tools import tool\nimport subprocess\n@tool\ndef shell(cmd: str) -> str:\n    return subprocess.run(cmd, shell=True, capture_output=True).stdout\n",
+            "import os\ndef run(command):\n    os.system(command)\nagent = Agent(tools=[run])\n",
+            "from mcp.server.fastmcp import FastMCP\nmcp = FastMCP('x')\n@mcp.tool()\ndef run(code: str):\n    exec(code)\n",
+            "import subprocess\nfrom langchain_core.tools import BaseTool\nclass Sh(BaseTool):\n    def _run(self, q):\n        return subprocess.check_output(['bash', '-c', q])\n",
+            "import os\nfrom langchain_core.tools import Tool\ndef sh(c):\n    return os.popen('sh -c ' + c).read()\nTool(name='sh', func=sh, description='run')\n",
             "from langchain_experimental.tools import PythonREPLTool\ntools = [PythonREPLTool()]\n",
             "from langchain.agents import load_tools\nload_tools(['python_repl', 'llm-math'], llm=llm)\n",
             "from langchain_community.tools import ShellTool\nShellTool()\n",
@@ -252,6 +292,9 @@ pub static EXAMPLES: &[RuleExamples] = &[
             "import autogen\nautogen.UserProxyAgent('u', code_execution_config={'work_dir': 'w', 'use_docker': False})\n",
         ],
         &[
+            "import subprocess\n@tool\ndef status() -> str:\n    return subprocess.run(['git', 'status'], capture_output=True).stdout\n",
+            "import os\ndef run(command):\n    os.system(command)\n",
+            "import subprocess\n@tool\ndef ls(path: str):\n    return subprocess.run(['ls', path])\n",
             "from langchain.agents import load_tools\nload_tools(['llm-math'], llm=llm)\n",
             "import autogen\nautogen.UserProxyAgent('u', code_execution_config={'use_docker': True})\n",
             "import autogen\nautogen.UserProxyAgent('u', code_execution_config=False)\n",
@@ -260,6 +303,8 @@ pub static EXAMPLES: &[RuleExamples] = &[
     (
         &SYSTEM_PROMPT_INJECTION,
         &[
+            "question = input()\nprompt = 'Answer the question below using only the context.\\n' + question\n",
+            "r = llm.invoke(f'Summarise this customer email politely: {email_body}')\n",
             "msgs = [{'role': 'system', 'content': f'You are {persona}'}]\n",
             "msgs = [{'role': 'system', 'content': 'Rules: ' + user_text}]\n",
             "from langchain_core.messages import SystemMessage\nSystemMessage(content='Be {}'.format(x))\n",
@@ -267,6 +312,11 @@ pub static EXAMPLES: &[RuleExamples] = &[
             "ChatPromptTemplate.from_messages([('system', f'ctx {ctx}'), ('human', '{q}')])\n",
         ],
         &[
+            "import time\nmsgs = [{'role': 'system', 'content': f'The current time and date is {time.strftime(\"%c\")}'}]\n",
+            "msgs = [{'role': 'system', 'content': f'Today is {datetime.now():%Y-%m-%d}. Be brief.'}]\n",
+            "from langchain_core.messages import SystemMessage\ndef agent(prefix='A', suffix='B'):\n    return SystemMessage(content=prefix + suffix)\n",
+            "prompt = f'{question}'\n",
+            "msgs = [{'role': 'user', 'content': f'Answer this question: {question}'}]\n",
             "msgs = [{'role': 'system', 'content': 'You are helpful.'}, {'role': 'user', 'content': q}]\n",
             "SYSTEM = 'Be brief.'\nmsgs = [{'role': 'system', 'content': SYSTEM}]\n",
             "ChatPromptTemplate.from_messages([('system', 'You answer about {topic}'), ('human', '{q}')])\n",
@@ -275,6 +325,9 @@ pub static EXAMPLES: &[RuleExamples] = &[
     (
         &SERVER_EXPOSED,
         &[
+            "from mlflow.server import app\napp.run(host='0.0.0.0')\n",
+            "from ray import serve\nserve.start(http_options={'host': '0.0.0.0'})\n",
+            "from ray.serve.config import HTTPOptions\nHTTPOptions(host='0.0.0.0')\n",
             "import gradio as gr\ndemo.launch(share=True)\n",
             "demo.launch(server_name='0.0.0.0')\n",
             "import ray\nray.init(dashboard_host='0.0.0.0')\n",
@@ -282,6 +335,7 @@ pub static EXAMPLES: &[RuleExamples] = &[
             "import subprocess\nsubprocess.run(['mlflow', 'server', '--host', '0.0.0.0'])\n",
         ],
         &[
+            "from ray import serve\nserve.start(http_options={'host': '127.0.0.1'})\n",
             "demo.launch(share=True, auth=('u', pw))\n",
             "demo.launch()\n",
             "app.run(host='0.0.0.0', port=8080)\n",
@@ -291,6 +345,13 @@ pub static EXAMPLES: &[RuleExamples] = &[
     (
         &TLS_VERIFY_DISABLED,
         &[
+            "import requests\ns = requests.Session()\ns.verify = False\n",
+            "from elasticsearch import Elasticsearch\nElasticsearch(hosts, verify_certs=False)\n",
+            "loader = Loader(url, ssl_verify=False)\n",
+            "import ssl\nctx = ssl.create_default_context()\nctx.check_hostname = False\n",
+            "import ssl\nctx.verify_mode = ssl.CERT_NONE\n",
+            "import ssl\nws.run_forever(sslopt={'cert_reqs': ssl.CERT_NONE})\n",
+            "import urllib3\nurllib3.PoolManager(cert_reqs='CERT_NONE')\n",
             "import requests\nrequests.get(url, verify=False)\n",
             "import httpx\nhttpx.Client(verify=False)\n",
             "import os\nos.environ['CURL_CA_BUNDLE'] = ''\n",
@@ -298,9 +359,20 @@ pub static EXAMPLES: &[RuleExamples] = &[
             "import ssl\nctx = ssl._create_unverified_context()\n",
         ],
         &[
+            "import ssl\nif ctx.verify_mode == ssl.CERT_NONE:\n    warn()\n",
+            "s.verify = '/etc/ca.pem'\n",
             "import requests\nrequests.get(url)\n",
             "import requests\nrequests.get(url, verify='/etc/ca.pem')\n",
             "import os\nos.environ['CURL_CA_BUNDLE'] = '/etc/ca.pem'\n",
+        ],
+    ),
+    (
+        &CODE_TOO_DEEP,
+        &[
+            "x = (((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1)))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))\n",
+        ],
+        &[
+            "x = ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))\n",
         ],
     ),
     (
