@@ -110,6 +110,50 @@ struct Stage {
 }
 
 /// `--NotebookApp.token=''`, `--ServerApp.password=` and the like: Jupyter auth switched off.
+/// What a command line starts without protection: Jupyter with an empty token or password, or
+/// MLflow, TensorBoard or a Ray head on every interface.
+pub fn exposed_dashboard(words: &[String]) -> Option<&'static str> {
+    let prog = |name: &str| {
+        words
+            .iter()
+            .any(|w| w == name || w.ends_with(&format!("/{name}")))
+    };
+    let everywhere = words.windows(2).any(|w| {
+        matches!(w[0].as_str(), "--ip" | "--host" | "-h" | "--dashboard-host")
+            && matches!(w[1].as_str(), "0.0.0.0" | "*" | "::")
+    }) || words.iter().any(|w| {
+        [
+            "--ip=0.0.0.0",
+            "--ip=*",
+            "--host=0.0.0.0",
+            "--dashboard-host=0.0.0.0",
+            "--bind_all",
+        ]
+        .contains(&w.as_str())
+    });
+    let server = prog("mlflow")
+        || prog("tensorboard")
+        || (prog("ray") && words.iter().any(|w| w == "--head"));
+    let jupyter = [
+        "jupyter",
+        "jupyter-lab",
+        "jupyter-notebook",
+        "jupyter-server",
+        "start-notebook.py",
+        "start-notebook.sh",
+        "start-singleuser.py",
+    ]
+    .iter()
+    .any(|p| prog(p));
+    if jupyter && words.iter().any(|w| empty_jupyter_auth(w)) {
+        Some("Jupyter without a token or password")
+    } else if server && everywhere {
+        Some("an ML server on every interface")
+    } else {
+        None
+    }
+}
+
 fn empty_jupyter_auth(word: &str) -> bool {
     if word.contains("disable_check_xsrf=True") {
         return true;
@@ -403,34 +447,7 @@ pub fn check(display: &str, src: &str) -> Vec<Finding> {
             kw @ ("CMD" | "ENTRYPOINT" | "RUN") => {
                 let words = command_words(&ins.args);
                 let joined = words.join(" ");
-                let prog = |name: &str| {
-                    words
-                        .iter()
-                        .any(|w| w == name || w.ends_with(&format!("/{name}")))
-                };
-                let everywhere = words.windows(2).any(|w| {
-                    matches!(w[0].as_str(), "--ip" | "--host" | "-h" | "--dashboard-host")
-                        && matches!(w[1].as_str(), "0.0.0.0" | "*" | "::")
-                }) || words.iter().any(|w| {
-                    [
-                        "--ip=0.0.0.0",
-                        "--ip=*",
-                        "--host=0.0.0.0",
-                        "--dashboard-host=0.0.0.0",
-                        "--bind_all",
-                    ]
-                    .contains(&w.as_str())
-                });
-                let jupyter_open = prog("jupyter") && words.iter().any(|w| empty_jupyter_auth(w));
-                let server = prog("mlflow")
-                    || prog("tensorboard")
-                    || (prog("ray") && words.iter().any(|w| w == "--head"));
-                if jupyter_open || (server && everywhere) {
-                    let what = if jupyter_open {
-                        "Jupyter without a token or password"
-                    } else {
-                        "an ML server on every interface"
-                    };
+                if let Some(what) = exposed_dashboard(&words) {
                     push(
                         &mut findings,
                         &ins.suppressed,
@@ -463,8 +480,7 @@ pub fn check(display: &str, src: &str) -> Vec<Finding> {
             }
             _ => {}
         }
-        let base = last.image.to_ascii_lowercase();
-        if base.contains("-devel") || base.ends_with(":devel") {
+        if let Some(why) = heavy_base(&last.image) {
             let supp = instructions
                 .iter()
                 .find(|i| i.line == last.line)
@@ -474,12 +490,64 @@ pub fn check(display: &str, src: &str) -> Vec<Finding> {
                 findings.push(Finding::new(
                     &DEVEL_BASE,
                     at(last.line),
-                    format!("the final image is built on `{}`", last.image),
+                    format!("the final image is built on `{}`, {why}", last.image),
                 ));
             }
         }
     }
     findings
+}
+
+/// Why a final-stage base is heavier than serving needs, if it is: a -devel image, a full
+/// distribution, or the full `python` image where `-slim` would do.
+pub fn heavy_base(image: &str) -> Option<&'static str> {
+    let image = image.to_ascii_lowercase();
+    if image.contains("-devel") || image.ends_with(":devel") {
+        return Some("a development image with compilers and headers");
+    }
+    let (name, tag) = match image
+        .split_once('@')
+        .map_or(image.as_str(), |(n, _)| n)
+        .rsplit_once(':')
+    {
+        Some((n, t)) if !t.contains('/') => (n.to_owned(), t.to_owned()),
+        _ => (
+            image.split('@').next().unwrap_or("").to_owned(),
+            String::new(),
+        ),
+    };
+    let name = name
+        .trim_start_matches("docker.io/")
+        .trim_start_matches("library/")
+        .to_owned();
+    let small = [
+        "slim",
+        "alpine",
+        "minimal",
+        "distroless",
+        "micro",
+        "runtime",
+        "base",
+    ]
+    .iter()
+    .any(|w| tag.contains(w));
+    match name.as_str() {
+        "python" | "pypy" if !small => {
+            Some("the full Debian-based image; `-slim` serves the same Python")
+        }
+        "ubuntu" | "debian" | "centos" | "fedora" | "rockylinux" | "almalinux" | "amazonlinux"
+            if !small =>
+        {
+            Some("a full distribution; a slim or distroless base carries less to attack")
+        }
+        "continuumio/anaconda3" | "continuumio/anaconda" => {
+            Some("the full Anaconda distribution; miniconda or a slim base carries less")
+        }
+        n if n.starts_with("jupyter/") || n.starts_with("quay.io/jupyter/") => {
+            Some("a notebook image with a full toolchain; serving does not need it")
+        }
+        _ => None,
+    }
 }
 
 /// Whether a file name is a Dockerfile.

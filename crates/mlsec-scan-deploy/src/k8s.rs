@@ -4,14 +4,14 @@
 
 use mlsec_diagnostics::{Finding, Location, Rule, Severity};
 
-use crate::dockerfile::{secret_name, unpinned_image};
+use crate::dockerfile::{exposed_dashboard, secret_name, unpinned_image};
 use crate::repo::{
     Env, FileFacts, ResourceKind, ResourceUse, Selecting, SelectingKind, Selector, Workload,
 };
 use crate::rules::{
-    K8S_CAPABILITIES, K8S_ESCALATION, K8S_HOST_NAMESPACES, K8S_HOST_PATH, K8S_IMAGE_UNPINNED,
-    K8S_INFERENCE_PUBLIC, K8S_NO_MEMORY_LIMIT, K8S_PRIVILEGED, K8S_ROOT, K8S_SECRET_IN_ENV,
-    K8S_UNCONFINED, K8S_WRITABLE_ROOT, RULES, YAML_UNPARSEABLE,
+    K8S_CAPABILITIES, K8S_ESCALATION, K8S_EXPOSED_DASHBOARD, K8S_HOST_NAMESPACES, K8S_HOST_PATH,
+    K8S_IMAGE_UNPINNED, K8S_INFERENCE_PUBLIC, K8S_NO_MEMORY_LIMIT, K8S_PRIVILEGED, K8S_ROOT,
+    K8S_SECRET_IN_ENV, K8S_UNCONFINED, K8S_WRITABLE_ROOT, RULES, YAML_UNPARSEABLE,
 };
 use crate::suppress::{self, Suppressions};
 use crate::yaml::{self, Node};
@@ -386,10 +386,27 @@ struct Sink<'s> {
     display: &'s str,
     supp: &'s Suppressions,
     ignored: Vec<String>,
+    /// The current document is a patch (a Kustomize overlay fragment): what it does not say is
+    /// said by the base it patches, so only what it sets is judged.
+    fragment: bool,
     findings: Vec<Finding>,
 }
 
 impl Sink<'_> {
+    /// A finding about a field that is absent: none for a patch fragment.
+    fn push_absent(
+        &mut self,
+        rule: &'static Rule,
+        severity: Severity,
+        line: u32,
+        field: &str,
+        message: String,
+    ) {
+        if !self.fragment {
+            self.push(rule, severity, line, field, message, None);
+        }
+    }
+
     fn push(
         &mut self,
         rule: &'static Rule,
@@ -425,6 +442,20 @@ fn effective<'a>(
         .or_else(|| pod_sc.entry(key).map(|(l, n)| (l, n, false)))
 }
 
+/// Whether a document is a patch rather than a whole object: a Kustomize `$patch` directive, or
+/// a container without an image (a real workload cannot start one; a strategic-merge patch names
+/// the container only to change it).
+fn is_fragment(doc: &Node, views: &[PodView]) -> bool {
+    let mut directive = false;
+    doc.each_key(&mut |k| directive |= k == "$patch" || k.starts_with("$setElementOrder/"));
+    directive
+        || views.iter().any(|v| {
+            containers(v)
+                .iter()
+                .any(|c| !c.framework && c.node.get("image").is_none())
+        })
+}
+
 fn check_container(out: &mut Sink, m: &Meta, v: &PodView, c: &Container) {
     let who = format!("{} container `{}`", m.title(), c.name);
     let sc = c.node.get("securityContext").unwrap_or(Node::null());
@@ -455,13 +486,12 @@ fn check_container(out: &mut Sink, m: &Meta, v: &PodView, c: &Container) {
             None,
         ),
         Some((_, n)) if n.bool() == Some(false) => {}
-        _ if privileged.is_none() => out.push(
+        _ if privileged.is_none() => out.push_absent(
             &K8S_ESCALATION,
             Severity::Low,
             line,
             &field("allowPrivilegeEscalation"),
             format!("{who} does not set allowPrivilegeEscalation: false"),
-            None,
         ),
         _ => {}
     }
@@ -493,13 +523,12 @@ fn check_container(out: &mut Sink, m: &Meta, v: &PodView, c: &Container) {
         .iter()
         .any(|d| d.str().is_some_and(|s| s.eq_ignore_ascii_case("ALL")));
     if !drops_all && privileged.is_none() {
-        out.push(
+        out.push_absent(
             &K8S_CAPABILITIES,
             Severity::Low,
             line,
             &field("capabilities.drop"),
             format!("{who} keeps the default capabilities (no drop: [ALL])"),
-            None,
         );
     }
 
@@ -516,24 +545,59 @@ fn check_container(out: &mut Sink, m: &Meta, v: &PodView, c: &Container) {
         ),
         (Some(_), _) => {}
         (None, Some((_, n, _))) if n.bool() == Some(true) => {}
-        (None, nr) => out.push(
+        (None, Some((l, ..))) => out.push(
             &K8S_ROOT,
             Severity::Medium,
-            nr.map_or(line, |(l, ..)| l),
+            l,
             &field("runAsNonRoot"),
-            format!("{who} may run as root: no runAsNonRoot: true and no non-zero runAsUser"),
+            format!("{who} may run as root: runAsNonRoot is not true and no non-zero runAsUser"),
             None,
         ),
+        (None, None) => out.push_absent(
+            &K8S_ROOT,
+            Severity::Medium,
+            line,
+            &field("runAsNonRoot"),
+            format!("{who} may run as root: no runAsNonRoot: true and no non-zero runAsUser"),
+        ),
     }
-    if sc.get("readOnlyRootFilesystem").and_then(Node::bool) != Some(true) {
-        out.push(
+    // Group 0 reads and writes whatever root's group owns, in the image and on volumes.
+    for key in ["runAsGroup", "fsGroup"] {
+        let at = if key == "fsGroup" {
+            pod_sc.entry(key).map(|(l, n)| (l, n, false))
+        } else {
+            effective(sc, pod_sc, key)
+        };
+        if let Some((l, n, _)) = at
+            && n.int() == Some(0)
+        {
+            out.push(
+                &K8S_ROOT,
+                Severity::Medium,
+                l,
+                &field(key),
+                format!("{who} runs with {key}: 0, the root group"),
+                None,
+            );
+        }
+    }
+    match sc.entry("readOnlyRootFilesystem") {
+        Some((_, n)) if n.bool() == Some(true) => {}
+        Some((l, _)) => out.push(
             &K8S_WRITABLE_ROOT,
             Severity::Low,
-            sc.entry("readOnlyRootFilesystem").map_or(line, |(l, _)| l),
+            l,
             &field("readOnlyRootFilesystem"),
             format!("{who} has a writable root filesystem"),
             None,
-        );
+        ),
+        None => out.push_absent(
+            &K8S_WRITABLE_ROOT,
+            Severity::Low,
+            line,
+            &field("readOnlyRootFilesystem"),
+            format!("{who} has a writable root filesystem"),
+        ),
     }
 
     let seccomp_annotation = v
@@ -565,13 +629,12 @@ fn check_container(out: &mut Sink, m: &Meta, v: &PodView, c: &Container) {
             format!("{who} runs with seccomp unconfined (annotation)"),
             None,
         ),
-        None => out.push(
+        None => out.push_absent(
             &K8S_UNCONFINED,
             Severity::Low,
             line,
             &field("seccompProfile"),
             format!("{who} has no seccomp profile"),
-            None,
         ),
     }
     let apparmor_key = format!("container.apparmor.security.beta.kubernetes.io/{}", c.name);
@@ -596,15 +659,49 @@ fn check_container(out: &mut Sink, m: &Meta, v: &PodView, c: &Container) {
         );
     }
 
-    let limits = c.node.at(&["resources", "limits"]).unwrap_or(Node::null());
-    if !c.framework && limits.get("memory").and_then(Node::str).is_none() {
+    // The command line, `sh -c "..."` strings split into their words.
+    let words: Vec<String> = ["command", "args"]
+        .iter()
+        .filter_map(|k| c.node.get(k))
+        .flat_map(Node::items)
+        .filter_map(Node::str)
+        .flat_map(|w| w.split_whitespace())
+        .map(ToOwned::to_owned)
+        .collect();
+    if let Some(what) = exposed_dashboard(&words) {
         out.push(
+            &K8S_EXPOSED_DASHBOARD,
+            Severity::High,
+            c.node
+                .entry("args")
+                .or(c.node.entry("command"))
+                .map_or(line, |(l, _)| l),
+            &format!("{}.args", c.path),
+            format!("{who} starts {what}"),
+            Some(words.join(" ")),
+        );
+    }
+
+    let limits = c.node.at(&["resources", "limits"]).unwrap_or(Node::null());
+    if limits.get("memory").and_then(Node::str).is_none() {
+        // KServe gives a framework predictor the cluster's default resources
+        // (inferenceservice-config), which the manifest cannot show: low.
+        let (severity, message) = if c.framework {
+            (
+                Severity::Low,
+                format!(
+                    "{who} has no memory limit of its own: it gets the cluster's KServe default (inferenceservice-config), if one is set"
+                ),
+            )
+        } else {
+            (Severity::Medium, format!("{who} has no memory limit"))
+        };
+        out.push_absent(
             &K8S_NO_MEMORY_LIMIT,
-            Severity::Medium,
+            severity,
             c.node.entry("resources").map_or(line, |(l, _)| l),
             &format!("{}.resources.limits.memory", c.path),
-            format!("{who} has no memory limit"),
-            None,
+            message,
         );
     }
 
@@ -942,6 +1039,7 @@ pub fn scan_yaml(display: &str, src: &str) -> (Vec<Finding>, Vec<String>, FileFa
         display,
         supp: &supp,
         ignored: Vec::new(),
+        fragment: false,
         findings: Vec::new(),
     };
     if let Some(e) = &parsed.error {
@@ -973,7 +1071,25 @@ pub fn scan_yaml(display: &str, src: &str) -> (Vec<Finding>, Vec<String>, FileFa
         };
         sink.push(&YAML_UNPARSEABLE, severity, line, "", message, None);
     }
-    for doc in &parsed.docs {
+    // `kind: List` (kubectl's output, JSON or YAML) holds its objects under `items`.
+    let docs: Vec<&Node> = parsed
+        .docs
+        .iter()
+        .flat_map(|d| {
+            let list =
+                d.get("kind").and_then(Node::str) == Some("List") && d.get("items").is_some();
+            if list {
+                d.get("items")
+                    .map(Node::items)
+                    .unwrap_or_default()
+                    .iter()
+                    .collect()
+            } else {
+                vec![d]
+            }
+        })
+        .collect();
+    for doc in docs {
         let meta = Meta::of(doc);
         let env = environment(display, meta.as_ref());
         let mut found = Vec::new();
@@ -1009,10 +1125,14 @@ pub fn scan_yaml(display: &str, src: &str) -> (Vec<Finding>, Vec<String>, FileFa
         sink.ignored.clone_from(&ignored);
         check_inference_public(&mut sink, &m);
         let views = pod_views(doc, &m);
+        sink.fragment = is_fragment(doc, &views);
         for v in &views {
             check_pod(&mut sink, &m, v);
         }
-        if !views.is_empty() {
+        // A runtime is a template for the InferenceServices that name it, and a patch is part
+        // of a workload declared elsewhere: neither is a workload of its own.
+        let template = matches!(m.kind, "ServingRuntime" | "ClusterServingRuntime");
+        if !views.is_empty() && !template && !sink.fragment {
             let ml_kind = matches!(
                 m.group,
                 "serving.kserve.io"
@@ -1067,4 +1187,12 @@ pub fn scan_yaml(display: &str, src: &str) -> (Vec<Finding>, Vec<String>, FileFa
 pub fn is_yaml(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     lower.ends_with(".yaml") || lower.ends_with(".yml")
+}
+
+/// Whether a `.json` file is a Kubernetes manifest (`kubectl get -o json`, a rendered chart, a
+/// Kubeflow pipeline's resources), judged by its first bytes: both `"apiVersion"` and `"kind"`.
+/// JSON is YAML, so such a file is read and checked like one.
+pub fn is_json_manifest(name: &str, head: &[u8]) -> bool {
+    let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+    name.to_ascii_lowercase().ends_with(".json") && has(b"\"apiVersion\"") && has(b"\"kind\"")
 }

@@ -74,13 +74,15 @@ impl FileScanner for DeployScanner {
     }
 
     fn wants(&self, file: &FileInput<'_>) -> bool {
-        dockerfile::is_dockerfile(file.name()) || k8s::is_yaml(file.name())
+        dockerfile::is_dockerfile(file.name())
+            || k8s::is_yaml(file.name())
+            || k8s::is_json_manifest(file.name(), file.head())
     }
 
     fn scan(&self, file: &FileInput<'_>) -> Outcome {
         let display = file.display();
-        if k8s::is_yaml(file.name()) {
-            return match file.read_all(k8s::MAX_YAML_BYTES, "YAML file") {
+        if k8s::is_yaml(file.name()) || k8s::is_json_manifest(file.name(), file.head()) {
+            return match file.read_all(k8s::MAX_YAML_BYTES, "manifest") {
                 Ok(bytes) => {
                     let (findings, errors, f) =
                         k8s::scan_yaml(display, &String::from_utf8_lossy(bytes));
@@ -133,6 +135,44 @@ pub fn scan_paths_with(paths: &[PathBuf], opts: mlsec_walk::WalkOptions) -> Repo
 mod tests {
     use super::*;
 
+    /// JSON manifests (tab-indented, and kubectl's `kind: List`) are found and checked with
+    /// their lines; other JSON is not the deployment scanner's business.
+    #[test]
+    fn json_manifests_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = "{\n\t\"apiVersion\": \"v1\",\n\t\"kind\": \"Pod\",\n\t\"metadata\": {\"name\": \"p\"},\n\t\"spec\": {\"containers\": [{\n\t\t\"name\": \"c\", \"image\": \"x:1\",\n\t\t\"securityContext\": {\"privileged\": true}\n\t}]}\n}\n";
+        std::fs::write(dir.path().join("pod.json"), pod).unwrap();
+        let list = format!("{{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [{pod}]}}");
+        std::fs::write(dir.path().join("list.json"), list).unwrap();
+        std::fs::write(
+            dir.path().join("package.json"),
+            "{\"name\": \"x\", \"kind\": 1}",
+        )
+        .unwrap();
+        let report = scan_paths(&[dir.path().to_path_buf()]);
+        let mut got: Vec<(String, Option<u32>)> = report
+            .findings
+            .iter()
+            .filter(|f| f.rule.id == "K8S001")
+            .map(|f| {
+                let name = std::path::Path::new(&f.location.path).file_name().unwrap();
+                (name.to_string_lossy().into_owned(), f.location.line)
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [("list.json".into(), Some(7)), ("pod.json".into(), Some(7))]
+        );
+        assert!(
+            report
+                .findings
+                .iter()
+                .all(|f| !f.location.path.ends_with("package.json"))
+        );
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    }
+
     #[test]
     fn every_rule_fires_on_its_positives_and_not_on_its_negatives() {
         assert_eq!(
@@ -172,7 +212,7 @@ mod tests {
         );
         let out = scan_dockerfile(
             "Dockerfile",
-            "# mlsec: ignore[DF02]\nFROM python\nUSER 1000\n",
+            "# mlsec: ignore[DF02]\nFROM registry.local/base\nUSER 1000\n",
         );
         assert_eq!(out.errors.len(), 1);
         assert_eq!(out.findings.len(), 1, "an unknown id suppresses nothing");
@@ -180,7 +220,7 @@ mod tests {
 
     #[test]
     fn continuations_heredocs_and_lines() {
-        let src = "FROM python:3.11\nRUN <<EOF\nFROM evil\nUSER root\nEOF\nENV A=1 \\\n    # a comment inside\n    DB_PASSWORD=x\nUSER 1000\n";
+        let src = "FROM python:3.11-slim\nRUN <<EOF\nFROM evil\nUSER root\nEOF\nENV A=1 \\\n    # a comment inside\n    DB_PASSWORD=x\nUSER 1000\n";
         let out = scan_dockerfile("Dockerfile", src);
         let got: Vec<_> = out
             .findings

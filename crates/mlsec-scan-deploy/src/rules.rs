@@ -22,11 +22,11 @@ rule!(BASE_UNPINNED, "DF002", "dockerfile-base-unpinned", Medium, &["CWE-494", "
     refs: &[]);
 
 rule!(DEVEL_BASE, "DF003", "dockerfile-devel-base", Low, &["CWE-1104"], ML06,
-    summary: "The final image is built on a heavy -devel base",
-    what: "Flags a final stage based on a CUDA or framework -devel image (compilers, headers, package managers).",
-    why: "Development images are several GB larger and carry toolchains an attacker can use; serving needs only the runtime.",
+    summary: "The final image is built on a heavy base (-devel, a full distribution or the full python image)",
+    what: "Flags a final stage based on a CUDA or framework -devel image, a full distribution (ubuntu, debian, centos, ... without a slim tag), the full python image, Anaconda or a Jupyter notebook image. Build stages are left alone.",
+    why: "Such images are hundreds of MB to several GB larger and carry compilers, package managers and hundreds of packages with their CVEs; serving needs only the runtime.",
     example: "`FROM nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04` as the only stage",
-    fix: "Build in a -devel stage, then copy the artefacts into a -runtime or distroless final stage.",
+    fix: "Build in a full or -devel stage, then copy the artefacts into a -slim, -runtime or distroless final stage.",
     refs: &[]);
 
 rule!(ADD_URL, "DF004", "dockerfile-add-url", Medium, &["CWE-494"], ML06,
@@ -143,6 +143,14 @@ rule!(K8S_SECRET_IN_ENV, "K8S011", "k8s-secret-in-env", High, &["CWE-798", "CWE-
     fix: "Store it in a Secret (or an external secret store) and use `valueFrom.secretKeyRef`.",
     refs: &["https://kubernetes.io/docs/concepts/configuration/secret/"]);
 
+rule!(K8S_EXPOSED_DASHBOARD, "K8S012", "k8s-exposed-dashboard", High, &["CWE-306"], ML05,
+    summary: "A pod starts Jupyter without a token, or MLflow, TensorBoard or Ray on every interface",
+    what: "Flags containers whose command and args start jupyter with an empty token or password (--ServerApp.token='', --NotebookApp.password=''), or mlflow, tensorboard or a Ray head with --host/--ip 0.0.0.0, also inside `sh -c` strings.",
+    why: "Anyone who reaches the pod (any other pod, without a NetworkPolicy) gets a Python shell or the models and artefacts.",
+    example: "`args: [jupyter, lab, --ip=0.0.0.0, --ServerApp.token=]`",
+    fix: "Keep Jupyter's token or password (from a Secret), bind servers to localhost behind an authenticating proxy.",
+    refs: &["https://jupyter-server.readthedocs.io/en/latest/operators/security.html"]);
+
 rule!(K8S_SERVICE_EXPOSED, "K8S020", "k8s-service-exposed", Medium, &["CWE-306", "CWE-668"], ML05_06,
     summary: "A Service exposes pods outside the cluster",
     what: "Flags Services of type LoadBalancer (unless marked internal or limited by loadBalancerSourceRanges) or NodePort. High when the selected pods run an ML server, notebook or dashboard (vLLM, Triton, TorchServe, TF Serving, Ollama, MLflow, Jupyter, Ray, Gradio, ...), which have no authentication of their own.",
@@ -210,6 +218,7 @@ pub static RULES: &[&Rule] = &[
     &K8S_UNCONFINED,
     &K8S_IMAGE_UNPINNED,
     &K8S_SECRET_IN_ENV,
+    &K8S_EXPOSED_DASHBOARD,
     &K8S_SERVICE_EXPOSED,
     &K8S_INFERENCE_PUBLIC,
     &K8S_NO_NETWORK_POLICY,
@@ -251,10 +260,16 @@ pub static EXAMPLES: &[RuleExamples] = &[
     (
         &DEVEL_BASE,
         &[
+            "FROM python:3.11\nUSER 1000\n",
+            "FROM docker.io/library/ubuntu:22.04\nUSER 1000\n",
+            "FROM continuumio/anaconda3:2024.06-1\nUSER 1000\n",
             "FROM nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04\nUSER 1000\n",
             "FROM pytorch/pytorch:2.3.0-cuda12.1-cudnn8-devel\nUSER 1000\n",
         ],
         &[
+            "FROM python:3.11-slim\nUSER 1000\n",
+            "FROM ubuntu:22.04 AS build\nRUN make\nFROM gcr.io/distroless/cc-debian12\nUSER 1000\n",
+            "FROM nvidia/cuda:12.4.1-runtime-ubuntu22.04\nUSER 1000\n",
             "FROM nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04 AS build\nRUN make\nFROM nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04\nUSER 1000\n",
         ],
     ),
@@ -336,11 +351,16 @@ pub static K8S_EXAMPLES: &[RuleExamples] = &[
     (
         &K8S_ROOT,
         &[
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsNonRoot: true, runAsGroup: 0}\n  containers: [{name: c, image: x:1}]\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsNonRoot: true, fsGroup: 0}\n  containers: [{name: c, image: x:1}]\n",
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x:1}]\n",
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsNonRoot: true}\n  containers: [{name: c, image: x:1, securityContext: {runAsUser: 0}}]\n",
             "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: m}\nspec:\n  predictor:\n    model: {modelFormat: {name: sklearn}, storageUri: gs://b/m}\n",
         ],
         &[
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers:\n      - name: manager\n        args: [--v=2]\n",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      $setElementOrder/containers: [{name: c}]\n      containers:\n      - {name: c, image: x:2}\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsNonRoot: true, runAsGroup: 1000, fsGroup: 1000}\n  containers: [{name: c, image: x:1}]\n",
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsNonRoot: true}\n  containers: [{name: c, image: x:1}]\n",
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsUser: 0}\n  containers: [{name: c, image: x:1, securityContext: {runAsUser: 1000}}]\n",
         ],
@@ -351,6 +371,7 @@ pub static K8S_EXAMPLES: &[RuleExamples] = &[
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x:1}]\n",
         ],
         &[
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers:\n      - name: manager\n        args: [--v=2]\n",
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x:1, securityContext: {readOnlyRootFilesystem: true}}]\n",
         ],
     ),
@@ -375,12 +396,13 @@ pub static K8S_EXAMPLES: &[RuleExamples] = &[
     (
         &K8S_NO_MEMORY_LIMIT,
         &[
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: m}\nspec:\n  predictor:\n    model: {modelFormat: {name: sklearn}, storageUri: gs://b/m}\n",
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x:1, resources: {requests: {memory: 8Gi}}}]\n",
             "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {name: s}\nspec:\n  predictors:\n  - componentSpecs:\n    - spec:\n        containers: [{name: classifier, image: seldonio/mlserver:1.3.5}]\n",
         ],
         &[
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers:\n      - name: manager\n        args: [--v=2]\n",
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x:1, resources: {limits: {memory: 8Gi}}}]\n",
-            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: m}\nspec:\n  predictor:\n    model: {modelFormat: {name: sklearn}, storageUri: gs://b/m}\n",
         ],
     ),
     (
@@ -416,6 +438,18 @@ pub static K8S_EXAMPLES: &[RuleExamples] = &[
         ],
     ),
     (
+        &K8S_EXPOSED_DASHBOARD,
+        &[
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: nb}\nspec:\n  containers: [{name: c, image: jupyter/base-notebook:2024-05-27, args: [jupyter, lab, --ip=0.0.0.0, \"--ServerApp.token=\"]}]\n",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: nb}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: x:1\n        command: [sh, -c]\n        args: [\"jupyter notebook --NotebookApp.token='' --NotebookApp.password=''\"]\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: ml}\nspec:\n  containers: [{name: c, image: x:1, command: [mlflow, server, --host, 0.0.0.0]}]\n",
+        ],
+        &[
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: nb}\nspec:\n  containers: [{name: c, image: x:1, args: [jupyter, lab, --ip=0.0.0.0]}]\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: ml}\nspec:\n  containers: [{name: c, image: x:1, command: [mlflow, server, --host, 127.0.0.1]}]\n",
+        ],
+    ),
+    (
         &K8S_SERVICE_EXPOSED,
         &[
             "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: LoadBalancer\n  selector: {app: vllm}\n",
@@ -443,6 +477,8 @@ pub static K8S_EXAMPLES: &[RuleExamples] = &[
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: triton, namespace: ml}\nspec:\n  template:\n    metadata: {labels: {app: triton}}\n    spec:\n      containers: [{name: c, image: nvcr.io/nvidia/tritonserver:24.05-py3, ports: [{containerPort: 8000}]}]\n",
         ],
         &[
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers:\n      - name: manager\n        args: [--v=2]\n",
+            "apiVersion: serving.kserve.io/v1alpha1\nkind: ClusterServingRuntime\nmetadata: {name: kserve-sklearnserver}\nspec:\n  supportedModelFormats: [{name: sklearn, version: \"1\"}]\n  containers: [{name: kserve-container, image: kserve/sklearnserver:v0.14.1, args: [--model_name={{.Name}}]}]\n",
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: triton, namespace: ml}\nspec:\n  template:\n    metadata: {labels: {app: triton}}\n    spec:\n      containers: [{name: c, image: nvcr.io/nvidia/tritonserver:24.05-py3, ports: [{containerPort: 8000}]}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: triton, namespace: ml}\nspec:\n  podSelector:\n    matchExpressions: [{key: app, operator: In, values: [triton]}]\n",
             "apiVersion: batch/v1\nkind: Job\nmetadata: {name: train}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: trainer:1}]\n",
         ],
