@@ -96,6 +96,8 @@ proptest! {
         ", ", "privileged: true", "runAsUser: 0", "hostPath: ", "path: /", "selector: ", "app: a", "matchExpressions: ",
         "operator: In", "values: [a]", "s3://b/k", "namespace: prod", "namespace: dev", "&a ", "*a", "---\n", "# mlsec: ignore[",
         "K8S001", "] r\n", "predictor:", "model:", "env: ", "value: v", "HF_TOKEN", ": ", "\n",
+        "\"", "'", "''", "\\", "|", ">-", " # c", "$patch: delete", "runAsGroup: 0", "kind: List\nitems: ",
+        "args: [jupyter, --ServerApp.token=]", "{\"kind\": \"Pod\"}", "\t",
     ]), 0..80)) {
         let _ = mlsec_scan_deploy::scan_yaml_set(&[("deploy/prod/a.yaml", &tokens.concat())]);
     }
