@@ -248,7 +248,9 @@ impl Matcher {
                     let before = line_text.get(..col_byte).unwrap_or("");
                     if r.entropy.is_some_and(|t| rules::entropy(secret) < t)
                         || (r.validator != Some(validate::Validator::PrivateKey)
-                            && (suppress::placeholder(secret) || suppress::identifier(secret)))
+                            && (suppress::placeholder(secret)
+                                || suppress::identifier(secret)
+                                || suppress::documentation_example(secret).is_some()))
                         || suppress::benign_context(line_text, before)
                         || self
                             .rules

@@ -38,10 +38,12 @@ const QUOTE: &str = r#"(?:\\?["'`])?"#;
 fn assign() -> String {
     // Besides `=`, `:`, calls and commas: a command-line flag (`--wandb-api-key VALUE`), a
     // nested YAML key (`wandb:` then `  api_key: VALUE`) and a nested JSON object
-    // (`"mistral": {"api_key": "VALUE"`).
+    // (`"mistral": {"api_key": "VALUE"`), and prose as notebooks and logs print it (`Using
+    // Cohere API key is VALUE`).
     const NESTED: &str = r"(?:api_?key|key|token|secret)";
+    const PROSE: &str = r"[ \t]+(?:api[ \t]+)?(?:key|token|secret)(?:[ \t]+is)?:?[ \t]+";
     format!(
-        r"[A-Za-z0-9_.\-]{{0,40}}{QUOTE}\]?\s*(?:=\s*[A-Za-z_][A-Za-z0-9_.]{{0,30}}\(\s*(?:[A-Za-z_]+\s*=\s*)?|=>|:=|=|-(?:api-)?(?:key|token|secret)[ \t]+|:[ \t]*\r?\n[ \t]+{NESTED}[ \t]*:|:[ \t]*\{{[ \t]*{QUOTE}{NESTED}{QUOTE}[ \t]*:|:|\(\s*(?:[A-Za-z_]+\s*=\s*)?|,)\s*{QUOTE}\s*"
+        r"[A-Za-z0-9_.\-]{{0,40}}{QUOTE}\]?\s*(?:=\s*[A-Za-z_][A-Za-z0-9_.]{{0,30}}\(\s*(?:[A-Za-z_]+\s*=\s*)?|=>|:=|=|-(?:api-)?(?:key|token|secret)[ \t]+|:[ \t]*\r?\n[ \t]+{NESTED}[ \t]*:|:[ \t]*\{{[ \t]*{QUOTE}{NESTED}{QUOTE}[ \t]*:|{PROSE}|:|\(\s*(?:[A-Za-z_]+\s*=\s*)?|,)\s*{QUOTE}\s*"
     )
 }
 

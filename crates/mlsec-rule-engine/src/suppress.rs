@@ -66,6 +66,51 @@ pub fn placeholder(value: &str) -> bool {
     few(bytes) || few(body) || bytes.windows(8).any(|w| w.iter().all(|&c| c == w[0]))
 }
 
+/// SHA-256 digests of keys published in vendors' documentation and copied into code, READMEs and
+/// tests everywhere. They are examples, not credentials; stored as digests so that the repository
+/// holds no secret-shaped text.
+const DOCUMENTATION_EXAMPLES: &[(&str, &str)] = &[
+    (
+        "7f75367e7881255134e1375e723d1dea8ad5f6a4fdb79d938df1f1754a830606",
+        "jwt.io's example token",
+    ),
+    (
+        "2cafc0970149a84f3b9e62eaf169f36f59907a3b3e31f7b82e68c69cd27f7326",
+        "Stripe's documentation test key",
+    ),
+    (
+        "2ddc147f3a3b5a1722b8ed6be3c45c49a7156b17fca5d11410137a6d04def6eb",
+        "Slack's API documentation bot token",
+    ),
+    (
+        "9c846fdf0fa8955c377d0301542ee20ecd4585c5f359aa0a4cf15d44424f573d",
+        "Mailgun's documentation key",
+    ),
+    (
+        "0b5dd075ccdd03c42f4edda8e299e6838e2a75d3486a2a8d86940ed1541e9178",
+        "Telegram's Bot API example token",
+    ),
+    (
+        "731fa294d036e54f19df879bfcd4fe72d967dc6327800c5f74a48414a3f258c9",
+        "Telegram's Bot API example token",
+    ),
+];
+
+/// Which published documentation example a value is, if it is one.
+pub fn documentation_example(value: &str) -> Option<&'static str> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(value.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        use std::fmt::Write;
+        let _ = write!(hex, "{b:02x}");
+    }
+    DOCUMENTATION_EXAMPLES
+        .iter()
+        .find(|(d, _)| *d == hex)
+        .map(|(_, what)| *what)
+}
+
 /// Whether a value is a code identifier rather than a credential: `Mistral3ForConditionalGeneration`,
 /// `MLFLOW_TRACKING_PASSWORD_ENV`, `settings.snowflake_password`. It splits into words at
 /// `_`, `-`, `.` and case or digit changes; every word is at least three letters long and holds

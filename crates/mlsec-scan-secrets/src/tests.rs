@@ -76,12 +76,13 @@ fn secrets_are_redacted_everywhere_unless_asked() {
 fn notebooks_report_cell_line_and_file_line() {
     let key = expand("${hex:40}", 11);
     let hf = expand("hf_${alpha:34}", 12);
+    let cohere = expand("${alnum:40}", 14);
     let nb = serde_json::json!({
         "cells": [
             {"cell_type": "markdown", "source": ["# Setup\n"]},
             {"cell_type": "code", "source": ["import os\n", format!("os.environ[\"WANDB_API_KEY\"] = \"{key}\"\n")],
              "outputs": [
-                {"output_type": "stream", "text": [format!("token: {hf}\n")]},
+                {"output_type": "stream", "text": [format!("token: {hf}\n"), format!("Using Cohere key {cohere} for the embeddings of this run\n")]},
                 {"output_type": "display_data", "data": {"image/png": STANDARD.encode(expand("${alnum:400}", 13)), "text/plain": ["<Figure>"]}}
              ]}
         ],
@@ -111,7 +112,13 @@ fn notebooks_report_cell_line_and_file_line() {
         "the output is written before the source"
     );
     assert_eq!(h.location.line, Some(raw_line as u32), "{:?}", h.location);
-    assert_eq!(found.len(), 2, "{found:?}");
+    // A keyword key printed inside a sentence of an output.
+    let c = found
+        .iter()
+        .find(|f| f.rule.id == "cohere-key")
+        .expect("key inside longer output text");
+    assert_eq!(c.location.field.as_deref(), Some("/cells/1/outputs/0"));
+    assert_eq!(found.len(), 3, "{found:?}");
 }
 
 #[test]
@@ -384,4 +391,34 @@ fn a_text_file_over_the_read_limit_is_scanned() {
         r.findings
     );
     assert_eq!(r.stats.files_skipped, 0, "{:?}", r.stats);
+}
+
+/// Keys published in vendors' documentation (built here from parts) are examples, not
+/// credentials; one character changed, each is a finding again.
+#[test]
+fn documentation_example_keys_are_not_secrets() {
+    let examples = [
+        [
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",
+            ".eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ",
+            ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        ]
+        .concat(),
+        ["sk_", "test_", "4eC39HqLyjWDarjtT1zdp7dc"].concat(),
+        [
+            "xoxb-",
+            "17653672481-19874698323-",
+            "pdFZKVeTuE8sk7oOcBrzbqgy",
+        ]
+        .concat(),
+    ];
+    for ex in &examples {
+        let text = format!("TOKEN = \"{ex}\"\n");
+        assert_eq!(ids("app.py", &text), Vec::<&str>::new(), "{text}");
+        let mut changed = ex.clone();
+        let last = changed.pop().unwrap();
+        changed.push(if last == 'c' { 'd' } else { 'c' });
+        let text = format!("TOKEN = \"{changed}\"\n");
+        assert_eq!(ids("app.py", &text).len(), 1, "{text}");
+    }
 }
