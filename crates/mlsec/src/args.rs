@@ -33,6 +33,8 @@ pub enum Command {
     Hash(HashArgs),
     /// Run the secure gateway in front of model servers, or manage its config, keys and audit log.
     Gateway(GatewayArgs),
+    /// Prompt-injection detection: judge prompts or retrieved content, one verdict per line.
+    Guard(GuardArgs),
     /// OMS conformance adapter: sign (the form the model-signing conformance suite drives).
     #[command(name = "sign-model", hide = true)]
     SignModel(SignModelArgs),
@@ -408,6 +410,62 @@ pub struct HashArgs {
     /// Output format: text (digest and name per line) or json (the in-toto statement).
     #[arg(long, short = 'f', value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GuardArgs {
+    #[command(subcommand)]
+    pub command: GuardCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuardCommand {
+    /// Judge each input line: prints one verdict per line, in order. Exit 0 when none is an
+    /// injection, 1 when one is, 2 when an input could not be read.
+    Check(GuardCheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GuardInput {
+    /// One prompt per line.
+    Text,
+    /// One JSON object per line with a `text` field (and optionally `source`: user|retrieved).
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GuardSource {
+    /// A user turn (direct injection).
+    User,
+    /// Retrieved documents, web pages or tool results (indirect injection; lower threshold).
+    Retrieved,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GuardFormat {
+    /// `INJECTION 0.97 override,prompt_leak` or `ok 0.00`, one line per input.
+    Text,
+    /// `{"injection": bool, "score": float, "reasons": [...]}`, one line per input.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GuardCheckArgs {
+    /// Files to read (standard input when none, or `-`).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// How inputs are written.
+    #[arg(long, value_enum, default_value_t = GuardInput::Text)]
+    pub input: GuardInput,
+
+    /// Where the texts come from, unless a JSONL line says otherwise.
+    #[arg(long, value_enum, default_value_t = GuardSource::User)]
+    pub source: GuardSource,
+
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = GuardFormat::Json)]
+    pub format: GuardFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

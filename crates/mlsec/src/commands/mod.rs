@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod gateway;
+mod guard;
 mod rules;
 mod scan;
 mod sign;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => sign::verify(&args),
         Command::Hash(args) => sign::hash(&args),
         Command::Gateway(args) => gateway::run(&args),
+        Command::Guard(args) => guard::run(&args),
         Command::SignModel(args) => sign::sign_model(&args),
         Command::VerifyModel(args) => sign::verify_model(&args),
     }

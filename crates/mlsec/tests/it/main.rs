@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod gateway;
+mod guard;
 mod sign;
 
 use std::path::{Path, PathBuf};
