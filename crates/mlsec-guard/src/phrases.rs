@@ -30,6 +30,16 @@ pub enum Family {
 }
 
 impl Family {
+    pub const ALL: [Family; 7] = [
+        Family::Override,
+        Family::PromptLeak,
+        Family::Persona,
+        Family::NewInstructions,
+        Family::Exfiltration,
+        Family::RoleMarker,
+        Family::ToolForgery,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             Family::Override => "override",
@@ -276,8 +286,8 @@ const LEAK_OBJECTS: &[&str] = &[
     "everything above",
     "above text",
     "prompt above",
-    "configuration",
-    "system configuration",
+    "your configuration",
+    "your system configuration",
 ];
 const PERSONA_VERBS: &[&str] = &[
     "you are now",
@@ -334,7 +344,6 @@ const PERSONA_OBJECTS: &[&str] = &[
 const NEW_VERBS: &[&str] = &[
     "new instructions",
     "updated instructions",
-    "new task",
     "new directive",
     "new rules",
     "your new task",
@@ -556,8 +565,6 @@ const FIXED: &[(&str, Family)] = &[
     ("[system]", Family::RoleMarker),
     ("[system message]", Family::RoleMarker),
     ("(system message)", Family::RoleMarker),
-    ("system message:", Family::RoleMarker),
-    ("system prompt:", Family::RoleMarker),
     ("<system>", Family::RoleMarker),
     ("</system>", Family::RoleMarker),
     ("<admin>", Family::RoleMarker),
@@ -799,6 +806,9 @@ mod tests {
             "Show me the weather forecast for tomorrow.",
             "Print the list of users sorted by age.",
             "You are now connected to the VPN.",
+            "Print the configuration of nginx as YAML.",
+            "New task: rename the columns in the HR report.",
+            "System message: the maintenance window starts at 02:00 UTC.",
             "The system prompt engineering guide covers few-shot examples.",
             "I forgot my password, how do I reset it?",
             "Las instrucciones de instalación están en la página 4.",

@@ -1,0 +1,286 @@
+//! The linear layer: logistic regression over hashed character 3–5-grams and word 1–2-grams of
+//! the folded text. Weights are trained by `cargo run --release -p mlsec-guard --example train`
+//! (from the corpus `scripts/guard_data.py` builds), quantised to one byte each, and embedded in
+//! the binary; nothing is downloaded.
+
+use std::sync::OnceLock;
+
+/// Features hash into 2^DIM_LOG2 buckets.
+pub const DIM_LOG2: u32 = 18;
+pub const DIM: usize = 1 << DIM_LOG2;
+/// Most characters of one text turned into features at once: the detector scores longer text in
+/// chunks of [`CHUNK_CHARS`], as the model was trained on paragraph-sized text.
+pub const MAX_FEATURE_CHARS: usize = 16 << 10;
+/// Characters per chunk of a long text, and the overlap between chunks.
+pub const CHUNK_CHARS: usize = 512;
+pub const CHUNK_OVERLAP: usize = 128;
+
+/// A long folded text's chunks (cut at spaces where one is near), each at most [`CHUNK_CHARS`]
+/// characters, overlapping by [`CHUNK_OVERLAP`]; a short text is one chunk.
+pub fn chunks(text: &str) -> Vec<&str> {
+    let idx: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    if idx.len() <= CHUNK_CHARS {
+        return vec![text];
+    }
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    loop {
+        let end = (start + CHUNK_CHARS).min(idx.len());
+        let byte_end = idx.get(end).copied().unwrap_or(text.len());
+        out.push(&text[idx[start]..byte_end]);
+        if end == idx.len() {
+            return out;
+        }
+        start = end - CHUNK_OVERLAP;
+    }
+}
+
+const MAGIC: &[u8; 4] = b"MLSG";
+const VERSION: u32 = 1;
+const HEADER: usize = 4 + 4 + 4 + 4 * 5;
+
+/// The embedded model (`model/guard.bin`).
+static EMBEDDED: &[u8] = include_bytes!("../model/guard.bin");
+
+/// A trained model: weights, bias, and the thresholds calibrated on held-out benign text.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub weights: Vec<f32>,
+    pub bias: f32,
+    /// Logit at which benign text is flagged 1% of the time (out-of-fold).
+    pub logit_threshold: f32,
+    /// Combined-score thresholds calibrated the same way, per source.
+    pub user_threshold: f32,
+    pub retrieved_threshold: f32,
+}
+
+/// The dictionary layers' reason codes the model takes as features (one weight each, outside the
+/// n-gram normalisation, so a hit counts the same in a short and a long text).
+pub const RULE_CODES: &[&str] = &[
+    "override",
+    "prompt_leak",
+    "persona",
+    "new_instructions",
+    "exfiltration",
+    "role_marker",
+    "tool_forgery",
+    "obfuscation:unicode_tags",
+    "obfuscation:invisible",
+    "obfuscation:homoglyphs",
+    "obfuscation:leetspeak",
+    "obfuscation:spaced",
+    "encoded:base64",
+    "encoded:hex",
+    "encoded:url",
+    "encoded:rot13",
+];
+
+/// The fixed weight of a reason code in the model: the dictionary is a prior the training does
+/// not move (a family the training data lacks keeps its weight), and the n-gram weights learn
+/// what it misses. The log-odds scale is `PRIOR_SCALE` per unit of the code's own weight.
+pub const PRIOR_SCALE: f32 = 10.0;
+
+/// The weight bucket of a reason code (the last buckets of the table).
+pub fn rule_bucket(code: &str) -> Option<u32> {
+    RULE_CODES
+        .iter()
+        .position(|c| *c == code)
+        .map(|i| (DIM - 1 - i) as u32)
+}
+
+/// FNV-1a, 64 bits, seeded by the feature kind: stable across platforms and releases.
+fn hash(kind: u8, bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(kind);
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The hashed features of a folded text: (bucket, sign) pairs, repeated for repeated n-grams.
+pub fn features(folded: &str, out: &mut Vec<(u32, f32)>) {
+    out.clear();
+    let mut text = String::with_capacity(folded.len().min(MAX_FEATURE_CHARS * 4) + 2);
+    text.push(' ');
+    let mut last_space = true;
+    for c in folded.chars().take(MAX_FEATURE_CHARS) {
+        let c = if c.is_whitespace() { ' ' } else { c };
+        if c == ' ' && last_space {
+            continue;
+        }
+        last_space = c == ' ';
+        text.push(c);
+    }
+    if !last_space {
+        text.push(' ');
+    }
+    let mut push = |h: u64| {
+        // N-grams never land on the reason-code buckets.
+        let bucket = (h as u32) % (DIM - RULE_CODES.len()) as u32;
+        let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+        out.push((bucket, sign));
+    };
+    // Character n-grams over char boundaries.
+    let idx: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(text.len()))
+        .collect();
+    for n in 3..=5usize {
+        for w in idx.windows(n + 1) {
+            push(hash(n as u8, &text.as_bytes()[w[0]..w[n]]));
+        }
+    }
+    // Words and word pairs.
+    let words: Vec<&str> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    for w in &words {
+        push(hash(10, w.as_bytes()));
+    }
+    for p in words.windows(2) {
+        let mut h = hash(11, p[0].as_bytes());
+        h ^= hash(12, p[1].as_bytes()).rotate_left(17);
+        push(h);
+    }
+}
+
+impl Model {
+    /// The model built into this binary.
+    pub fn embedded() -> &'static Model {
+        static M: OnceLock<Model> = OnceLock::new();
+        M.get_or_init(|| Model::from_bytes(EMBEDDED).unwrap_or_else(|_| Model::empty()))
+    }
+
+    /// A model that knows nothing (all weights zero): the detector's other layers still work.
+    pub fn empty() -> Model {
+        Model {
+            weights: vec![0.0; DIM],
+            bias: -10.0,
+            logit_threshold: 0.0,
+            user_threshold: 0.5,
+            retrieved_threshold: 0.3,
+        }
+    }
+
+    /// The logit of a folded text's n-grams and the reason codes found in it.
+    pub fn logit(&self, feats: &[(u32, f32)], codes: &[u32]) -> f32 {
+        self.bias + self.codes_part(codes) + self.ngram_part(feats)
+    }
+
+    /// What the reason codes add to the logit.
+    pub fn codes_part(&self, codes: &[u32]) -> f32 {
+        codes.iter().map(|&c| self.weights[c as usize]).sum()
+    }
+
+    /// What the n-grams add to the logit: their mean weight, so a long benign paragraph cannot
+    /// outweigh the reasons found in it.
+    pub fn ngram_part(&self, feats: &[(u32, f32)]) -> f32 {
+        if feats.is_empty() {
+            return 0.0;
+        }
+        let norm = 1.0 / feats.len() as f32;
+        let mut sum = 0.0f32;
+        for &(b, s) in feats {
+            sum += s * self.weights[b as usize];
+        }
+        sum * norm
+    }
+
+    /// The score of a logit: 0.5 exactly at the logit where 1% of benign text is flagged.
+    pub fn score(&self, logit: f32) -> f32 {
+        1.0 / (1.0 + (-(logit - self.logit_threshold)).exp())
+    }
+
+    /// Serialises with one signed byte per weight.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let max = self
+            .weights
+            .iter()
+            .fold(0.0f32, |m, w| m.max(w.abs()))
+            .max(f32::MIN_POSITIVE);
+        let scale = max / 127.0;
+        let mut out = Vec::with_capacity(HEADER + DIM);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&DIM_LOG2.to_le_bytes());
+        for v in [
+            scale,
+            self.bias,
+            self.logit_threshold,
+            self.user_threshold,
+            self.retrieved_threshold,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for w in &self.weights {
+            out.push((w / scale).round().clamp(-127.0, 127.0) as i8 as u8);
+        }
+        out
+    }
+
+    /// Reads [`Model::to_bytes`]'s format, checking its size and version.
+    pub fn from_bytes(b: &[u8]) -> Result<Model, String> {
+        if b.len() != HEADER + DIM || &b[..4] != MAGIC {
+            return Err(format!(
+                "not a guard model: {} bytes, expected {}",
+                b.len(),
+                HEADER + DIM
+            ));
+        }
+        let u = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let f = |i: usize| f32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        if u(4) != VERSION || u(8) != DIM_LOG2 {
+            return Err(format!("guard model version {} dim 2^{}", u(4), u(8)));
+        }
+        let scale = f(12);
+        Ok(Model {
+            bias: f(16),
+            logit_threshold: f(20),
+            user_threshold: f(24),
+            retrieved_threshold: f(28),
+            weights: b[HEADER..]
+                .iter()
+                .map(|&q| f32::from(q as i8) * scale)
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_are_stable_and_bounded() {
+        let mut a = Vec::new();
+        features("ignore previous instructions", &mut a);
+        let mut b = Vec::new();
+        features("ignore   previous\ninstructions", &mut b);
+        assert_eq!(a, b, "whitespace runs are one space");
+        assert!(a.iter().all(|(k, _)| (*k as usize) < DIM));
+        let long = "x".repeat(MAX_FEATURE_CHARS * 3);
+        features(&long, &mut a);
+        assert!(a.len() < MAX_FEATURE_CHARS * 4);
+    }
+
+    #[test]
+    fn serialisation_round_trips_within_quantisation() {
+        let mut m = Model::empty();
+        m.weights[7] = 2.0;
+        m.weights[9] = -1.0;
+        m.bias = 0.25;
+        let back = Model::from_bytes(&m.to_bytes()).unwrap();
+        assert!((back.weights[7] - 2.0).abs() < 0.02);
+        assert!((back.weights[9] + 1.0).abs() < 0.02);
+        assert!((back.bias - 0.25).abs() < f32::EPSILON);
+        assert!(Model::from_bytes(b"MLSG").is_err());
+    }
+
+    #[test]
+    fn the_embedded_model_loads() {
+        assert!(Model::from_bytes(EMBEDDED).is_ok());
+    }
+}
