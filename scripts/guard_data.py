@@ -71,7 +71,7 @@ def segments(text: str, rng: random.Random):
 
 
 def wheel_text(tree: Path, rng: random.Random):
-    out = {"docs": [], "prompts": [], "multilingual": []}
+    out = {"docs": [], "prompts": [], "multilingual": [], "sentences": []}
     for wheel_dir in sorted(tree.iterdir()):
         name = wheel_dir.name.lower()
         for py in sorted(wheel_dir.rglob("*.py")):
@@ -87,6 +87,10 @@ def wheel_text(tree: Path, rng: random.Random):
             for s in python_strings(src):
                 for seg in segments(s, rng):
                     out[kind].append(seg)
+                    # Single sentences too, so that short benign text is as common as short attacks.
+                    for sent in seg.replace("? ", ". ").replace("! ", ". ").split(". "):
+                        if 15 <= len(sent) <= 160 and " " in sent:
+                            out["sentences"].append(sent.strip())
     return out
 
 
@@ -256,8 +260,40 @@ NAMES = ["Sam", "Priya", "Jonas", "Mei", "Captain", "Dr. Ortiz", "Boss"]
 RELS = ["landlord", "manager", "teacher", "neighbour", "sister", "client", "colleague"]
 
 
-def benign_requests(rng: random.Random, n: int):
+SMALL_TALK = [
+    "hello", "hello there", "hi", "hi!", "hey", "hey there", "good morning", "good evening", "thanks!",
+    "thank you", "thanks a lot", "ok", "okay, got it", "cool", "great, thanks", "yes", "no", "sure",
+    "what?", "why?", "how so?", "can you help me?", "are you there?", "who are you?", "what can you do?",
+    "what's your name?", "how are you?", "nice to meet you", "bye", "see you later", "lol", "haha",
+    "please continue", "go on", "tell me more", "explain again", "that's wrong", "that's right",
+    "perfect", "hmm", "one more question", "never mind", "sorry", "no worries", "I don't understand",
+    "can you repeat that?", "shorter please", "more detail please", "in English please", "test",
+    "hello, is this the support chat?", "hi, I need help with my order", "good afternoon!",
+    "thanks, that worked", "what time is it in Tokyo?", "what's 15% of 80?", "define entropy",
+    "who wrote Hamlet?", "capital of Peru?", "weather in Oslo tomorrow?", "convert 5 miles to km",
+]
+
+
+GREET = ["hello", "hi", "hey", "good morning", "good evening", "hello again", "hi there", "greetings", ""]
+ASK = ["how are you today?", "how are you doing?", "are you busy?", "are you able to help me?",
+       "can you hear me?", "do you know anything about {t}?", "are you an AI?", "you there?",
+       "are you online?", "could you help me with {t}?", "you are very helpful, thanks!",
+       "you are right about {t}.", "are you sure about {t}?", "what do you think about {t}?",
+       "you said something about {t} earlier, can you clarify?", "do you remember what I asked?",
+       "you're the best", "you know what, let's talk about {t}", "what are you working on?"]
+
+
+def small_talk(rng: random.Random, n: int):
     out = []
+    for _ in range(n):
+        g = rng.choice(GREET)
+        a = rng.choice(ASK).format(t=rng.choice(REQ_TOPICS))
+        out.append(f"{g}, {a}" if g else a[0].upper() + a[1:])
+    return out
+
+
+def benign_requests(rng: random.Random, n: int):
+    out = small_talk(rng, 1500) + list(SMALL_TALK) + [s.capitalize() for s in SMALL_TALK] + [s + "!" for s in SMALL_TALK]
     for i in range(n):
         if i % 3 == 0:
             t = rng.choice(TOPICS)
@@ -387,7 +423,7 @@ def tools(rng):
 
 def multilingual(rng):
     lang = rng.choice(sorted(MULTI))
-    return rng.choice(MULTI[lang]).format(g=rng.choice(["di 'hola'", "say hello", "écris 'oui'", "42"]))
+    return rng.choice(MULTI[lang]).format(g=rng.choice(["di 'hola'", "écris 'oui'", "42", "réponds 'd'accord'"]))
 
 
 def obfuscate(text, rng):
@@ -448,10 +484,10 @@ def main():
             seen.add(t)
             rows.append({"text": t, "label": label, "family": family, "group": group})
 
-    for kind in ("docs", "prompts"):
+    for kind, cap in (("docs", 12000), ("prompts", 3000), ("sentences", 8000)):
         pool = sorted(set(text[kind]))
         rng.shuffle(pool)
-        for t in pool[: 12000 if kind == "docs" else 3000]:
+        for t in pool[:cap]:
             add(t, 0, kind, kind)
     for t in faker_text(tree, rng, 4000):
         add(t, 0, "multilingual_text", "multilingual_text")

@@ -295,7 +295,8 @@ pub struct Policy {
     pub allow_tools: bool,
     #[serde(default = "yes")]
     pub allow_system_messages: bool,
-    /// The guard profile requests under this policy get (checks plug in here in a later release).
+    /// The guard profile requests under this policy get: `default` (no content checks) or
+    /// `injection` (prompt-injection detection on user turns and tool results).
     #[serde(default = "default_guard")]
     pub guard: String,
 }
@@ -777,12 +778,13 @@ impl Config {
             if p.max_tokens == 0 {
                 err(format!("{at}.max_tokens"), "must be at least 1".into());
             }
-            if p.guard != "default" {
+            if !crate::guard::PROFILES.contains(&p.guard.as_str()) {
                 err(
                     format!("{at}.guard"),
                     format!(
-                        "unknown guard profile {:?} (this release has \"default\")",
-                        p.guard
+                        "unknown guard profile {:?} (known: {})",
+                        p.guard,
+                        crate::guard::PROFILES.join(", ")
                     ),
                 );
             }

@@ -77,7 +77,7 @@ fn train(rows: &[&Row]) -> (Vec<f32>, f32) {
         }
         for &k in &order {
             let r = rows[k];
-            let norm = 1.0 / r.feats.len().max(1) as f32;
+            let norm = 1.0 / (r.feats.len() as f32 + model::SHRINK);
             let mut z = b;
             for &(f, s) in &r.feats {
                 z += s * w[f as usize] * norm;
@@ -111,7 +111,7 @@ fn train(rows: &[&Row]) -> (Vec<f32>, f32) {
 }
 
 fn logit(w: &[f32], b: f32, r: &Row) -> f32 {
-    let norm = 1.0 / r.feats.len().max(1) as f32;
+    let norm = 1.0 / (r.feats.len() as f32 + model::SHRINK);
     let z: f32 = r.feats.iter().map(|&(f, s)| s * w[f as usize]).sum();
     let c: f32 = r.codes.iter().map(|&c| w[c as usize]).sum();
     b + c + z * norm

@@ -11,6 +11,9 @@ pub const DIM: usize = 1 << DIM_LOG2;
 /// Most characters of one text turned into features at once: the detector scores longer text in
 /// chunks of [`CHUNK_CHARS`], as the model was trained on paragraph-sized text.
 pub const MAX_FEATURE_CHARS: usize = 16 << 10;
+/// Pseudo-count added to the number of n-grams when averaging their weights: a short text's few
+/// n-grams say less than a paragraph's, so its average is shrunk towards zero.
+pub const SHRINK: f32 = 32.0;
 /// Characters per chunk of a long text, and the overlap between chunks.
 pub const CHUNK_CHARS: usize = 512;
 pub const CHUNK_OVERLAP: usize = 128;
@@ -181,7 +184,7 @@ impl Model {
         if feats.is_empty() {
             return 0.0;
         }
-        let norm = 1.0 / feats.len() as f32;
+        let norm = 1.0 / (feats.len() as f32 + SHRINK);
         let mut sum = 0.0f32;
         for &(b, s) in feats {
             sum += s * self.weights[b as usize];
