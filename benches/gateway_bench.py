@@ -146,7 +146,7 @@ http {{
             ng = subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf"), "-g", "daemon off;"])
             procs.append(ng)
 
-            def gateway(binary: Path, sub: str):
+            def gateway(binary: Path, sub: str, guard: str = "default"):
                 g = d / sub
                 g.mkdir()
                 gw_port, admin_port = free_port(), free_port()
@@ -172,6 +172,7 @@ burst = 100000
 concurrency = 10000
 tokens_per_minute = 100000000000
 max_tokens = 64
+guard = "{guard}"
 """)
                 cfg = ["--config", str(g / "gateway.toml")]
                 key = subprocess.run([binary, "gateway", *cfg, "keys", "create", "--name", "bench", "--policy", "bench"],
@@ -186,6 +187,8 @@ max_tokens = 64
                 ("nginx pass-through", f"http://127.0.0.1:{nginx_port}", "", ng.pid),
                 ("mlsec gateway (auth, limits, validation, audit, metrics)", f"http://127.0.0.1:{gw_port}", key, gw.pid),
             ]
+            g_port, g_key, g_gw = gateway(mlsec, "guarded", "injection")
+            targets.append(("mlsec gateway, guard = injection", f"http://127.0.0.1:{g_port}", g_key, g_gw.pid))
             if args.before:
                 b_port, b_key, b_gw = gateway(args.before.resolve(), "before")
                 targets.append(("mlsec gateway, --before build", f"http://127.0.0.1:{b_port}", b_key, b_gw.pid))
@@ -232,6 +235,9 @@ max_tokens = 64
             for name, _, _, cpu, cpu1 in rows[2:]:
                 print(f"\n{name}: CPU per request / nginx's: {cpu1 / ng_cpu1:.2f}x at 1 connection, {cpu / ng_cpu:.2f}x at {args.conns}")
             print(f"mlsec added p50 latency: {rows[2][1]['p50_us'] - direct['p50_us']} µs (nginx: {rows[1][1]['p50_us'] - direct['p50_us']} µs)")
+            off, on = rows[2][2]["rps"], rows[3][2]["rps"]
+            print(f"guard = injection: max req/s {on:.0f} vs {off:.0f} without ({100 * (off - on) / off:.1f}% lower), "
+                  f"p50 at 1 connection +{rows[3][1]['p50_us'] - rows[2][1]['p50_us']} µs")
             n = sum(1 for _ in open(d / "now" / "audit.jsonl"))
             print(f"audit records written: {n}")
         finally:

@@ -301,6 +301,8 @@ fn main() {
     let (weights, bias) = train(&all);
     let m = Model {
         weights,
+        quantized: Vec::new(),
+        scale: 0.0,
         bias,
         logit_threshold,
         user_threshold,

@@ -139,10 +139,9 @@ impl Detector {
         let mut rule_best: std::collections::BTreeMap<String, f32> =
             std::collections::BTreeMap::new();
         let mut best_logit = f32::NEG_INFINITY;
-        let mut feats = Vec::new();
         for window in windows(text) {
             let mut evidence = Vec::new();
-            Self::gather(window, 0, None, &mut evidence);
+            let folded = Self::gather(window, 0, None, &mut evidence).folded;
             let mut buckets: Vec<u32> = Vec::new();
             for (r, w) in evidence {
                 if let Some(b) = model::rule_bucket(&r)
@@ -156,12 +155,7 @@ impl Detector {
             }
             if let Some(m) = self.model {
                 // The most attack-like paragraph decides, with every reason found in the window.
-                let folded = normalize::fold(window).folded;
-                let mut best_ngrams = f32::NEG_INFINITY;
-                for chunk in model::chunks(&folded) {
-                    model::features(chunk, &mut feats);
-                    best_ngrams = best_ngrams.max(m.ngram_part(&feats));
-                }
+                let best_ngrams = m.best_window(&folded);
                 best_logit = best_logit.max(m.bias + m.codes_part(&buckets) + best_ngrams);
             }
         }
@@ -220,13 +214,14 @@ impl Detector {
         out
     }
 
-    /// Collects (reason, weight) evidence from one text, and from its decoded payloads.
+    /// Collects (reason, weight) evidence from one text, and from its decoded payloads; returns
+    /// the text's folded forms.
     fn gather(
         text: &str,
         depth: usize,
         encoding: Option<decode::Encoding>,
         out: &mut Vec<(String, f32)>,
-    ) {
+    ) -> normalize::Folded {
         let f = normalize::fold(text);
         let hits = phrases::hits(&f.plain, &f.folded);
         let found_phrases = !hits.is_empty();
@@ -252,6 +247,7 @@ impl Detector {
                 Self::gather(&payload, depth + 1, Some(enc), out);
             }
         }
+        f
     }
 }
 

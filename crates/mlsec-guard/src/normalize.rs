@@ -67,6 +67,16 @@ fn leet(c: char) -> Option<char> {
 /// Folds `text`. Linear in its length.
 pub fn fold(text: &str) -> Folded {
     let mut tricks = Tricks::default();
+    if text.is_ascii() {
+        // ASCII is its own NFKC form and carries no invisible or tag characters.
+        let plain = text.to_ascii_lowercase();
+        let folded = fold_words(&plain, &mut tricks);
+        return Folded {
+            plain,
+            folded,
+            tricks,
+        };
+    }
     // Tag characters first: they are removed by nothing else and carry a message of their own.
     let mut revealed = String::with_capacity(text.len());
     for c in text.chars() {
@@ -106,6 +116,12 @@ fn fold_words(plain: &str, tricks: &mut Tricks) -> String {
         if word.is_empty() {
             return;
         }
+        if word.bytes().all(|b| b.is_ascii_alphabetic()) {
+            // The common case: a plain ASCII word has nothing to undo.
+            out.push_str(word);
+            word.clear();
+            return;
+        }
         let latin = word.chars().filter(char::is_ascii_alphabetic).count();
         let foreign = word
             .chars()
@@ -115,36 +131,49 @@ fn fold_words(plain: &str, tricks: &mut Tricks) -> String {
             .chars()
             .filter(|c| leet(*c).is_some() && !c.is_alphabetic())
             .count();
+        // Homoglyphs: a stranger inside a Latin word, mapped to its Latin skeleton.
+        let mut mapped = String::with_capacity(word.len());
+        let mut strangers = false;
         for c in word.chars() {
             if !c.is_ascii() && latin > 0 && c.is_alphabetic() {
-                // A mixed-script word: map the stranger to its Latin skeleton if it has one.
                 let sk: String = unicode_security::skeleton(&c.to_string())
                     .flat_map(char::to_lowercase)
                     .collect();
                 if sk.len() == 1 && sk.is_ascii() {
-                    tricks.homoglyphs = true;
-                    out.push_str(&sk);
+                    strangers = true;
+                    mapped.push_str(&sk);
                     continue;
                 }
-                out.push(c);
-            } else if latin >= 2
-                && foreign == 0
-                && digits > 0
-                && digits * 2 <= latin + digits
-                && word.len() <= 24
-            {
-                // Mostly letters with a few digits or symbols in between: leetspeak.
-                match leet(c) {
-                    Some(l) if !c.is_alphabetic() => {
-                        tricks.leetspeak = true;
-                        out.push(l);
+            }
+            mapped.push(c);
+        }
+        // Leetspeak: digits and symbols read as letters, kept only when that spells a word
+        // attacks use (`1gn0r3`, not `sha256` or `utf8`).
+        if latin >= 2
+            && foreign == 0
+            && digits > 0
+            && digits * 2 <= latin + digits
+            && word.len() <= 24
+        {
+            let cand: String = mapped
+                .chars()
+                .map(|c| {
+                    if c.is_alphabetic() {
+                        c
+                    } else {
+                        leet(c).unwrap_or(c)
                     }
-                    _ => out.push(c),
-                }
-            } else {
-                out.push(c);
+                })
+                .collect();
+            if crate::phrases::attack_word(&cand) {
+                tricks.leetspeak = true;
+                mapped = cand;
             }
         }
+        if strangers && crate::phrases::attack_word(&mapped) {
+            tricks.homoglyphs = true;
+        }
+        out.push_str(&mapped);
         word.clear();
     };
     let mut it = plain.chars().peekable();
@@ -164,13 +193,48 @@ fn fold_words(plain: &str, tricks: &mut Tricks) -> String {
         }
     }
     flush(&mut word, &mut out, tricks);
-    join_spaced(&out, tricks)
+    join_spaced(out, tricks)
 }
 
 /// `i g n o r e` and `i.g.n.o.r.e` become `ignore`: runs of at least four single letters
 /// separated by one space, dot, dash, underscore or asterisk. Words in the run are kept apart
 /// where the separator doubles (`i g n o r e  a l l`).
-fn join_spaced(s: &str, tricks: &mut Tricks) -> String {
+fn join_spaced(s: String, tricks: &mut Tricks) -> String {
+    // Most text has no run of four single letters: a byte scan decides before any work.
+    let b = s.as_bytes();
+    let mut run = 0usize;
+    let mut best = 0usize;
+    let mut k = 0;
+    while k < b.len() {
+        let single = b[k].is_ascii_alphanumeric()
+            && (k == 0 || !b[k - 1].is_ascii_alphanumeric())
+            && (k + 1 >= b.len() || !b[k + 1].is_ascii_alphanumeric());
+        if single {
+            run += 1;
+            best = best.max(run);
+            k += 1;
+            // Up to two separators to the next letter.
+            let mut g = 0;
+            while k < b.len() && g < 2 && matches!(b[k], b' ' | b'.' | b'-' | b'_' | b'*' | b'/') {
+                k += 1;
+                g += 1;
+            }
+            if g == 0 {
+                run = 0;
+            }
+            continue;
+        }
+        if b[k] >= 0x80 {
+            // Non-ASCII letters may be single too: leave it to the full pass.
+            best = 4;
+            break;
+        }
+        run = 0;
+        k += 1;
+    }
+    if best < 4 {
+        return s;
+    }
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
@@ -205,15 +269,20 @@ fn join_spaced(s: &str, tricks: &mut Tricks) -> String {
                 j = gap_end;
             }
             if letters.len() >= 4 {
-                tricks.spaced = true;
+                let mut joined = String::new();
                 for (k, c) in letters.iter().enumerate() {
                     if breaks.contains(&k) {
-                        out.push(' ');
+                        joined.push(' ');
                     }
-                    out.push(*c);
+                    joined.push(*c);
                 }
-                i = j + 1;
-                continue;
+                // Only words attacks use are joined (`i g n o r e`), not `a b c d` in a list.
+                if joined.split(' ').any(crate::phrases::attack_word) {
+                    tricks.spaced = true;
+                    out.push_str(&joined);
+                    i = j + 1;
+                    continue;
+                }
             }
         }
         out.push(chars[i]);
@@ -269,6 +338,8 @@ mod tests {
             "a b c",
             "<|im_start|>user hi!|<|im_end|>",
             "cost: $5, 50% off!",
+            "decode utf8 and sha256 hashes of x86 and ipv4 data in base64",
+            "a b c d e are the five options, see e.g. the table",
         ] {
             let f = fold(t);
             assert_eq!(f.folded, f.plain, "{t}");

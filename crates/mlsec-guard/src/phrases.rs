@@ -584,13 +584,169 @@ const FIXED: &[(&str, Family)] = &[
     ("\nfinal answer:", Family::ToolForgery),
 ];
 
+/// Words attacks are written with: the verbs and objects of the grammars and a few more. Folding
+/// undoes leetspeak and spaced-out letters only where the result is one of them.
+pub fn attack_word(w: &str) -> bool {
+    static WORDS: OnceLock<Set<&'static str>> = OnceLock::new();
+    const EXTRA: &[&str] = &[
+        "password",
+        "passwords",
+        "secret",
+        "secrets",
+        "credentials",
+        "admin",
+        "sudo",
+        "jailbreak",
+        "system",
+        "prompt",
+        "instructions",
+        "previous",
+        "hack",
+        "exploit",
+        "malware",
+        "bomb",
+        "token",
+        "tokens",
+        "key",
+        "keys",
+        "dan",
+        "evil",
+        "unrestricted",
+        "ignore",
+        "reveal",
+        "forget",
+        "disregard",
+        "override",
+        "bypass",
+        "rules",
+        "developer",
+        "above",
+        "print",
+    ];
+    let set = WORDS.get_or_init(|| {
+        let lists: [&[&str]; 11] = [
+            OVERRIDE_FILLERS,
+            LEAK_FILLERS,
+            OVERRIDE_VERBS,
+            OVERRIDE_OBJECTS,
+            LEAK_VERBS,
+            LEAK_OBJECTS,
+            PERSONA_VERBS,
+            PERSONA_OBJECTS,
+            NEW_VERBS,
+            EXFIL_VERBS,
+            EXTRA,
+        ];
+        lists
+            .iter()
+            .flat_map(|l| l.iter())
+            .flat_map(|p| p.split([' ', ',']))
+            .filter(|w| w.len() >= 3)
+            .collect()
+    });
+    set.contains(w)
+}
+
+/// FNV-1a for the phrase tables' short string keys (SipHash's DoS resistance is not needed for
+/// keys fixed at build time, and it dominated the lookups).
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
+type Map<K, V> = std::collections::HashMap<K, V, FnvBuild>;
+type Set<K> = std::collections::HashSet<K, FnvBuild>;
+
+/// A phrase list indexed by first word, for one hash lookup per word of the text.
+struct Table {
+    by_first: Map<&'static str, Vec<Vec<&'static str>>>,
+}
+
+impl Table {
+    fn new(list: &'static [&'static str]) -> Self {
+        let mut by_first: Map<&'static str, Vec<Vec<&'static str>>> = Map::default();
+        for p in list {
+            let words: Vec<&'static str> = p
+                .split(' ')
+                .map(|w| w.trim_end_matches(','))
+                .filter(|w| !w.is_empty())
+                .collect();
+            if let Some(first) = words.first() {
+                by_first.entry(first).or_default().push(words);
+            }
+        }
+        Self { by_first }
+    }
+
+    /// The length in words of the longest phrase starting at word `i`.
+    fn at(&self, ws: &[&str], i: usize) -> Option<usize> {
+        let cands = self.by_first.get(ws.get(i)?)?;
+        cands
+            .iter()
+            .filter(|p| ws.len() - i >= p.len() && p.iter().zip(&ws[i..]).all(|(a, b)| a == b))
+            .map(Vec::len)
+            .max()
+    }
+}
+
+struct CompiledGrammar {
+    verbs: Table,
+    objects: Table,
+    fillers: Set<&'static str>,
+}
+
 struct Compiled {
     fixed: AhoCorasick,
+    grammars: Vec<CompiledGrammar>,
+    lead: Table,
+    /// Every verb stem, to find the few words worth testing against them.
+    stems: AhoCorasick,
+    /// First words of every grammar's verbs, with a bit per grammar.
+    first_words: Map<&'static str, u8>,
 }
 
 fn compiled() -> &'static Compiled {
     static C: OnceLock<Compiled> = OnceLock::new();
     C.get_or_init(|| Compiled {
+        grammars: GRAMMARS
+            .iter()
+            .map(|g| CompiledGrammar {
+                verbs: Table::new(g.verbs),
+                objects: Table::new(g.objects),
+                fillers: g.fillers.iter().copied().collect(),
+            })
+            .collect(),
+        lead: Table::new(NEW_VERBS),
+        first_words: {
+            let mut m: Map<&'static str, u8> = Map::default();
+            for (k, g) in GRAMMARS.iter().enumerate() {
+                for v in g.verbs {
+                    if let Some(w) = v.split(' ').next() {
+                        *m.entry(w.trim_end_matches(',')).or_default() |= 1 << k;
+                    }
+                }
+            }
+            m
+        },
+        stems: AhoCorasick::new(STEM_VERBS)
+            .unwrap_or_else(|_| AhoCorasick::new(["\u{0}"]).unwrap_or_else(|_| unreachable!())),
         fixed: AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
             .build(FIXED.iter().map(|(p, _)| *p))
@@ -612,36 +768,22 @@ fn words(s: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Whether the words at `at` begin with phrase `p` (space-separated; `*`-free).
-fn starts_with(ws: &[&str], at: usize, p: &str) -> Option<usize> {
-    let mut n = 0;
-    for part in p.split(' ') {
-        let w = ws.get(at + n)?;
-        let part = part.trim_end_matches(',');
-        if *w != part {
-            return None;
-        }
-        n += 1;
-    }
-    Some(n)
-}
-
-fn grammar_hits(ws: &[&str], g: &Grammar, out: &mut Vec<Hit>) {
+fn grammar_hits(ws: &[&str], g: &Grammar, c: &CompiledGrammar, out: &mut Vec<Hit>) {
     for i in 0..ws.len() {
-        let Some(vlen) = g.verbs.iter().find_map(|v| starts_with(ws, i, v)) else {
+        let Some(vlen) = c.verbs.at(ws, i) else {
             continue;
         };
         let mut k = i + vlen;
         let limit = (i + vlen + g.window).min(ws.len());
         while k < limit {
-            if let Some(olen) = g.objects.iter().find_map(|o| starts_with(ws, k, o)) {
+            if let Some(olen) = c.objects.at(ws, k) {
                 out.push(Hit {
                     family: g.family,
                     text: ws[i..k + olen].join(" "),
                 });
                 break;
             }
-            if !g.fillers.is_empty() && !g.fillers.contains(&ws[k]) {
+            if !c.fillers.is_empty() && !c.fillers.contains(ws[k]) {
                 break;
             }
             k += 1;
@@ -649,10 +791,15 @@ fn grammar_hits(ws: &[&str], g: &Grammar, out: &mut Vec<Hit>) {
     }
 }
 
-fn stem_hits(ws: &[&str], out: &mut Vec<Hit>) {
+fn stem_hits(plain: &str, out: &mut Vec<Hit>) {
     /// English words the stems also match: English is left to the grammars, which know its
     /// fillers (`ignore the instructions in the manual` is advice, not an attack).
     const ENGLISH: &[&str] = &["ignore", "ignored", "ignores", "ignoring", "ignorance"];
+    // Most text holds no verb stem at all: one automaton pass decides.
+    if !compiled().stems.is_match(plain) {
+        return;
+    }
+    let ws = words(plain);
     for i in 0..ws.len() {
         if !STEM_VERBS.iter().any(|s| ws[i].starts_with(s)) {
             continue;
@@ -685,8 +832,9 @@ fn fixed_hits(plain: &str, out: &mut Vec<Hit>) {
 
 /// Single-phrase families that need no object (`new instructions:`).
 fn lead_hits(ws: &[&str], out: &mut Vec<Hit>) {
+    let lead = &compiled().lead;
     for i in 0..ws.len() {
-        if let Some(n) = NEW_VERBS.iter().find_map(|v| starts_with(ws, i, v)) {
+        if let Some(n) = lead.at(ws, i) {
             out.push(Hit {
                 family: Family::NewInstructions,
                 text: ws[i..i + n].join(" "),
@@ -732,12 +880,22 @@ fn markdown_exfil(plain: &str, out: &mut Vec<Hit>) {
 pub fn hits(plain: &str, folded: &str) -> Vec<Hit> {
     let mut out = Vec::new();
     let ws = words(folded);
-    for g in GRAMMARS {
-        grammar_hits(&ws, g, &mut out);
+    let c = compiled();
+    // One lookup per word: which grammars' verbs start with it.
+    let starts: Vec<(usize, u8)> = ws
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| c.first_words.get(w).map(|m| (i, *m)))
+        .collect();
+    if !starts.is_empty() {
+        for (k, (g, cg)) in GRAMMARS.iter().zip(&c.grammars).enumerate() {
+            if starts.iter().any(|(_, m)| m & (1 << k) != 0) {
+                grammar_hits(&ws, g, cg, &mut out);
+            }
+        }
     }
     lead_hits(&ws, &mut out);
-    let wp = words(plain);
-    stem_hits(&wp, &mut out);
+    stem_hits(plain, &mut out);
     fixed_hits(plain, &mut out);
     markdown_exfil(plain, &mut out);
     out
