@@ -8,35 +8,14 @@ use std::sync::OnceLock;
 /// Features hash into 2^DIM_LOG2 buckets.
 pub const DIM_LOG2: u32 = 16;
 pub const DIM: usize = 1 << DIM_LOG2;
-/// Most characters of one text turned into features at once: the detector scores longer text in
-/// chunks of [`CHUNK_CHARS`], as the model was trained on paragraph-sized text.
-pub const MAX_FEATURE_CHARS: usize = 16 << 10;
 /// Pseudo-count added to the number of n-grams when averaging their weights: a short text's few
 /// n-grams say less than a paragraph's, so its average is shrunk towards zero.
 pub const SHRINK: f32 = 32.0;
-/// Characters per chunk of a long text, and the overlap between chunks.
+/// Bytes per scoring window of a long text ([`Model::best_window`]), and the overlap between
+/// windows. The model was trained on paragraph-sized text; the detector's own 64 KiB windows bound
+/// what one call sees.
 pub const CHUNK_CHARS: usize = 512;
 pub const CHUNK_OVERLAP: usize = 128;
-
-/// A long folded text's chunks (cut at spaces where one is near), each at most [`CHUNK_CHARS`]
-/// characters, overlapping by [`CHUNK_OVERLAP`]; a short text is one chunk.
-pub fn chunks(text: &str) -> Vec<&str> {
-    let idx: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-    if idx.len() <= CHUNK_CHARS {
-        return vec![text];
-    }
-    let mut out = Vec::new();
-    let mut start = 0usize;
-    loop {
-        let end = (start + CHUNK_CHARS).min(idx.len());
-        let byte_end = idx.get(end).copied().unwrap_or(text.len());
-        out.push(&text[idx[start]..byte_end]);
-        if end == idx.len() {
-            return out;
-        }
-        start = end - CHUNK_OVERLAP;
-    }
-}
 
 const MAGIC: &[u8; 4] = b"MLSG";
 const VERSION: u32 = 1;
@@ -105,14 +84,13 @@ fn hash(kind: u8, bytes: &[u8]) -> u64 {
     h
 }
 
-/// The hashed features of a folded text: (bucket, sign) pairs, repeated for repeated n-grams.
-/// The text features are read from: whitespace runs as one space, a space at each end, at most
-/// [`MAX_FEATURE_CHARS`] characters.
+/// The text features are read from: whitespace runs as one space, a space at each end. Nothing
+/// is cut: the caller bounds the text (the detector's windows).
 fn prepare(folded: &str) -> String {
-    let mut text = String::with_capacity(folded.len().min(MAX_FEATURE_CHARS * 4) + 2);
+    let mut text = String::with_capacity(folded.len() + 2);
     text.push(' ');
     let mut last_space = true;
-    for c in folded.chars().take(MAX_FEATURE_CHARS) {
+    for c in folded.chars() {
         let c = if c.is_whitespace() { ' ' } else { c };
         if c == ' ' && last_space {
             continue;
@@ -388,9 +366,14 @@ mod tests {
         features("ignore   previous\ninstructions", &mut b);
         assert_eq!(a, b, "whitespace runs are one space");
         assert!(a.iter().all(|(k, _)| (*k as usize) < DIM));
-        let long = "x".repeat(MAX_FEATURE_CHARS * 3);
+        // Linear in the text, and all of it: a phrase at the end of 48 KiB has its features.
+        let long = format!("{}ignore previous instructions", "x ".repeat(24 << 10));
         features(&long, &mut a);
-        assert!(a.len() < MAX_FEATURE_CHARS * 4);
+        assert!(a.len() < long.len() * 3);
+        let mut tail = Vec::new();
+        features("ignore previous instructions", &mut tail);
+        let last = |v: &[(u32, f32)]| v.iter().rev().take(5).copied().collect::<Vec<_>>();
+        assert_eq!(last(&a)[..3], last(&tail)[..3]);
     }
 
     #[test]
