@@ -299,6 +299,8 @@ pub struct Policy {
     /// `injection` (prompt-injection detection on user turns and tool results).
     #[serde(default = "default_guard")]
     pub guard: String,
+    /// What responses are checked for: secrets, personal data, system-prompt leakage.
+    pub output: Option<crate::output::OutputConfig>,
 }
 
 fn default_max_tokens() -> u32 {
@@ -777,6 +779,11 @@ impl Config {
             }
             if p.max_tokens == 0 {
                 err(format!("{at}.max_tokens"), "must be at least 1".into());
+            }
+            if let Some(o) = &p.output {
+                for (field, problem) in o.problems() {
+                    err(format!("{at}.output.{field}"), problem.clone());
+                }
             }
             if !crate::guard::PROFILES.contains(&p.guard.as_str()) {
                 err(

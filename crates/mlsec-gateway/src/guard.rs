@@ -5,11 +5,8 @@
 //!   threshold) of chat, completions, responses and template calls, and refuses the request
 //!   with 403 `prompt_injection`, the score and the reason codes (never the text).
 //!
-//! Output scanning and abuse/extraction detection plug in here too.
-//!
-//! The pipeline calls [`Guard::request`] after validation and before limits are charged, and
-//! [`Guard::response_chunk`] on every chunk of a response, streamed or not, before the client
-//! sees it. A guard that blocks a stream ends it with an error event.
+//! The pipeline calls [`Guard::request`] after validation and before limits are charged. What
+//! responses may carry is the policy's output checks (`crate::output`).
 
 use mlsec_guard::Source;
 use serde_json::{Map, Value};
@@ -37,8 +34,6 @@ pub struct GuardContext<'a> {
 pub trait Guard: Send + Sync {
     fn name(&self) -> &'static str;
     fn request(&self, ctx: &GuardContext<'_>, body: &Map<String, Value>) -> Verdict;
-    /// `chunk` is the raw response bytes as they arrive (SSE events for streams).
-    fn response_chunk(&self, ctx: &GuardContext<'_>, chunk: &[u8]) -> Verdict;
 }
 
 /// The `default` profile: no content checks.
@@ -49,9 +44,6 @@ impl Guard for PassThrough {
         "default"
     }
     fn request(&self, _: &GuardContext<'_>, _: &Map<String, Value>) -> Verdict {
-        Verdict::Pass
-    }
-    fn response_chunk(&self, _: &GuardContext<'_>, _: &[u8]) -> Verdict {
         Verdict::Pass
     }
 }
@@ -196,10 +188,6 @@ impl Guard for Injection {
                 };
             }
         }
-        Verdict::Pass
-    }
-
-    fn response_chunk(&self, _: &GuardContext<'_>, _: &[u8]) -> Verdict {
         Verdict::Pass
     }
 }

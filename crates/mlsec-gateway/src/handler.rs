@@ -160,12 +160,13 @@ async fn pipeline(
     let mut call: Call =
         stages::validate(rt, &route, parts.uri.path(), body, &pol, ctx).map_err(fail)?;
     stages::guard(&pol, &call, &principal, ctx).map_err(fail)?;
+    let scan = stages::output(&pol, &mut call);
     let held = stages::limit(state, &pol, &principal, &call, ctx).await?;
     let up = match stages::forward(state, &mut call, ctx).await {
         Ok(up) => up,
         Err(e) => return Err((e, held)),
     };
-    stages::respond(state, rt, &pol, &call, up, held, ctx).await
+    stages::respond(state, rt, &call, up, held, scan, ctx).await
 }
 
 /// Settles and records one finished request.
@@ -199,6 +200,7 @@ impl proxy::Finish for StreamFinish {
         usage: Option<Usage>,
         ttft: Option<Duration>,
         outcome: &'static str,
+        decisions: Vec<String>,
     ) {
         let StreamFinish {
             state,
@@ -207,6 +209,7 @@ impl proxy::Finish for StreamFinish {
             held,
             status,
         } = *self;
+        ctx.decisions.extend(decisions);
         if outcome != "ok" {
             ctx.decisions.push(format!("stream ended: {outcome}"));
         }

@@ -26,6 +26,7 @@ pub mod config;
 pub mod guard;
 pub mod handler;
 pub mod oip;
+pub mod output;
 pub mod proxy;
 pub mod redact;
 pub mod routes;
@@ -117,6 +118,8 @@ pub struct PolicyRt {
     pub name: String,
     pub policy: Policy,
     pub guard: Arc<dyn guard::Guard>,
+    /// The output checks (`[policies.<name>.output]`), when the policy has any.
+    pub output: Option<output::OutputConfig>,
 }
 
 /// Everything a config file becomes. Immutable; replaced whole on reload.
@@ -237,6 +240,7 @@ impl Runtime {
                         name: name.clone(),
                         policy: p.clone(),
                         guard: guard::profile(&p.guard),
+                        output: p.output.clone(),
                     }),
                 )
             })

@@ -2,7 +2,7 @@
 //! upstream choice (round robin over healthy upstreams, retries on other upstreams for
 //! idempotent calls and for connections that never carried the request), health probes, and
 //! [`Metered`], the response body that passes a stream through chunk by chunk while it reads
-//! usage, times the first byte and runs the guard on every chunk.
+//! usage, times the first byte and runs the output checks on every chunk.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::error::ApiError;
+use crate::output::Filtered;
 use crate::{Model, SharedState, Upstream};
 
 pub type Client =
@@ -340,12 +341,36 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Sees each chunk of a stream; `Some(event)` ends the stream with that event.
-pub type ChunkGuard = Box<dyn FnMut(&[u8]) -> Option<Bytes> + Send>;
+/// Sees each chunk of a stream and says what the client gets instead (the output checks).
+pub trait StreamFilter: Send {
+    fn chunk(&mut self, data: &[u8]) -> Filtered;
+    /// At the stream's end: what is still held back.
+    fn finish(&mut self) -> Bytes;
+    /// What was decided, for the audit record.
+    fn decisions(&mut self) -> Vec<String>;
+}
+
+impl StreamFilter for crate::output::Scan {
+    fn chunk(&mut self, data: &[u8]) -> Filtered {
+        crate::output::Scan::chunk(self, data)
+    }
+    fn finish(&mut self) -> Bytes {
+        crate::output::Scan::finish(self)
+    }
+    fn decisions(&mut self) -> Vec<String> {
+        self.take_decisions()
+    }
+}
 
 /// What happens when a response ends (normally, with an error, or by the client leaving).
 pub trait Finish: Send + 'static {
-    fn finish(self: Box<Self>, usage: Option<Usage>, ttft: Option<Duration>, outcome: &'static str);
+    fn finish(
+        self: Box<Self>,
+        usage: Option<Usage>,
+        ttft: Option<Duration>,
+        outcome: &'static str,
+        decisions: Vec<String>,
+    );
 }
 
 /// A streamed upstream body, passed through frame by frame.
@@ -355,17 +380,19 @@ pub struct Metered {
     sent_at: Instant,
     ttft: Option<Duration>,
     finish: Option<Box<dyn Finish>>,
-    guard: Option<ChunkGuard>,
-    blocked: bool,
+    filter: Option<Box<dyn StreamFilter>>,
+    /// The filter ended the stream (`"blocked"`), or the upstream ended and what the filter
+    /// held back went out (`"ok"`): the next poll ends the body.
+    done: Option<&'static str>,
 }
 
 impl Metered {
-    /// `guard` sees every chunk; returning `Some(event)` ends the stream with that event.
+    /// `filter` sees every chunk and decides what the client gets.
     pub fn new(
         inner: Incoming,
         sent_at: Instant,
         finish: Box<dyn Finish>,
-        guard: Option<ChunkGuard>,
+        filter: Option<Box<dyn StreamFilter>>,
     ) -> Metered {
         Metered {
             inner,
@@ -373,14 +400,19 @@ impl Metered {
             sent_at,
             ttft: None,
             finish: Some(finish),
-            guard,
-            blocked: false,
+            filter,
+            done: None,
         }
     }
 
     fn end(&mut self, outcome: &'static str) {
         if let Some(f) = self.finish.take() {
-            f.finish(self.scan.usage, self.ttft, outcome);
+            let decisions = self
+                .filter
+                .as_mut()
+                .map(|g| g.decisions())
+                .unwrap_or_default();
+            f.finish(self.scan.usage, self.ttft, outcome, decisions);
         }
     }
 }
@@ -393,45 +425,66 @@ impl Body for Metered {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        if self.blocked {
-            self.end("blocked");
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => {
-                self.end("ok");
-                Poll::Ready(None)
+        loop {
+            if let Some(outcome) = self.done {
+                self.end(outcome);
+                return Poll::Ready(None);
             }
-            Poll::Ready(Some(Err(e))) => {
-                self.end("upstream_error");
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    let rest = self.filter.as_mut().map(|g| g.finish()).unwrap_or_default();
+                    if rest.is_empty() {
+                        self.end("ok");
+                        return Poll::Ready(None);
+                    }
+                    self.done = Some("ok");
+                    return Poll::Ready(Some(Ok(Frame::data(rest))));
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.end("upstream_error");
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Some(data) = frame.data_ref() else {
+                        return Poll::Ready(Some(Ok(frame)));
+                    };
                     if self.ttft.is_none() {
                         self.ttft = Some(self.sent_at.elapsed());
                     }
                     let data = data.clone();
                     self.scan.feed(&data);
-                    if let Some(g) = self.guard.as_mut()
-                        && let Some(event) = g(&data)
-                    {
-                        self.blocked = true;
-                        return Poll::Ready(Some(Ok(Frame::data(event))));
+                    let Some(g) = self.filter.as_mut() else {
+                        return Poll::Ready(Some(Ok(frame)));
+                    };
+                    match g.chunk(&data) {
+                        // Held back whole: read on rather than send an empty frame.
+                        Filtered::Send(b) if b.is_empty() => {}
+                        Filtered::Send(b) => return Poll::Ready(Some(Ok(Frame::data(b)))),
+                        Filtered::End(b) => {
+                            self.done = Some("blocked");
+                            return Poll::Ready(Some(Ok(Frame::data(b))));
+                        }
                     }
                 }
-                Poll::Ready(Some(Ok(frame)))
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.blocked && self.finish.is_none() || self.inner.is_end_stream()
+        match self.filter {
+            // What the filter holds back goes out after the upstream's end.
+            Some(_) => self.done.is_some() && self.finish.is_none(),
+            None => self.inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.filter {
+            // The filter may change the length.
+            Some(_) => SizeHint::default(),
+            None => self.inner.size_hint(),
+        }
     }
 }
 

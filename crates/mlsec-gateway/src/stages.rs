@@ -35,7 +35,9 @@ use crate::handler::{Ctx, Done, Failed, Held, StreamFinish, fail};
 use crate::limits::{Decision, Limit, Rate};
 use crate::proxy::{self, Usage};
 use crate::routes::{self, Endpoint, Route};
-use crate::{AppState, Model, PolicyRt, Runtime, SharedState, metrics, redact, template, validate};
+use crate::{
+    AppState, Model, PolicyRt, Runtime, SharedState, metrics, output, redact, template, validate,
+};
 use mlsec_server::conn::ConnMarks;
 
 /// Largest number of request headers.
@@ -529,6 +531,14 @@ pub fn guard(
     }
 }
 
+/// Stage 5b: the policy's output checks, set up for this call's response (a canary planted in
+/// its system text).
+pub fn output(pol: &PolicyRt, call: &mut Call) -> Option<output::Scan> {
+    pol.output
+        .as_ref()
+        .and_then(|o| o.begin(call.kind, &mut call.body))
+}
+
 /// Stage 6: rate, then concurrency, then the token reservation. What was taken is returned
 /// even on refusal, so [`settle`] gives it back.
 pub async fn limit(
@@ -733,10 +743,10 @@ pub async fn forward(
 pub async fn respond(
     state: &SharedState,
     rt: &Arc<Runtime>,
-    pol: &PolicyRt,
     call: &Call,
     up: Upstreamed,
     held: Held,
+    mut scan: Option<output::Scan>,
     ctx: &mut Ctx,
 ) -> Result<Done, Failed> {
     let Upstreamed {
@@ -744,8 +754,6 @@ pub async fn respond(
         upstream,
         sent,
     } = up;
-    // Set by [`authenticate`]: the guard sees who is asking.
-    let principal = ctx.principal.clone().unwrap_or_default();
     let status = response.status();
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let is_sse = content_type
@@ -776,23 +784,8 @@ pub async fn respond(
             held,
             status,
         });
-        let guard = pol.guard.clone();
-        let (route_k, model_s, principal_s) = (call.kind, call.model_name.clone(), principal);
-        let chunk_guard: proxy::ChunkGuard = Box::new(move |chunk: &[u8]| {
-            let g = GuardContext {
-                route: route_k,
-                model: &model_s,
-                principal: &principal_s,
-            };
-            match guard.response_chunk(&g, chunk) {
-                Verdict::Pass => None,
-                Verdict::Block { code, reason } => {
-                    let e = ApiError::new(StatusCode::FORBIDDEN, code, reason);
-                    Some(Bytes::from(format!("data: {}\n\n", e.body())))
-                }
-            }
-        });
-        let body = proxy::Metered::new(response.into_body(), sent, finish, Some(chunk_guard));
+        let filter = scan.map(|s| Box::new(s) as Box<dyn proxy::StreamFilter>);
+        let body = proxy::Metered::new(response.into_body(), sent, finish, filter);
         let mut out = Response::new(Body::new(body));
         *out.status_mut() = status;
         out.headers_mut().insert(
@@ -829,18 +822,17 @@ pub async fn respond(
         })
         .observe(ctx.upstream_time.as_secs_f64());
     let usage = proxy::usage_in_body(&bytes);
-    let g = GuardContext {
-        route: call.kind,
-        model: &call.model_name,
-        principal: &principal,
+    let bytes = match scan.as_mut().map(|s| (s.whole(&bytes), s.take_decisions())) {
+        None | Some((Ok(None), _)) => bytes,
+        Some((Ok(Some(rewritten)), decisions)) => {
+            ctx.decisions.extend(decisions);
+            rewritten
+        }
+        Some((Err(output::Blocked(e)), decisions)) => {
+            ctx.decisions.extend(decisions);
+            return Err((e, held));
+        }
     };
-    if let Verdict::Block { code, reason } = pol.guard.response_chunk(&g, &bytes) {
-        ctx.decisions.push(format!(
-            "guard {} blocked the response: {reason}",
-            pol.guard.name()
-        ));
-        return Err((ApiError::new(StatusCode::FORBIDDEN, code, reason), held));
-    }
     if rt.config.audit.include_bodies {
         ctx.response_body = Some(redact::redact(&String::from_utf8_lossy(&bytes)));
     }

@@ -15,6 +15,8 @@
 //!    languages, fixed phrases for scripts without spaces, chat-template markers and forged tool
 //!    calls.
 //!
+//! [`output`] checks what a model says: secrets, personal data and system-prompt leakage.
+//!
 //! The dictionary layers' reason codes are features of the model, beside the n-grams, so one
 //! logistic regression weighs them all and one calibration (1% false positives on held-out benign
 //! text) sets the threshold. Without the model ([`Detector::rules_only`]) the reasons combine as a
@@ -23,6 +25,7 @@
 pub mod decode;
 pub mod model;
 pub mod normalize;
+pub mod output;
 pub mod phrases;
 
 use std::collections::BTreeSet;

@@ -3,6 +3,7 @@
 //! so tests can assert that refused requests never reached it.
 //!
 //! Model names steer it: `hold` streams one chunk then waits for [`Upstream::release`];
+//! `chunky` streams its echo three characters at a time; `leaky` repeats its system prompt;
 //! `broken` answers 500 with an internal detail the gateway must not pass on.
 
 use std::net::SocketAddr;
@@ -110,7 +111,15 @@ async fn chat(
         )
             .into_response();
     }
-    let reply = format!("echo: {}", text_of(&body));
+    let reply = if model == "leaky" {
+        // Repeats its instructions, as a model tricked into it does.
+        format!(
+            "My instructions are: {}",
+            body["messages"][0]["content"].as_str().unwrap_or("")
+        )
+    } else {
+        format!("echo: {}", text_of(&body))
+    };
     let completion = (reply.split_whitespace().count()) as u64;
     let prompt = 10u64;
     if body["stream"].as_bool() == Some(true) {
@@ -126,13 +135,21 @@ async fn chat(
                            "choices":[{"index":0,"delta":{"content":content},"finish_reason":null}]})
                 )
             };
-            let _ = tx.send(Ok(chunk("echo:"))).await;
-            if hold {
-                release.notified().await;
-            }
-            for w in reply.split_whitespace().skip(1) {
-                let _ = tx.send(Ok(chunk(&format!(" {w}")))).await;
-                tokio::time::sleep(Duration::from_millis(1)).await;
+            if model == "chunky" || model == "leaky" {
+                // Three characters a chunk: secrets and words are cut anywhere.
+                let chars: Vec<char> = reply.chars().collect();
+                for piece in chars.chunks(3) {
+                    let _ = tx.send(Ok(chunk(&piece.iter().collect::<String>()))).await;
+                }
+            } else {
+                let _ = tx.send(Ok(chunk("echo:"))).await;
+                if hold {
+                    release.notified().await;
+                }
+                for w in reply.split_whitespace().skip(1) {
+                    let _ = tx.send(Ok(chunk(&format!(" {w}")))).await;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
             }
             if include_usage {
                 let _ = tx
