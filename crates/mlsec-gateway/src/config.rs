@@ -301,6 +301,8 @@ pub struct Policy {
     pub guard: String,
     /// What responses are checked for: secrets, personal data, system-prompt leakage.
     pub output: Option<crate::output::OutputConfig>,
+    /// Abuse and extraction detection per principal, and what a signal leads to.
+    pub abuse: Option<crate::abuse::AbuseConfig>,
 }
 
 fn default_max_tokens() -> u32 {
@@ -779,6 +781,11 @@ impl Config {
             }
             if p.max_tokens == 0 {
                 err(format!("{at}.max_tokens"), "must be at least 1".into());
+            }
+            if let Some(a) = &p.abuse {
+                for (field, problem) in a.problems() {
+                    err(format!("{at}.abuse.{field}"), problem.clone());
+                }
             }
             if let Some(o) = &p.output {
                 for (field, problem) in o.problems() {

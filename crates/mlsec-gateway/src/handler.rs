@@ -160,6 +160,9 @@ async fn pipeline(
     let mut call: Call =
         stages::validate(rt, &route, parts.uri.path(), body, &pol, ctx).map_err(fail)?;
     stages::guard(&pol, &call, &principal, ctx).map_err(fail)?;
+    stages::abuse(state, &pol, &call, &principal, ctx)
+        .await
+        .map_err(fail)?;
     let scan = stages::output(&pol, &mut call);
     let held = stages::limit(state, &pol, &principal, &call, ctx).await?;
     let up = match stages::forward(state, &mut call, ctx).await {

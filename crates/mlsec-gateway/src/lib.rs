@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod abuse;
 pub mod config;
 pub mod guard;
 pub mod handler;
@@ -274,6 +275,8 @@ pub struct AppState {
     pub connect_timeout_secs: u64,
     pub fetch: jwt::Fetch,
     pub started: Instant,
+    /// Abuse windows (in memory; in Redis they live with the limits).
+    pub abuse: abuse::Store,
     /// Cleared when shutdown begins, so readiness fails before listeners close.
     pub ready: AtomicBool,
 }
@@ -330,6 +333,7 @@ impl AppState {
             connect_timeout_secs,
             fetch,
             started: Instant::now(),
+            abuse: abuse::Store::default(),
             ready: AtomicBool::new(true),
         }))
     }

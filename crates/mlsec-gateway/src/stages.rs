@@ -7,10 +7,11 @@
 //! 3. [`catalogue`]: answers the gateway gives itself (the model list);
 //! 4. [`read_body`]: content type, size, JSON; [`validate`]: the route's checks and the model
 //!    grant;
-//! 5. [`guard`]: the policy's guard on the request;
+//! 5. [`guard`]: the policy's guard on the request; [`abuse`]: the principal's abuse and
+//!    extraction signals; [`output`]: the output checks set up (a canary planted);
 //! 6. [`limit`]: rate, then concurrency, then the token reservation;
 //! 7. [`forward`]: the upstream call; [`respond`]: the response, streamed or whole, through the
-//!    guard;
+//!    output checks;
 //! 8. [`settle`]: limits released, tokens settled; [`record`]: metrics and one audit record.
 //!
 //! Each stage takes what it needs and returns a value or an [`ApiError`]; none reaches the
@@ -531,7 +532,96 @@ pub fn guard(
     }
 }
 
-/// Stage 5b: the policy's output checks, set up for this call's response (a canary planted in
+/// Stage 5b: abuse and extraction signals for the principal (policies with `abuse`): the
+/// request joins the principal's window; a signal leads to the policy's action, and a throttle
+/// or block in force applies.
+pub async fn abuse(
+    state: &AppState,
+    pol: &PolicyRt,
+    call: &Call,
+    principal: &Principal,
+    ctx: &mut Ctx,
+) -> Result<(), ApiError> {
+    use crate::abuse::{self as ab, Action, Flag};
+    let Some(cfg) = &pol.policy.abuse else {
+        return Ok(());
+    };
+    let key = format!("{}:{}", pol.name, principal.id);
+    let now = ab::now_ms();
+    let event = ab::event(call.kind, &call.body, now);
+    let seen = match state.abuse.push(&state.limits, &key, event, cfg).await {
+        Ok(s) => s,
+        Err(e) => return store_down(state, ctx, &e),
+    };
+    let signals = cfg.limits().signals(&seen.features);
+    let mut active = seen.flag;
+    if !signals.is_empty() {
+        let detail = ab::describe(&signals, &seen.features);
+        for s in &signals {
+            state
+                .metrics
+                .abuse_signals
+                .get_or_create(&metrics::AbuseLabel {
+                    policy: pol.name.clone(),
+                    signal: s.code(),
+                    action: cfg.action.as_str(),
+                })
+                .inc();
+        }
+        ctx.decisions
+            .push(format!("abuse: {detail}: action {}", cfg.action.as_str()));
+        let cooldown = cfg.cooldown_secs * 1000;
+        let mut told = 0;
+        if seen.notify {
+            if let Some(url) = &cfg.webhook {
+                let p = ab::payload(
+                    &pol.name,
+                    &principal.id,
+                    cfg.action,
+                    &signals,
+                    &seen.features,
+                );
+                ab::notify(&state.client, url, &p);
+            }
+            told = now + cooldown;
+        }
+        let flag = (cfg.action != Action::Alert).then(|| Flag {
+            action: cfg.action,
+            signals: detail,
+            until_ms: now + cooldown,
+        });
+        if let Err(e) = state
+            .abuse
+            .flag(&state.limits, &key, flag.clone(), told)
+            .await
+        {
+            store_down(state, ctx, &e)?;
+        }
+        active = flag.or(active);
+    }
+    match active {
+        Some(f) if f.action == Action::Block => Err(ab::blocked(&f)),
+        Some(f) if f.action == Action::Throttle => {
+            let rate = Rate::per_second(f64::from(cfg.throttle_per_minute) / 60.0, 1);
+            match state.limits.rate(&format!("abuse:{key}"), rate).await {
+                Ok(Decision::Allow) => Ok(()),
+                Ok(Decision::Deny(_, secs)) => Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "abuse_throttled",
+                    format!(
+                        "this principal is throttled to {} requests a minute: {}",
+                        cfg.throttle_per_minute, f.signals
+                    ),
+                )
+                .retry_after(secs)),
+                Err(e) => store_down(state, ctx, &e),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Stage 5c: the policy's output checks, set up for this call's response (a canary planted in
 /// its system text).
 pub fn output(pol: &PolicyRt, call: &mut Call) -> Option<output::Scan> {
     pol.output

@@ -22,6 +22,7 @@
 //! text) sets the threshold. Without the model ([`Detector::rules_only`]) the reasons combine as a
 //! noisy-or of per-family weights.
 
+pub mod abuse;
 pub mod decode;
 pub mod model;
 pub mod normalize;

@@ -409,6 +409,11 @@ impl RedisBackend {
         format!("{}{key}", self.prefix)
     }
 
+    /// A connection for other shared state (abuse windows), and the key prefix to use.
+    pub fn connection(&self) -> (ConnectionManager, &str) {
+        (self.conn.clone(), &self.prefix)
+    }
+
     async fn rate(&self, key: &str, rate: Rate) -> Result<Decision, BackendError> {
         let mut c = self.conn.clone();
         let (ok, wait): (i64, i64) = timed(
@@ -522,7 +527,8 @@ impl RedisBackend {
     }
 }
 
-async fn timed<T>(f: impl Future<Output = redis::RedisResult<T>>) -> Result<T, BackendError> {
+/// A Redis call within the store's timeout.
+pub async fn timed<T>(f: impl Future<Output = redis::RedisResult<T>>) -> Result<T, BackendError> {
     match tokio::time::timeout(REDIS_TIMEOUT, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(BackendError(e.to_string())),

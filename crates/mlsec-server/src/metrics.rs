@@ -35,6 +35,13 @@ pub struct TokenKind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AbuseLabel {
+    pub policy: String,
+    pub signal: &'static str,
+    pub action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelLabel {
     pub model: String,
 }
@@ -53,6 +60,8 @@ pub struct Metrics {
     pub validation_rejections: Family<Reason, Counter>,
     pub tokens: Family<TokenKind, Counter>,
     pub backend_errors: Counter,
+    /// Abuse and extraction signals raised, by policy, signal and the action taken.
+    pub abuse_signals: Family<AbuseLabel, Counter>,
     /// Client connections open on the public listener.
     pub connections_open: Gauge,
     /// Connections closed at accept because `server.max_connections` was reached.
@@ -70,6 +79,7 @@ impl Default for Metrics {
             validation_rejections: Family::default(),
             tokens: Family::default(),
             backend_errors: Counter::default(),
+            abuse_signals: Family::default(),
             connections_open: Gauge::default(),
             connections_refused: Counter::default(),
             registry: Registry::default(),
@@ -108,6 +118,11 @@ impl Default for Metrics {
             "limiter_backend_errors",
             "Limit store failures (fail-open or fail-closed applied)",
             m.backend_errors.clone(),
+        );
+        registry.register(
+            "abuse_signals",
+            "Abuse and extraction signals raised per principal request (signal, action taken)",
+            m.abuse_signals.clone(),
         );
         registry.register(
             "connections_open",

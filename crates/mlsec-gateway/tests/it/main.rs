@@ -136,6 +136,20 @@ system = "You summarise documents in one sentence."
 template = "Summarise this document: {{{{doc}}}}"
 variables = ["doc"]
 {POLICIES}
+[policies.watched]
+models = ["*"]
+[policies.watched.abuse]
+action = "block"
+min_requests = 10
+scrape_requests = 40
+webhook = "{up}/hook"
+
+[policies.prada]
+models = ["*"]
+[policies.prada.abuse]
+action = "throttle"
+throttle_per_minute = 1
+min_points = 30
 {extra}
 "#
     )
@@ -163,9 +177,19 @@ pub async fn harness_with(extra: &str, limits: Option<&str>) -> H {
     let mut keys = HashMap::new();
     for p in [
         "default", "strict", "tokens", "conc", "generous", "guarded", "scrubbed", "sealed",
+        "watched", "prada",
     ] {
         let (_, token) = file.create(&format!("{p} key"), p, 1);
         keys.insert(p.to_string(), token);
+    }
+    // Second and third principals under the abuse policies.
+    for (name, p) in [
+        ("sweeper", "watched"),
+        ("scraper", "watched"),
+        ("extractor", "prada"),
+    ] {
+        let (_, token) = file.create(&format!("{name} key"), p, 1);
+        keys.insert(name.to_string(), token);
     }
     let (rec, token) = file.create("revoked key", "default", 1);
     file.revoke(&rec.id).expect("revoke");
@@ -1855,4 +1879,198 @@ async fn output_checks_redact_or_block_secrets_split_across_chunks_and_leaked_pr
         assert!(text.contains(want), "{want} not in the audit: {text}");
     }
     assert!(!text.contains(&key), "the audit never holds the secret");
+}
+
+/// A small deterministic generator (xorshift) with Box–Muller normals.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.next().max(1e-12), self.next());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+fn ask(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}
+
+/// Abuse detection: varied questions pass; a templated sweep and a scraping run (many distinct
+/// prompts) from other principals of the same policy are blocked for the cool-down, told to the
+/// webhook, counted and audited, and the normal principal is unaffected.
+#[tokio::test]
+async fn abuse_detection_blocks_sweeps_and_scraping_while_normal_traffic_passes() {
+    let h = harness().await;
+    let subjects = [
+        "my tax return",
+        "a birthday party",
+        "the rust borrow checker",
+        "sourdough bread",
+        "a job interview",
+        "kubernetes ingress",
+        "my cat's diet",
+        "a trip to Lisbon",
+        "learning the piano",
+        "solar panels",
+        "a wedding speech",
+        "SQL joins",
+    ];
+    let asks = [
+        "Can you help me plan",
+        "What should I know about",
+        "Give me three tips on",
+        "Explain like I'm five:",
+        "I am worried about",
+        "Write a short note about",
+    ];
+    for (i, s) in subjects.iter().enumerate() {
+        let r = h
+            .post(
+                "/v1/chat/completions",
+                "watched",
+                &ask("chat-model", &format!("{} {s}?", asks[i % 6])),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "normal request {i}: {}", r.text);
+    }
+
+    // A sweep: one template, one slot changed.
+    let mut blocked_at = None;
+    for i in 0..30 {
+        let p = format!(
+            "Classify the sentiment of this review: 'The room {} was {}'. Answer with one label.",
+            i * 7,
+            ["fine", "awful", "great", "ok", "dirty"][i % 5]
+        );
+        let r = h
+            .post("/v1/chat/completions", "sweeper", &ask("chat-model", &p))
+            .await;
+        if r.status == StatusCode::FORBIDDEN {
+            assert_eq!(r.code(), "abuse_detected", "{}", r.text);
+            assert!(r.text.contains("templated_sweep"), "{}", r.text);
+            assert!(r.headers.contains_key("retry-after"));
+            blocked_at = Some(i);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let at = blocked_at.expect("the sweep was blocked");
+    assert!(at >= 9, "not before min_requests: {at}");
+    // Blocked for the cool-down, whatever it asks now.
+    let r = h
+        .post(
+            "/v1/chat/completions",
+            "sweeper",
+            &ask("chat-model", "hello"),
+        )
+        .await;
+    assert_eq!(r.code(), "abuse_detected", "{}", r.text);
+
+    // Scraping: many distinct prompts, no template.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let words = [
+        "river", "engine", "violet", "harbour", "ledger", "quartz", "meadow", "signal", "copper",
+        "lantern", "orbit", "saddle", "thistle", "mosaic", "glacier", "pepper", "falcon", "cobalt",
+        "anchor", "velvet", "summit", "tundra", "walnut", "zephyr",
+    ];
+    let mut scraped = None;
+    for i in 0..60 {
+        let p: Vec<&str> = (0..8)
+            .map(|_| words[(rng.next() * 24.0) as usize % 24])
+            .collect();
+        let r = h
+            .post(
+                "/v1/chat/completions",
+                "scraper",
+                &ask("chat-model", &p.join(" ")),
+            )
+            .await;
+        if r.status == StatusCode::FORBIDDEN {
+            assert!(r.text.contains("scraping"), "{}", r.text);
+            scraped = Some(i);
+            break;
+        }
+    }
+    assert!(scraped.is_some_and(|i| i >= 40), "{scraped:?}");
+
+    // The normal principal is unaffected.
+    let r = h
+        .post(
+            "/v1/chat/completions",
+            "watched",
+            &ask("chat-model", "And one about SQL views?"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // The webhook heard of both, once each, with the signals and no prompt text.
+    let mut hooks = Vec::new();
+    for _ in 0..200 {
+        hooks =
+            h.up.seen()
+                .into_iter()
+                .filter(|s| s.path == "/hook")
+                .collect::<Vec<_>>();
+        if hooks.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    let all = serde_json::to_string(&hooks.iter().map(|s| &s.body).collect::<Vec<_>>())
+        .unwrap_or_default();
+    assert!(
+        all.contains("templated_sweep") && all.contains("scraping"),
+        "{all}"
+    );
+    assert!(!all.contains("Classify the sentiment"), "{all}");
+    let metrics = h.state.metrics.encode();
+    assert!(
+        metrics.contains("mlsec_gateway_abuse_signals_total{policy=\"watched\",signal=\"templated_sweep\",action=\"block\"}"),
+        "{metrics}"
+    );
+    let audit = serde_json::to_string(&h.audit()).unwrap_or_default();
+    assert!(audit.contains("abuse: templated_sweep"), "{audit}");
+}
+
+/// PRADA on a classifier endpoint: natural inputs pass; an extraction sweep (small steps along
+/// each feature around a few seeds) gets the principal throttled.
+#[tokio::test]
+async fn prada_throttles_an_extraction_sweep_on_a_classifier() {
+    let h = harness().await;
+    let infer = |x: [f64; 3]| json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3], "data": [x[0], x[1], x[2]]}]});
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for i in 0..60 {
+        let x = [rng.normal(), rng.normal(), rng.normal()];
+        let r = h.post("/v2/models/tensor/infer", "prada", &infer(x)).await;
+        assert_eq!(r.status, StatusCode::OK, "natural query {i}: {}", r.text);
+    }
+    let seeds: Vec<[f64; 3]> = (0..3)
+        .map(|_| [rng.normal(), rng.normal(), rng.normal()])
+        .collect();
+    let mut throttled = None;
+    'sweep: for round in 0..8 {
+        for s in &seeds {
+            for d in 0..3 {
+                let mut x = *s;
+                x[d] += 0.02 * f64::from(round + 1);
+                let r = h
+                    .post("/v2/models/tensor/infer", "extractor", &infer(x))
+                    .await;
+                if r.status == StatusCode::TOO_MANY_REQUESTS {
+                    assert_eq!(r.code(), "abuse_throttled", "{}", r.text);
+                    assert!(r.text.contains("prada"), "{}", r.text);
+                    throttled = Some(round);
+                    break 'sweep;
+                }
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            }
+        }
+    }
+    assert!(throttled.is_some(), "the sweep was never throttled");
 }

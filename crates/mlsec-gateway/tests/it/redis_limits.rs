@@ -228,3 +228,45 @@ async fn a_redis_store_that_is_down_at_start_is_an_error_naming_the_setting() {
     assert!(matches!(e, mlsec_gateway::GatewayError::Limits(_)), "{e:?}");
     assert!(e.to_string().contains("limits.redis_url"), "{e}");
 }
+
+/// Abuse windows and blocks live in Redis: a templated sweep spread over two replicas is seen
+/// as one, and the block one replica sets holds on the other.
+#[tokio::test]
+async fn abuse_windows_are_shared_across_replicas() {
+    let (a, b) = replicas("closed").await;
+    let mut blocked_at = None;
+    for i in 0..30 {
+        let p = format!(
+            "Translate the product title 'Blue kettle number {}' into {}. Reply with the title only.",
+            i * 3,
+            ["French", "German", "Polish", "Greek"][i % 4]
+        );
+        let g = if i % 2 == 0 { &a } else { &b };
+        let r = g
+            .post(
+                "/v1/chat/completions",
+                "sweeper",
+                &super::ask("chat-model", &p),
+            )
+            .await;
+        if r.status == StatusCode::FORBIDDEN {
+            assert_eq!(r.code(), "abuse_detected", "{}", r.text);
+            blocked_at = Some(i);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let at = blocked_at.expect("the sweep across replicas was blocked");
+    // Each replica alone saw half the requests: only shared windows reach min_requests this early.
+    assert!(at < 20, "{at}");
+    for g in [&a, &b] {
+        let r = g
+            .post("/v1/chat/completions", "sweeper", &chat("chat-model"))
+            .await;
+        assert_eq!(r.code(), "abuse_detected", "{}", r.text);
+    }
+    let r = a
+        .post("/v1/chat/completions", "watched", &chat("chat-model"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}

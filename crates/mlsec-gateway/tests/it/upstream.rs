@@ -77,6 +77,7 @@ pub fn app(shared: Shared) -> Router {
         .route("/v2/models/{model}/infer", post(infer))
         .route("/v2/models/{model}/versions/{v}/infer", post(infer_v))
         .route("/predict", post(predict))
+        .route("/hook", post(hook))
         .with_state(shared)
 }
 
@@ -268,4 +269,14 @@ async fn predict(
 ) -> Response {
     record(&s, "/predict", &headers, &body);
     axum::Json(json!({"prediction": 1})).into_response()
+}
+
+/// The abuse webhook's receiver.
+async fn hook(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    record(&s, "/hook", &headers, &body);
+    StatusCode::NO_CONTENT.into_response()
 }
