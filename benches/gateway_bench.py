@@ -13,7 +13,10 @@ For each target:
 Targets are measured in alternating rounds and each figure is the median over the rounds.
 Nothing here asserts on time.
 
-With --before PATH, a second mlsec binary (an older build) runs as a fourth target in the same
+Two more gateway targets measure the content checks: `guard = "injection"` alone, and the
+guard with output checks (secrets and PII redacted, the system-prompt canary) and abuse windows.
+
+With --before PATH, a second mlsec binary (an older build) runs as a further target in the same
 rounds, so a change is measured before and after in one run.
 
 Usage: python3 benches/gateway_bench.py [--secs 10] [--conns 32] [--rounds 3] [--before PATH]
@@ -35,7 +38,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
-BODY = '{"model":"chat-model","messages":[{"role":"user","content":"hello there"}],"max_tokens":16}'
+BODY = ('{"model":"chat-model","messages":[{"role":"system","content":"You answer questions about Acme invoices, '
+        'briefly and politely."},{"role":"user","content":"hello there"}],"max_tokens":16}')
 
 
 def free_port() -> int:
@@ -146,7 +150,7 @@ http {{
             ng = subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf"), "-g", "daemon off;"])
             procs.append(ng)
 
-            def gateway(binary: Path, sub: str, guard: str = "default"):
+            def gateway(binary: Path, sub: str, guard: str = "default", extra: str = ""):
                 g = d / sub
                 g.mkdir()
                 gw_port, admin_port = free_port(), free_port()
@@ -173,6 +177,7 @@ concurrency = 10000
 tokens_per_minute = 100000000000
 max_tokens = 64
 guard = "{guard}"
+{extra}
 """)
                 cfg = ["--config", str(g / "gateway.toml")]
                 key = subprocess.run([binary, "gateway", *cfg, "keys", "create", "--name", "bench", "--policy", "bench"],
@@ -189,6 +194,17 @@ guard = "{guard}"
             ]
             g_port, g_key, g_gw = gateway(mlsec, "guarded", "injection")
             targets.append(("mlsec gateway, guard = injection", f"http://127.0.0.1:{g_port}", g_key, g_gw.pid))
+            all_on = """
+[policies.bench.output]
+secrets = "redact"
+pii = "redact"
+system_prompt = "block"
+
+[policies.bench.abuse]
+action = "alert"
+"""
+            a_port, a_key, a_gw = gateway(mlsec, "all", "injection", all_on)
+            targets.append(("mlsec gateway, guard + output checks + abuse", f"http://127.0.0.1:{a_port}", a_key, a_gw.pid))
             if args.before:
                 b_port, b_key, b_gw = gateway(args.before.resolve(), "before")
                 targets.append(("mlsec gateway, --before build", f"http://127.0.0.1:{b_port}", b_key, b_gw.pid))
@@ -238,6 +254,10 @@ guard = "{guard}"
             off, on = rows[2][2]["rps"], rows[3][2]["rps"]
             print(f"guard = injection: max req/s {on:.0f} vs {off:.0f} without ({100 * (off - on) / off:.1f}% lower), "
                   f"p50 at 1 connection +{rows[3][1]['p50_us'] - rows[2][1]['p50_us']} µs")
+            full = rows[4][2]["rps"]
+            print(f"guard + output checks (secrets, PII redacted; canary) + abuse windows: max req/s {full:.0f} "
+                  f"({100 * (off - full) / off:.1f}% lower than without), p50 at 1 connection "
+                  f"+{rows[4][1]['p50_us'] - rows[2][1]['p50_us']} µs")
             n = sum(1 for _ in open(d / "now" / "audit.jsonl"))
             print(f"audit records written: {n}")
         finally:

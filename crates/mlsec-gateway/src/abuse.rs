@@ -327,13 +327,13 @@ impl Store {
         if map.len() >= MAX_PRINCIPALS && !map.contains_key(key) {
             let idle = now.saturating_sub(cfg.window_secs * 1000);
             map.retain(|_, en| {
-                en.window.events.back().is_some_and(|x| x.t_ms >= idle)
+                en.window.events().back().is_some_and(|x| x.t_ms >= idle)
                     || en.flag.as_ref().is_some_and(|f| f.until_ms > now)
             });
             if map.len() >= MAX_PRINCIPALS
                 && let Some(oldest) = map
                     .iter()
-                    .min_by_key(|(_, en)| en.window.events.back().map_or(0, |x| x.t_ms))
+                    .min_by_key(|(_, en)| en.window.events().back().map_or(0, |x| x.t_ms))
                     .map(|(k, _)| k.clone())
             {
                 map.remove(&oldest);
@@ -399,16 +399,14 @@ async fn push_redis(
             .query_async(&mut c),
     )
     .await?;
-    let mut window = Window {
-        events: raw
-            .iter()
-            .filter_map(|s| serde_json::from_str::<Event>(s).ok())
-            .collect(),
-    };
+    let mut window = Window::from_events(
+        raw.iter()
+            .filter_map(|s| serde_json::from_str::<Event>(s).ok()),
+    );
     let now = e.t_ms;
     let features = window.push(e, cfg.window_secs * 1000);
     let newest = window
-        .events
+        .events()
         .back()
         .map(|x| serde_json::to_string(x).unwrap_or_default())
         .unwrap_or_default();

@@ -263,10 +263,14 @@ struct Event {
     last: bool,
 }
 
-/// A field's text already sent (its tail).
+/// A field's text already sent (its tail), and whether a private key being redacted is still
+/// open (everything is key until its end marker).
 #[derive(Default)]
 struct Field {
     sent: String,
+    open_key: bool,
+    /// The last characters of a redacted key, to see an end marker cut across events.
+    key_tail: String,
 }
 
 /// The output checks for one response.
@@ -450,12 +454,13 @@ impl Scan {
             None if !last && !data.is_empty() => texts.push(("data".to_string(), data)),
             None => {}
         }
+        let changed = self.inside_keys(&mut texts);
         let keys: Vec<String> = texts.iter().map(|(k, _)| k.clone()).collect();
         self.queue.push_back(Event {
             raw,
             json,
             texts,
-            changed: false,
+            changed,
             last,
         });
         for k in keys {
@@ -463,6 +468,36 @@ impl Scan {
         }
         self.release(last, out);
         Ok(())
+    }
+
+    /// Drops the text of fields inside a redacted private key, up to and including its end
+    /// marker. Returns whether a text changed.
+    fn inside_keys(&mut self, texts: &mut [(String, String)]) -> bool {
+        let mut changed = false;
+        for (k, t) in texts.iter_mut() {
+            let Some(f) = self.fields.get_mut(k.as_str()) else {
+                continue;
+            };
+            if !f.open_key {
+                continue;
+            }
+            let seen = format!("{}{t}", f.key_tail);
+            changed = true;
+            if let Some(end) = output::private_key_end(&seen) {
+                let keep = end.saturating_sub(f.key_tail.len());
+                f.open_key = false;
+                f.key_tail.clear();
+                t.replace_range(..keep.min(t.len()), "");
+            } else {
+                let mut cut = seen.len().saturating_sub(80);
+                while !seen.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                f.key_tail = seen[cut..].to_string();
+                t.clear();
+            }
+        }
+        changed
     }
 
     /// Checks one field's window: its sent tail and every held piece of it.
@@ -495,13 +530,24 @@ impl Scan {
             .into_iter()
             .filter(|h| {
                 self.action(&h.kind) == Action::Redact
-                    && (final_ || h.span.end < window.len())
+                    && (final_ || h.span.end < window.len() || h.is_open(&window))
                     && h.span.end > base
             })
             .collect();
         // From the last, so earlier offsets stay true.
         red.sort_by_key(|h| std::cmp::Reverse(h.span.start));
         for h in red {
+            if h.is_open(&window) {
+                // The rest of the key comes in later events: drop it as it comes.
+                let f = self.fields.entry(key.to_string()).or_default();
+                f.open_key = true;
+                let from = h.span.start.max(window.len().saturating_sub(80));
+                let mut from = from;
+                while !window.is_char_boundary(from) {
+                    from += 1;
+                }
+                f.key_tail = window[from..].to_string();
+            }
             if h.span.start < base {
                 self.note(format!(
                     "output: redacted {} at {key} after part of it was sent (raise holdback)",
@@ -835,6 +881,45 @@ mod tests {
                 assert!(String::from_utf8_lossy(&b).contains("upstream_event_too_large"));
             }
             Filtered::Send(_) => panic!("an unbounded event was kept"),
+        }
+    }
+
+    #[test]
+    fn a_streamed_private_key_is_stopped_or_hidden_from_its_first_line() {
+        let pk = ["PRIVATE", "KEY"].join(" ");
+        let mut body = String::new();
+        for i in 0..20 {
+            body.push_str(
+                "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC"
+                    .get(i % 7..)
+                    .unwrap_or("x"),
+            );
+            body.push('\n');
+        }
+        let text =
+            format!("Here you go:\n-----BEGIN {pk}-----\n{body}-----END {pk}-----\nAnything else?");
+        for n in [3, 8, 25] {
+            let mut s = cfg(Action::Block, Action::Off, Action::Off)
+                .begin(RouteKind::Chat, &mut Map::new())
+                .expect("on");
+            let (got, ended) = stream(&mut s, &text, n);
+            assert!(ended, "{got}");
+            assert!(
+                content(&got).len() < 80,
+                "stopped within the first line: {}",
+                content(&got)
+            );
+
+            let mut s = cfg(Action::Redact, Action::Off, Action::Off)
+                .begin(RouteKind::Chat, &mut Map::new())
+                .expect("on");
+            let (got, ended) = stream(&mut s, &text, n);
+            assert!(!ended, "{got}");
+            let c = content(&got);
+            assert!(!c.contains("BADANBgkq"), "piece size {n}: {c}");
+            assert!(c.starts_with("Here you go:\n"), "{c}");
+            assert!(c.ends_with("\nAnything else?"), "piece size {n}: {c}");
+            assert!(c.contains("[REDACTED:secret:private-key]"), "{c}");
         }
     }
 

@@ -20,7 +20,7 @@
 //! [`Limits::signals`] turns features into named signals. Nothing here keeps prompts: a hash and
 //! a signature are all an event holds.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -213,6 +213,24 @@ pub fn shapiro_wilk(values: &[f64]) -> Option<f64> {
         let b = a * (x[2] - x[0]);
         return Some((b * b / ss).clamp(0.75, 1.0));
     }
+    let a = coefficients(n);
+    let b: f64 = a.iter().zip(&x).map(|(ai, xi)| ai * xi).sum();
+    Some((b * b / ss).min(1.0))
+}
+
+/// Royston's coefficients for `n` values (4 to 5000), computed once per `n`: they depend on
+/// nothing else.
+fn coefficients(n: usize) -> std::sync::Arc<Vec<f64>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<usize, Arc<Vec<f64>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(a) = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&n)
+    {
+        return a.clone();
+    }
     let nf = n as f64;
     let m: Vec<f64> = (1..=n)
         .map(|i| norm_ppf((i as f64 - 0.375) / (nf + 0.25)))
@@ -244,8 +262,12 @@ pub fn shapiro_wilk(values: &[f64]) -> Option<f64> {
         a[n - 1] = an;
         a[0] = -an;
     }
-    let b: f64 = a.iter().zip(&x).map(|(ai, xi)| ai * xi).sum();
-    Some((b * b / ss).min(1.0))
+    let a = Arc::new(a);
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(n, a.clone());
+    a
 }
 
 /// What the window shows, with the newest event counted.
@@ -265,19 +287,74 @@ pub struct Features {
     pub prada_w: Option<f32>,
 }
 
+/// Running counts over a window's events, so a push costs the same whatever the window holds.
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    prompts: HashMap<u64, u32>,
+    with_prompt: usize,
+    near_dup: usize,
+    bulk: usize,
+}
+
+impl Counts {
+    fn add(&mut self, e: &Event) {
+        if e.prompt != 0 {
+            *self.prompts.entry(e.prompt).or_default() += 1;
+            self.with_prompt += 1;
+            self.near_dup += usize::from(e.near_dup);
+        }
+        self.bulk += usize::from(e.bulk);
+    }
+    fn remove(&mut self, e: &Event) {
+        if e.prompt != 0 {
+            if let Some(n) = self.prompts.get_mut(&e.prompt) {
+                *n -= 1;
+                if *n == 0 {
+                    self.prompts.remove(&e.prompt);
+                }
+            }
+            self.with_prompt -= 1;
+            self.near_dup -= usize::from(e.near_dup);
+        }
+        self.bulk -= usize::from(e.bulk);
+    }
+}
+
 /// The events of one principal.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Window {
-    pub events: VecDeque<Event>,
+    events: VecDeque<Event>,
+    counts: Counts,
 }
 
 impl Window {
+    /// A window holding `events` (oldest first), as a shared store returns them.
+    pub fn from_events(events: impl IntoIterator<Item = Event>) -> Window {
+        let mut w = Window::default();
+        for e in events {
+            w.counts.add(&e);
+            w.events.push_back(e);
+        }
+        w
+    }
+
+    /// The events held, oldest first.
+    pub fn events(&self) -> &VecDeque<Event> {
+        &self.events
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(e) = self.events.pop_front() {
+            self.counts.remove(&e);
+        }
+    }
+
     /// Adds `e` (setting its near-duplicate flag and nearest distance), drops what is older
     /// than `window_ms` before it or beyond [`MAX_EVENTS`], and returns the features.
     pub fn push(&mut self, mut e: Event, window_ms: u64) -> Features {
         let since = e.t_ms.saturating_sub(window_ms);
         while self.events.front().is_some_and(|x| x.t_ms < since) {
-            self.events.pop_front();
+            self.pop_front();
         }
         if !e.sig.is_empty() {
             e.near_dup = self
@@ -303,32 +380,32 @@ impl Window {
                 .filter(|d| d.is_finite())
                 .reduce(f32::min);
         }
+        self.counts.add(&e);
         self.events.push_back(e);
         while self.events.len() > MAX_EVENTS {
-            self.events.pop_front();
+            self.pop_front();
         }
         self.features()
     }
 
     /// The features of the events held.
     pub fn features(&self) -> Features {
+        let c = &self.counts;
         let requests = self.events.len();
-        let prompts: Vec<&Event> = self.events.iter().filter(|e| e.prompt != 0).collect();
-        let distinct: HashSet<u64> = prompts.iter().map(|e| e.prompt).collect();
         let ratio = |k: usize, of: usize| if of == 0 { 0.0 } else { k as f32 / of as f32 };
         let dists: Vec<f64> = self
             .events
             .iter()
+            .rev()
             .filter_map(|e| e.min_dist)
             .map(f64::from)
-            .rev()
             .take(MAX_DISTANCES)
             .collect();
         Features {
             requests,
-            unique_ratio: ratio(distinct.len(), prompts.len()),
-            sweep_ratio: ratio(prompts.iter().filter(|e| e.near_dup).count(), prompts.len()),
-            bulk_ratio: ratio(self.events.iter().filter(|e| e.bulk).count(), requests),
+            unique_ratio: ratio(c.prompts.len(), c.with_prompt),
+            sweep_ratio: ratio(c.near_dup, c.with_prompt),
+            bulk_ratio: ratio(c.bulk, requests),
             points: dists.len(),
             prada_w: shapiro_wilk(&dists).map(|w| w as f32),
         }

@@ -89,24 +89,35 @@ pub struct Hit {
     pub span: Range<usize>,
 }
 
+impl Hit {
+    /// A private key whose end has not come yet in `text`: everything after it is key until
+    /// its end marker.
+    pub fn is_open(&self, text: &str) -> bool {
+        matches!(&self.kind, Kind::Secret(id) if id == OPEN_PRIVATE_KEY)
+            && self.span.end == text.len()
+            && private_key_end(&text[self.span.start..]).is_none()
+    }
+}
+
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
         .expect("valid regex")
 });
 static CARD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"(?-u:\b)\d(?:[ -]?\d){12,18}(?-u:\b)").expect("valid regex"));
 static SSN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d{3})-(\d{2})-(\d{4})\b").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"(?-u:\b)(\d{3})-(\d{2})-(\d{4})(?-u:\b)").expect("valid regex"));
 static NINO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
+    Regex::new(r"(?-u:\b)([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?\d{2} ?\d{2} ?\d{2} ?[A-D](?-u:\b)")
         .expect("valid regex")
 });
 static IBAN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b").expect("valid regex")
+    Regex::new(r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)")
+        .expect("valid regex")
 });
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\b\d{3})[ .-]\d{3}[ .-]\d{4}\b|\+[1-9]\d{0,2}(?:[ .-]?\d{2,4}){3,5}\b",
+        r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|(?-u:\b)\d{3})[ .-]\d{3}[ .-]\d{4}(?-u:\b)|\+[1-9]\d{0,2}(?:[ .-]?\d{2,4}){3,5}(?-u:\b)",
     )
     .expect("valid regex")
 });
@@ -195,11 +206,12 @@ pub fn find_pii(text: &str, kinds: &[Pii]) -> Vec<Hit> {
             push(Pii::Email, m.range());
         }
     }
-    let has_digit = text.bytes().any(|b| b.is_ascii_digit());
-    if !has_digit {
+    // Each kind needs so many digits: text with fewer skips its pattern.
+    let n_digits = text.bytes().filter(u8::is_ascii_digit).count();
+    if n_digits < 6 {
         return out;
     }
-    if on(Pii::Card) {
+    if on(Pii::Card) && n_digits >= 13 {
         for m in CARD.find_iter(text) {
             let ds = digits(m.as_str());
             if card_prefix(&ds) && luhn(m.as_str()) {
@@ -207,7 +219,7 @@ pub fn find_pii(text: &str, kinds: &[Pii]) -> Vec<Hit> {
             }
         }
     }
-    if on(Pii::Ssn) {
+    if on(Pii::Ssn) && n_digits >= 9 {
         for c in SSN.captures_iter(text) {
             if ssn_valid(&c) {
                 push(Pii::Ssn, c.get(0).map_or(0..0, |m| m.range()));
@@ -228,7 +240,7 @@ pub fn find_pii(text: &str, kinds: &[Pii]) -> Vec<Hit> {
             }
         }
     }
-    if on(Pii::Phone) {
+    if on(Pii::Phone) && n_digits >= 8 {
         for m in PHONE.find_iter(text) {
             push(Pii::Phone, m.range());
         }
@@ -236,12 +248,41 @@ pub fn find_pii(text: &str, kinds: &[Pii]) -> Vec<Hit> {
     out
 }
 
+static PEM_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"-----BEGIN[ A-Z0-9_-]{0,40} PRIVATE KEY(?: BLOCK)?-----\r?\n[A-Za-z0-9+/=]{16}")
+        .expect("valid regex")
+});
+static PEM_END: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"-----END[ A-Z0-9_-]{0,40} PRIVATE KEY(?: BLOCK)?-----").expect("valid regex")
+});
+
+/// The rule id of a private key found by its header and first line, before its end: a stream
+/// can stop or hide it before the body goes out. Its span runs to the end marker or, while that
+/// has not come, to the end of the text ([`Hit::is_open`]).
+pub const OPEN_PRIVATE_KEY: &str = "private-key";
+
+/// Where a private key's end marker ends in `text`, if it has one.
+pub fn private_key_end(text: &str) -> Option<usize> {
+    PEM_END.find(text).map(|m| m.end())
+}
+
 /// Secrets, by the shared rule engine's built-in rules. A secret found only in a decoded view
 /// (base64) has no position of its own: it is reported where its value occurs, or else over the
 /// whole text, so that redacting never lets it through.
 pub fn find_secrets(text: &str) -> Vec<Hit> {
     let m = Matcher::builtin();
-    m.find("model-output", text)
+    let mut out: Vec<Hit> = Vec::new();
+    if text.contains("-----BEGIN") {
+        for k in PEM_KEY.find_iter(text) {
+            let end = private_key_end(&text[k.start()..]).map_or(text.len(), |e| k.start() + e);
+            out.push(Hit {
+                kind: Kind::Secret(OPEN_PRIVATE_KEY.into()),
+                span: k.start()..end,
+            });
+        }
+    }
+    let found = m
+        .find("model-output", text)
         .matches
         .into_iter()
         .filter(|x| !x.secret.is_empty())
@@ -252,43 +293,47 @@ pub fn find_secrets(text: &str) -> Vec<Hit> {
                     .map_or(0..text.len(), |i| i..i + x.secret.len())
             }),
         })
-        .collect()
+        .filter(|h| !out.iter().any(|o| overlaps(&o.span, &h.span)));
+    let found: Vec<Hit> = found.collect();
+    out.extend(found);
+    out
 }
 
-/// Words as shingles see them: lowercase runs of letters and digits, with their byte spans.
-fn words(text: &str) -> impl Iterator<Item = (Range<usize>, String)> + '_ {
-    let mut it = text.char_indices().peekable();
-    std::iter::from_fn(move || {
-        while let Some(&(_, c)) = it.peek() {
-            if c.is_alphanumeric() {
-                break;
+/// Words as shingles see them: runs of letters and digits, lowercased, as a hash and a span.
+fn words(text: &str, out: &mut Vec<(u64, Range<usize>)>) {
+    out.clear();
+    let mut h: u64 = 0;
+    let mut start: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        if c.is_alphanumeric() {
+            if start.is_none() {
+                start = Some(i);
+                h = 0xcbf2_9ce4_8422_2325;
             }
-            it.next();
-        }
-        let (start, _) = *it.peek()?;
-        let mut w = String::new();
-        let mut end = start;
-        while let Some(&(i, c)) = it.peek() {
-            if !c.is_alphanumeric() {
-                break;
+            if c.is_ascii() {
+                h ^= u64::from(c.to_ascii_lowercase() as u8);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            } else {
+                for l in c.to_lowercase() {
+                    h ^= u64::from(u32::from(l));
+                    h = h.wrapping_mul(0x0100_0000_01b3);
+                }
             }
-            w.extend(c.to_lowercase());
-            end = i + c.len_utf8();
-            it.next();
-        }
-        Some((start..end, w))
-    })
-}
-
-fn shingle_hash(ws: &[String]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for w in ws {
-        for b in w.bytes().chain([0u8]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        } else if let Some(s) = start.take() {
+            out.push((h, s..i));
         }
     }
-    h
+    if let Some(s) = start {
+        out.push((h, s..text.len()));
+    }
+}
+
+fn shingle_hash(ws: &[(u64, Range<usize>)]) -> u64 {
+    ws.iter().fold(0x9e37_79b9_7f4a_7c15u64, |acc, (w, _)| {
+        (acc ^ w)
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(29)
+    })
 }
 
 /// System-prompt leakage: a canary planted in the system text, and verbatim runs of it.
@@ -299,6 +344,7 @@ pub struct Leak {
     /// Distinct system shingles seen in the output so far.
     matched: HashSet<u64>,
     need: usize,
+    scratch: Vec<(u64, Range<usize>)>,
 }
 
 impl Leak {
@@ -309,7 +355,8 @@ impl Leak {
         while !system.is_char_boundary(cut) {
             cut -= 1;
         }
-        let ws: Vec<String> = words(&system[..cut]).map(|(_, w)| w).collect();
+        let mut ws = Vec::new();
+        words(&system[..cut], &mut ws);
         let shingles: HashSet<u64> = ws
             .windows(SHINGLE_WORDS)
             .take(MAX_SHINGLES)
@@ -322,6 +369,7 @@ impl Leak {
             shingles,
             matched: HashSet::new(),
             need,
+            scratch: ws,
         }
     }
 
@@ -333,44 +381,64 @@ impl Leak {
     /// Looks at `text` (the output, or a window of it). Shingles matched stay matched across
     /// calls, so a prompt leaked a sentence at a time is caught when enough of it is out.
     pub fn check(&mut self, text: &str) -> Option<Hit> {
-        if let Some(c) = &self.canary {
-            // The canary also counts when the model spaces or punctuates it.
-            let mut folded = String::with_capacity(text.len());
-            let mut at = Vec::with_capacity(text.len());
-            for (i, ch) in text.char_indices() {
-                if ch.is_ascii_alphanumeric() {
-                    folded.push(ch.to_ascii_lowercase());
-                    at.push(i);
-                }
-            }
-            if let Some(p) = folded.find(c.as_str()) {
-                let end = at[p + c.len() - 1] + 1;
-                return Some(Hit {
-                    kind: Kind::Canary,
-                    span: at[p]..end,
-                });
-            }
+        if let Some(c) = &self.canary
+            && let Some(span) = find_spread(text, c.as_bytes())
+        {
+            return Some(Hit {
+                kind: Kind::Canary,
+                span,
+            });
         }
         if self.shingles.len() < self.need {
             return None;
         }
-        let ws: Vec<(Range<usize>, String)> = words(text).collect();
+        let mut ws = std::mem::take(&mut self.scratch);
+        words(text, &mut ws);
         let mut first: Option<usize> = None;
         let mut last = 0;
-        for (i, win) in ws.windows(SHINGLE_WORDS).enumerate() {
-            let names: Vec<String> = win.iter().map(|(_, w)| w.clone()).collect();
-            let h = shingle_hash(&names);
+        for win in ws.windows(SHINGLE_WORDS) {
+            let h = shingle_hash(win);
             if self.shingles.contains(&h) {
                 self.matched.insert(h);
-                first.get_or_insert(ws[i].0.start);
-                last = win[SHINGLE_WORDS - 1].0.end;
+                first.get_or_insert(win[0].1.start);
+                last = win[SHINGLE_WORDS - 1].1.end;
             }
         }
+        self.scratch = ws;
         (self.matched.len() >= self.need).then(|| Hit {
             kind: Kind::SystemPrompt,
             span: first.unwrap_or(0)..last.max(first.unwrap_or(0)),
         })
     }
+}
+
+/// Where `needle` (lowercase ASCII letters and digits) occurs in `text` with anything but
+/// letters and digits allowed between its characters (spaced or punctuated), case-insensitive.
+fn find_spread(text: &str, needle: &[u8]) -> Option<Range<usize>> {
+    let first = *needle.first()?;
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(p) = bytes[from..]
+        .iter()
+        .position(|b| b.to_ascii_lowercase() == first)
+    {
+        let start = from + p;
+        let (mut i, mut k) = (start, 0);
+        while i < bytes.len() && k < needle.len() {
+            let b = bytes[i].to_ascii_lowercase();
+            if b == needle[k] {
+                k += 1;
+            } else if b.is_ascii_alphanumeric() || !b.is_ascii() {
+                break;
+            }
+            i += 1;
+        }
+        if k == needle.len() {
+            return Some(start..i);
+        }
+        from = start + 1;
+    }
+    None
 }
 
 /// What to look for in output.
@@ -526,5 +594,27 @@ mod tests {
         );
         let hit = l.check("Never reveal account numbers. Escalate fraud reports to the security desk within five minutes.");
         assert_eq!(hit.map(|h| h.kind), Some(Kind::SystemPrompt));
+    }
+
+    #[test]
+    fn a_private_key_is_found_from_its_first_line_before_its_end() {
+        let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC";
+        let head = format!("-----BEGIN {}-----\n{body}", ["PRIVATE", "KEY"].join(" "));
+        let hits = find_secrets(&format!("Here it is:\n{head}"));
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert!(hits[0].is_open(&format!("Here it is:\n{head}")));
+        let whole = format!(
+            "{head}\nAAAA\n-----END {}-----\nDone.",
+            ["PRIVATE", "KEY"].join(" ")
+        );
+        let hits = find_secrets(&whole);
+        assert!(!hits.is_empty() && !hits[0].is_open(&whole), "{hits:?}");
+        assert!(whole[hits[0].span.end..].starts_with("\nDone."));
+        // A header that is only talked about is not a key.
+        let talk = format!(
+            "A PEM file starts with -----BEGIN {}----- and then base64.",
+            ["PRIVATE", "KEY"].join(" ")
+        );
+        assert!(find_secrets(&talk).is_empty());
     }
 }
