@@ -66,9 +66,32 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     #[serde(default)]
     pub templates: Vec<TemplateConfig>,
+    /// The `injection` guard's optional second tier.
+    pub guard: Option<GuardConfig>,
     /// The folder relative paths are resolved against (the config file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// `[guard]`: a second tier for the `injection` guard's grey zone, a text classifier the
+/// operator supplies (never downloaded).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    /// The classifier, in ONNX.
+    pub onnx_model: PathBuf,
+    /// Its Hugging Face `tokenizer.json`.
+    pub onnx_tokenizer: PathBuf,
+    /// The output index of the injection class (default: from `config.json` beside the model,
+    /// else 1).
+    pub onnx_label: Option<usize>,
+    /// First-tier scores the second tier decides, `[low, high]`.
+    #[serde(default = "default_grey")]
+    pub grey: [f32; 2],
+}
+
+fn default_grey() -> [f32; 2] {
+    [mlsec_guard::DEFAULT_GREY.0, mlsec_guard::DEFAULT_GREY.1]
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -800,6 +823,16 @@ impl Config {
                         p.guard,
                         crate::guard::PROFILES.join(", ")
                     ),
+                );
+            }
+        }
+
+        if let Some(g) = &self.guard {
+            let [lo, hi] = g.grey;
+            if !((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi) && lo <= hi) {
+                err(
+                    "guard.grey".into(),
+                    format!("[{lo}, {hi}] is not a range of scores within [0, 1]"),
                 );
             }
         }

@@ -51,10 +51,19 @@ impl Guard for PassThrough {
 /// The guard profiles a policy may name.
 pub const PROFILES: &[&str] = &["default", "injection"];
 
+/// A second tier and its grey zone.
+pub type TierRt = (std::sync::Arc<mlsec_guard::tier::Tier>, (f32, f32));
+
 /// The guard for a profile name (config checking already refused unknown names).
-pub fn profile(name: &str) -> std::sync::Arc<dyn Guard> {
+pub fn profile(name: &str, tier: Option<TierRt>) -> std::sync::Arc<dyn Guard> {
     match name {
-        "injection" => std::sync::Arc::new(Injection::new()),
+        "injection" => {
+            let mut g = Injection::new();
+            if let Some((t, grey)) = tier {
+                g.detector = g.detector.with_tier(t, grey);
+            }
+            std::sync::Arc::new(g)
+        }
         _ => std::sync::Arc::new(PassThrough),
     }
 }

@@ -82,6 +82,8 @@ pub enum GatewayError {
     BadEnv { model: String, var: String },
     #[error(transparent)]
     Schema(#[from] validate::SchemaError),
+    #[error("guard: {0}")]
+    Tier(#[from] mlsec_guard::tier::TierError),
     #[error("limits.redis_url: {0}")]
     Limits(limits::BackendError),
     #[error(transparent)]
@@ -231,6 +233,18 @@ impl Runtime {
                 }),
             );
         }
+        // Loaded once, shared by every policy with the injection guard.
+        let tier = match &config.guard {
+            Some(g) => Some((
+                Arc::new(mlsec_guard::tier::Tier::load(
+                    &config.resolve(&g.onnx_model),
+                    &config.resolve(&g.onnx_tokenizer),
+                    g.onnx_label,
+                )?),
+                (g.grey[0], g.grey[1]),
+            )),
+            None => None,
+        };
         let policies = config
             .policies
             .iter()
@@ -240,7 +254,7 @@ impl Runtime {
                     Arc::new(PolicyRt {
                         name: name.clone(),
                         policy: p.clone(),
-                        guard: guard::profile(&p.guard),
+                        guard: guard::profile(&p.guard, tier.clone()),
                         output: p.output.clone(),
                     }),
                 )

@@ -28,6 +28,7 @@ pub mod model;
 pub mod normalize;
 pub mod output;
 pub mod phrases;
+pub mod tier;
 
 use std::collections::BTreeSet;
 
@@ -86,7 +87,16 @@ pub struct Detector {
     pub thresholds: Thresholds,
     /// The linear layer; `None` judges on the dictionary layers alone.
     pub model: Option<&'static model::Model>,
+    /// The optional second tier, consulted for scores in [`Detector::grey`].
+    pub tier: Option<std::sync::Arc<tier::Tier>>,
+    /// First-tier scores the second tier decides (inclusive).
+    pub grey: (f32, f32),
 }
+
+/// The grey zone by default: scores the first tier is least sure of.
+pub const DEFAULT_GREY: (f32, f32) = (0.2, 0.9);
+/// The second tier's own threshold on its probability.
+pub const TIER_THRESHOLD: f32 = 0.5;
 
 impl Default for Detector {
     fn default() -> Self {
@@ -129,7 +139,17 @@ impl Detector {
                 retrieved: m.retrieved_threshold,
             },
             model: Some(m),
+            tier: None,
+            grey: DEFAULT_GREY,
         }
+    }
+
+    /// This detector with a second tier for the grey zone `grey`.
+    #[must_use]
+    pub fn with_tier(mut self, tier: std::sync::Arc<tier::Tier>, grey: (f32, f32)) -> Self {
+        self.tier = Some(tier);
+        self.grey = grey;
+        self
     }
 
     /// The dictionary layers alone, with the default thresholds (for comparison and training).
@@ -137,6 +157,8 @@ impl Detector {
         Self {
             thresholds: Thresholds::default(),
             model: None,
+            tier: None,
+            grey: DEFAULT_GREY,
         }
     }
 
@@ -181,9 +203,32 @@ impl Detector {
             Source::User => self.thresholds.user,
             Source::Retrieved => self.thresholds.retrieved,
         };
-        let injection = score >= threshold;
+        let mut injection = score >= threshold;
         if injection && codes.iter().all(|c| c.starts_with("obfuscation:")) {
             codes.insert("model".to_owned());
+        }
+        let mut score = score;
+        if let Some(t) = &self.tier
+            && (self.grey.0..=self.grey.1).contains(&score)
+        {
+            match t.score(text) {
+                Ok((p, whole)) => {
+                    codes.insert("tier:onnx".to_owned());
+                    let said = p >= TIER_THRESHOLD;
+                    if whole {
+                        injection = said;
+                        score = (p * 1000.0).round() / 1000.0;
+                    } else {
+                        // Part of the text went unseen by the second tier: it may only add.
+                        codes.insert("tier:partial".to_owned());
+                        injection |= said;
+                        score = score.max((p * 1000.0).round() / 1000.0);
+                    }
+                }
+                Err(_) => {
+                    codes.insert("tier:error".to_owned());
+                }
+            }
         }
         Verdict {
             injection,

@@ -466,6 +466,42 @@ pub struct GuardCheckArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = GuardFormat::Json)]
     pub format: GuardFormat,
+
+    /// A second tier for the grey zone: a text classifier in ONNX (a fine-tuned BERT-family
+    /// model exported with optimum, say), run in process. Needs --tokenizer.
+    #[arg(long, value_name = "MODEL.onnx", requires = "tokenizer")]
+    pub onnx: Option<PathBuf>,
+
+    /// The second tier's Hugging Face `tokenizer.json`.
+    #[arg(long, value_name = "tokenizer.json", requires = "onnx")]
+    pub tokenizer: Option<PathBuf>,
+
+    /// The output index of the injection class (default: from a config.json beside the
+    /// model, else 1).
+    #[arg(long, requires = "onnx")]
+    pub onnx_label: Option<usize>,
+
+    /// First-tier scores the second tier decides, as LOW,HIGH.
+    #[arg(long, value_name = "LOW,HIGH", default_value = "0.2,0.9", value_parser = parse_grey)]
+    pub grey: (f32, f32),
+}
+
+fn parse_grey(s: &str) -> Result<(f32, f32), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s:?}: expected LOW,HIGH (0.2,0.9)"))?;
+    let num = |x: &str| {
+        x.trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|v| (0.0..=1.0).contains(v))
+            .ok_or_else(|| format!("{x:?} is not a score between 0 and 1"))
+    };
+    let (lo, hi) = (num(a)?, num(b)?);
+    if lo > hi {
+        return Err(format!("{s:?}: LOW is above HIGH"));
+    }
+    Ok((lo, hi))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -42,7 +42,12 @@ fn parse_line(line: &str, input: GuardInput, default: Source) -> Result<(String,
 }
 
 fn check(args: &GuardCheckArgs) -> anyhow::Result<ExitCode> {
-    let detector = Detector::builtin();
+    let mut detector = Detector::builtin();
+    if let (Some(model), Some(tokenizer)) = (&args.onnx, &args.tokenizer) {
+        let tier = mlsec_guard::tier::Tier::load(model, tokenizer, args.onnx_label)
+            .context("cannot load the second tier")?;
+        detector = detector.with_tier(std::sync::Arc::new(tier), args.grey);
+    }
     let default = match args.source {
         GuardSource::User => Source::User,
         GuardSource::Retrieved => Source::Retrieved,
