@@ -10,9 +10,12 @@
 //! first tier and said so (`tier:partial`).
 
 use std::path::{Path, PathBuf};
+#[cfg(feature = "onnx")]
 use std::sync::Arc;
 
+#[cfg(feature = "onnx")]
 use tokenizers::Tokenizer;
+#[cfg(feature = "onnx")]
 use tract_onnx::prelude::*;
 
 /// Tokens per piece the model sees (the usual BERT-family limit).
@@ -45,6 +48,7 @@ pub enum TierError {
     Run(String),
 }
 
+#[cfg(feature = "onnx")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feed {
     Ids,
@@ -53,6 +57,7 @@ enum Feed {
 }
 
 /// A loaded second tier.
+#[cfg(feature = "onnx")]
 pub struct Tier {
     path: PathBuf,
     model: Arc<TypedRunnableModel>,
@@ -65,6 +70,7 @@ pub struct Tier {
     label: usize,
 }
 
+#[cfg(feature = "onnx")]
 impl std::fmt::Debug for Tier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tier")
@@ -76,6 +82,7 @@ impl std::fmt::Debug for Tier {
 
 /// The injection label from a Hugging Face `config.json` beside the model: the label whose name
 /// says injection, jailbreak, unsafe or malicious.
+#[cfg(feature = "onnx")]
 fn label_from_config(model: &Path) -> Option<usize> {
     let cfg = model.with_file_name("config.json");
     let text = std::fs::read_to_string(cfg).ok()?;
@@ -91,6 +98,7 @@ fn label_from_config(model: &Path) -> Option<usize> {
     })
 }
 
+#[cfg(feature = "onnx")]
 impl Tier {
     /// Loads `model` (ONNX) and `tokenizer` (`tokenizer.json`). `label` is the output index of
     /// the injection class; without it, the `id2label` of a `config.json` beside the model
@@ -250,6 +258,7 @@ impl Tier {
 
 /// The special tokens a tokenizer adds before and after a text: found by encoding one word
 /// with and without them.
+#[cfg(feature = "onnx")]
 fn specials(tok: &Tokenizer) -> Result<(Vec<u32>, Vec<u32>), String> {
     let with = tok.encode("a", true).map_err(|e| e.to_string())?;
     let without = tok.encode("a", false).map_err(|e| e.to_string())?;
@@ -258,4 +267,25 @@ fn specials(tok: &Tokenizer) -> Result<(Vec<u32>, Vec<u32>), String> {
         .find(|&p| w.get(p..p + o.len()) == Some(o))
         .ok_or("its special tokens are not around the text: pieces cannot be cut")?;
     Ok((w[..at].to_vec(), w[at + o.len()..].to_vec()))
+}
+
+/// A build without the `onnx` feature: loading says so.
+#[cfg(not(feature = "onnx"))]
+#[derive(Debug)]
+pub struct Tier {
+    never: std::convert::Infallible,
+}
+
+#[cfg(not(feature = "onnx"))]
+impl Tier {
+    pub fn load(model: &Path, _tokenizer: &Path, _label: Option<usize>) -> Result<Tier, TierError> {
+        Err(TierError::File {
+            path: model.to_path_buf(),
+            problem: "this build has no second tier (mlsec-guard's `onnx` feature is off)".into(),
+        })
+    }
+
+    pub fn score(&self, _text: &str) -> Result<(f32, bool), TierError> {
+        match self.never {}
+    }
 }

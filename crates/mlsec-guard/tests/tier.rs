@@ -1,6 +1,7 @@
 //! The second tier against the committed fixture (`scripts/guard_tier_fixture.py`): tract gives
 //! the probabilities onnxruntime gave, the detector defers to it in the grey zone only, long text
 //! is scored in pieces, and bad files are refused with their path.
+#![cfg(feature = "onnx")]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

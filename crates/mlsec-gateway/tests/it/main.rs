@@ -2077,6 +2077,7 @@ async fn prada_throttles_an_extraction_sweep_on_a_classifier() {
 
 /// `[guard]` adds the second tier to the injection guard: the fixture classifier decides its
 /// grey zone (here all of it), and a model that cannot be loaded stops the gateway with its path.
+#[cfg(feature = "onnx")]
 #[tokio::test]
 async fn the_injection_guard_defers_its_grey_zone_to_the_second_tier() {
     let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/guard-tier");
