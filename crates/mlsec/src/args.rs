@@ -35,6 +35,9 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Prompt-injection detection: judge prompts or retrieved content, one verdict per line.
     Guard(GuardArgs),
+    /// The secure model registry that speaks MLflow's API: serve it, manage its tokens, roll
+    /// an alias back.
+    Registry(RegistryArgs),
     /// OMS conformance adapter: sign (the form the model-signing conformance suite drives).
     #[command(name = "sign-model", hide = true)]
     SignModel(SignModelArgs),
@@ -627,4 +630,60 @@ pub enum AuditCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// The registry's configuration file (TOML). Without one, everything lives in
+    /// ./mlsec-registry (SQLite, encrypted objects, key, audit log) and it listens on
+    /// 127.0.0.1:5000.
+    #[arg(long, short = 'c', global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: RegistryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve the MLflow-compatible API until SIGINT or SIGTERM.
+    Serve,
+    /// Manage access tokens (stored as salted hashes in the metadata store).
+    Token {
+        #[command(subcommand)]
+        command: RegistryTokenCommand,
+    },
+    /// Undo the last move of an alias (MODEL@ALIAS), through the running registry so that the
+    /// move is authorised and audited. The token comes from MLSEC_REGISTRY_TOKEN.
+    Rollback {
+        /// MODEL@ALIAS
+        target: String,
+        /// The registry's address.
+        #[arg(long, default_value = "http://127.0.0.1:5000")]
+        url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryTokenCommand {
+    /// Create a token: printed once on stdout, stored as a salted hash.
+    Create {
+        /// A label for people (the token id is what the audit log shows).
+        #[arg(long)]
+        name: String,
+        /// `[!]read|write|admin[@ENV][:model|experiment|alias/GLOB]`, repeatable.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime: 90m, 12h, 30d ...
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens: id, state, expiry, scopes, name.
+    List,
+    /// Revoke a token by id (takes effect on the next request).
+    Revoke { id: String },
 }

@@ -93,7 +93,7 @@ fn audit(command: &AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_logs(format: LogFormat) {
+pub(super) fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MLSEC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour only on a terminal: redirected logs stay plain text.

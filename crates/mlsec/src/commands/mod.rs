@@ -2,6 +2,7 @@
 
 mod gateway;
 mod guard;
+mod registry;
 mod rules;
 mod scan;
 mod sign;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Hash(args) => sign::hash(&args),
         Command::Gateway(args) => gateway::run(&args),
         Command::Guard(args) => guard::run(&args),
+        Command::Registry(args) => registry::run(&args),
         Command::SignModel(args) => sign::sign_model(&args),
         Command::VerifyModel(args) => sign::verify_model(&args),
     }

@@ -1,0 +1,225 @@
+//! Encrypted objects in an object store (a local folder by default; any `object_store`
+//! backend). Objects get random keys (`objects/ab/<id>`); which logical path an object holds is
+//! metadata, so an overwrite or a new version becomes visible in one database commit and an
+//! upload cut short leaves only an unreferenced object, never a partial file.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+
+use crate::crypt::{Context, CryptError, Kek, Opener, Sealed, Sealer};
+
+/// Largest single artifact accepted.
+pub const MAX_ARTIFACT_BYTES: u64 = 64 << 30;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error(transparent)]
+    Crypt(#[from] CryptError),
+    #[error("upload body: {0}")]
+    Body(String),
+    #[error("artifact larger than the {MAX_ARTIFACT_BYTES}-byte limit")]
+    TooLarge,
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+    kek: Kek,
+}
+
+impl std::fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blobs")
+            .field("kek", &self.kek)
+            .finish_non_exhaustive()
+    }
+}
+
+fn new_object_key() -> String {
+    let id = crate::store::random_id();
+    format!("objects/{}/{id}", &id[..2])
+}
+
+impl Blobs {
+    pub fn new(store: Arc<dyn ObjectStore>, kek: Kek) -> Blobs {
+        Blobs { store, kek }
+    }
+
+    /// A local folder (created if missing).
+    pub fn local(root: &FsPath, kek: Kek) -> Result<Blobs, BlobError> {
+        fs_err::create_dir_all(root).map_err(|source| BlobError::Io {
+            path: root.display().to_string(),
+            source,
+        })?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(root)?;
+        Ok(Blobs::new(Arc::new(fs), kek))
+    }
+
+    pub fn kek(&self) -> &Kek {
+        &self.kek
+    }
+
+    /// Encrypts a stream into a new object. On any error the partial upload is aborted.
+    pub async fn put_stream<S, E>(
+        &self,
+        ctx: &Context,
+        mut body: S,
+    ) -> Result<(String, Sealed), BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let key = new_object_key();
+        let upload = self.store.put_multipart(&Path::from(key.as_str())).await?;
+        let mut w = WriteMultipart::new(upload);
+        let (mut sealer, header) = Sealer::new(&self.kek, ctx);
+        w.write(&header);
+        let result: Result<Sealed, BlobError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| BlobError::Body(e.to_string()))?;
+                let out = sealer.push(&chunk);
+                if sealer.size() > MAX_ARTIFACT_BYTES {
+                    return Err(BlobError::TooLarge);
+                }
+                if !out.is_empty() {
+                    w.wait_for_capacity(4).await?;
+                    w.write(&out);
+                }
+            }
+            let (tail, sealed) = sealer.finish();
+            w.write(&tail);
+            Ok(sealed)
+        }
+        .await;
+        match result {
+            Ok(sealed) => {
+                w.finish().await?;
+                Ok((key, sealed))
+            }
+            Err(e) => {
+                let _ = w.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Decrypts an object as a stream of authenticated plaintext. A failure mid-way ends the
+    /// stream with an error (the client sees a cut transfer, never altered bytes).
+    pub async fn open_stream(
+        &self,
+        object: &str,
+        ctx: &Context,
+        sha256: &str,
+    ) -> Result<impl Stream<Item = Result<Bytes, BlobError>> + Send + 'static, BlobError> {
+        let got = self.store.get(&Path::from(object)).await?;
+        let inner = got.into_stream();
+        let opener = Opener::new(&self.kek, ctx, sha256);
+        Ok(futures_util::stream::unfold(
+            (inner, Some(opener)),
+            |(mut inner, opener)| async move {
+                let mut opener = opener?;
+                loop {
+                    match inner.next().await {
+                        Some(Ok(chunk)) => match opener.push(&chunk) {
+                            Ok(plain) if plain.is_empty() => {}
+                            Ok(plain) => {
+                                return Some((Ok(Bytes::from(plain)), (inner, Some(opener))));
+                            }
+                            Err(e) => return Some((Err(e.into()), (inner, None))),
+                        },
+                        Some(Err(e)) => return Some((Err(e.into()), (inner, None))),
+                        None => {
+                            return Some((
+                                opener.finish().map(Bytes::from).map_err(Into::into),
+                                (inner, None),
+                            ));
+                        }
+                    }
+                }
+            },
+        ))
+    }
+
+    /// Decrypts an object into memory.
+    pub async fn read_all(
+        &self,
+        object: &str,
+        ctx: &Context,
+        sha256: &str,
+    ) -> Result<Vec<u8>, BlobError> {
+        let mut s = Box::pin(self.open_stream(object, ctx, sha256).await?);
+        let mut out = Vec::new();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c?);
+        }
+        Ok(out)
+    }
+
+    /// Re-encrypts an object under another context (a new version, another environment).
+    pub async fn copy(
+        &self,
+        object: &str,
+        from: &Context,
+        sha256: &str,
+        to: &Context,
+    ) -> Result<(String, Sealed), BlobError> {
+        let s = Box::pin(self.open_stream(object, from, sha256).await?);
+        self.put_stream(to, s).await
+    }
+
+    /// Decrypts an object into a local file (for the scanner, which reads files).
+    pub async fn write_to(
+        &self,
+        object: &str,
+        ctx: &Context,
+        sha256: &str,
+        dest: &FsPath,
+    ) -> Result<(), BlobError> {
+        use tokio::io::AsyncWriteExt;
+        let io = |source| BlobError::Io {
+            path: dest.display().to_string(),
+            source,
+        };
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        let mut f = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut s = Box::pin(self.open_stream(object, ctx, sha256).await?);
+        while let Some(c) = s.next().await {
+            f.write_all(&c?).await.map_err(io)?;
+        }
+        f.flush().await.map_err(io)?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, object: &str) -> Result<(), BlobError> {
+        match self.store.delete(&Path::from(object)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Raw object bytes (tests of tampering and of what is at rest).
+    pub async fn raw(&self, object: &str) -> Result<Bytes, BlobError> {
+        Ok(self.store.get(&Path::from(object)).await?.bytes().await?)
+    }
+
+    /// Overwrites raw object bytes (tests of tampering).
+    pub async fn put_raw(&self, object: &str, data: Bytes) -> Result<(), BlobError> {
+        self.store.put(&Path::from(object), data.into()).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! `mlsec registry`: serve the MLflow-compatible registry, manage its tokens, roll an alias back.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use mlsec_registry::auth::{Scope, new_token, parse_ttl};
+use mlsec_registry::config::Config;
+use mlsec_registry::store::now_ms;
+
+use crate::EXIT_ERROR;
+use crate::args::{RegistryArgs, RegistryCommand, RegistryTokenCommand};
+
+fn load(args: &RegistryArgs) -> anyhow::Result<Config> {
+    let c = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    c.validate()?;
+    Ok(c)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn run(args: &RegistryArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        RegistryCommand::Serve => {
+            super::gateway::init_logs(args.log_format);
+            let config = load(args)?;
+            runtime()?.block_on(mlsec_registry::server::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        RegistryCommand::Token { command } => token(args, command),
+        RegistryCommand::Rollback { target, url } => rollback(target, url),
+    }
+}
+
+fn token(args: &RegistryArgs, command: &RegistryTokenCommand) -> anyhow::Result<ExitCode> {
+    let config = load(args)?;
+    let rt = runtime()?;
+    let registry = rt.block_on(mlsec_registry::Registry::open_with(config, false))?;
+    match command {
+        RegistryTokenCommand::Create {
+            name,
+            scopes,
+            expires,
+        } => {
+            let parsed: Vec<Scope> = scopes
+                .iter()
+                .map(|s| s.parse::<Scope>())
+                .collect::<Result<_, _>>()?;
+            if parsed.len() > mlsec_registry::auth::MAX_SCOPES {
+                bail!(
+                    "at most {} scopes per token",
+                    mlsec_registry::auth::MAX_SCOPES
+                );
+            }
+            let expires_at = match expires {
+                Some(e) => Some(
+                    now_ms()
+                        + parse_ttl(e).with_context(|| {
+                            format!(
+                                "--expires {e:?}: expected a number and s, m, h or d (e.g. 30d)"
+                            )
+                        })?,
+                ),
+                None => None,
+            };
+            let (row, token) = new_token(name, &parsed, expires_at);
+            rt.block_on(registry.store.insert_token(&row))?;
+            println!("{token}");
+            eprintln!(
+                "created token {} ({name}; {}){}. This is the only time it is shown: store it now.",
+                row.id,
+                row.scopes.join(" "),
+                expires_at.map_or_else(String::new, |e| format!(
+                    ", expires {}",
+                    mlsec_server_time(e)
+                ))
+            );
+        }
+        RegistryTokenCommand::List => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<14} {:<8} {:<22} {:<40} NAME",
+                "ID", "STATE", "EXPIRES", "SCOPES"
+            )?;
+            for t in rt.block_on(registry.store.tokens())? {
+                let state = if t.revoked {
+                    "revoked"
+                } else if t.expires.is_some_and(|e| e <= now_ms()) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                writeln!(
+                    out,
+                    "{:<14} {:<8} {:<22} {:<40} {}",
+                    t.id,
+                    state,
+                    t.expires
+                        .map_or_else(|| "never".to_owned(), mlsec_server_time),
+                    t.scopes.join(" "),
+                    t.name
+                )?;
+            }
+        }
+        RegistryTokenCommand::Revoke { id } => {
+            if !rt.block_on(registry.store.revoke_token(id))? {
+                bail!("no token with id {id:?}");
+            }
+            eprintln!("revoked token {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mlsec_server_time(ms: i64) -> String {
+    mlsec_gateway::audit::rfc3339((ms / 1000).max(0) as u64)
+}
+
+fn rollback(target: &str, url: &str) -> anyhow::Result<ExitCode> {
+    let Some((name, alias)) = target.rsplit_once('@') else {
+        bail!("{target:?}: expected MODEL@ALIAS");
+    };
+    let Ok(token) = std::env::var("MLSEC_REGISTRY_TOKEN") else {
+        bail!("MLSEC_REGISTRY_TOKEN is not set (a token with write access to {name:?})");
+    };
+    let body = serde_json::json!({"name": name, "alias": alias});
+    let (status, v) = runtime()?
+        .block_on(mlsec_registry::server::call(
+            url,
+            &token,
+            "POST",
+            "/api/2.0/mlsec/aliases/rollback",
+            &body,
+        ))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if status != 200 {
+        let msg = v
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map_or_else(|| v.to_string(), str::to_owned);
+        eprintln!("mlsec: error: rollback of {target} refused ({status}): {msg}");
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    let show = |x: &serde_json::Value| {
+        x.as_i64()
+            .map_or_else(|| "(none)".to_owned(), |n| format!("version {n}"))
+    };
+    println!("{name}@{alias}: {} -> {}", show(&v["from"]), show(&v["to"]));
+    Ok(ExitCode::SUCCESS)
+}
