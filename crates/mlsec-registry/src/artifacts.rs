@@ -66,7 +66,11 @@ pub async fn authorize(s: &Shared, p: &Principal, action: Action, path: &str) ->
                 )));
             }
             match rest {
-                [] | [_] => Ok(()),
+                // The folders above versions list every model: administrators only.
+                [] | [_] if p.is_admin() => Ok(()),
+                [] | [_] => Err(MlError::denied(format!(
+                    "{path}: listing every version needs admin"
+                ))),
                 [env, id, ..] => {
                     let storage = format!("registry/{env}/{id}");
                     let v = s.store.version_by_storage(&storage).await?.ok_or_else(|| {

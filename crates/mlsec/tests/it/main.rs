@@ -4,6 +4,7 @@
 
 mod gateway;
 mod guard;
+mod registry;
 mod sign;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,785 @@
+//! The registry's router, driven without sockets (`oneshot`), on the embedded default and on
+//! the real PostgreSQL (`MLSEC_TEST_POSTGRES_URL`, default `postgres://root@127.0.0.1:5432/test`;
+//! each test makes and drops its own database).
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mlsec_registry::auth::{Scope, new_token};
+use mlsec_registry::config::Config;
+use mlsec_registry::{ROUTES, Rule, Shared, router};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Reg {
+    app: Router,
+    reg: Shared,
+    _dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl Drop for Reg {
+    fn drop(&mut self) {
+        if let Some((admin_url, db)) = self.pg.take() {
+            // Best effort: a new runtime, since drop is not async.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    sqlx::any::install_default_drivers();
+                    if let Ok(pool) = sqlx::AnyPool::connect(&admin_url).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+fn pg_url() -> String {
+    std::env::var("MLSEC_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+}
+
+async fn setup_with(postgres: bool, edit: impl FnOnce(&mut Config)) -> Reg {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().join("data");
+    let mut pg = None;
+    if postgres {
+        sqlx::any::install_default_drivers();
+        let admin = pg_url();
+        let pool = sqlx::AnyPool::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} (MLSEC_TEST_POSTGRES_URL): {e}"));
+        let db = format!("mlsec_reg_{}", &mlsec_registry::store::random_id()[..12]);
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        config.storage.metadata = Some(format!("{base}/{db}"));
+        pg = Some((admin, db));
+    }
+    edit(&mut config);
+    let reg = mlsec_registry::Registry::open(config).await.unwrap();
+    assert_eq!(reg.store.postgres, postgres);
+    Reg {
+        app: router(reg.clone()),
+        reg,
+        _dir: dir,
+        pg,
+    }
+}
+
+async fn setup() -> Reg {
+    setup_with(false, |_| {}).await
+}
+
+impl Reg {
+    async fn token(&self, scopes: &[&str]) -> String {
+        let scopes: Vec<Scope> = scopes.iter().map(|s| s.parse().unwrap()).collect();
+        let (row, token) = new_token("test", &scopes, None);
+        self.reg.store.insert_token(&row).await.unwrap();
+        token
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Body,
+    ) -> (StatusCode, bytes::Bytes) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = match resp.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => bytes::Bytes::from_static(b"<stream error>"),
+        };
+        (status, bytes)
+    }
+
+    async fn call(&self, method: &str, uri: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let b = if method == "GET" {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        };
+        let (s, bytes) = self.raw(method, uri, Some(token), b).await;
+        (s, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn ok(&self, method: &str, uri: &str, token: &str, body: Value) -> Value {
+        let (s, v) = self.call(method, uri, token, body).await;
+        assert_eq!(s, StatusCode::OK, "{method} {uri}: {v}");
+        v
+    }
+
+    /// A run in the Default experiment with `files` uploaded under `model/`.
+    async fn run_with(&self, token: &str, files: &[(&str, &[u8])]) -> String {
+        let r = self
+            .ok(
+                "POST",
+                "/api/2.0/mlflow/runs/create",
+                token,
+                json!({"experiment_id": "0"}),
+            )
+            .await;
+        let run = r["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        for (name, data) in files {
+            let uri = format!("/api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts/model/{name}");
+            let (s, b) = self
+                .raw("PUT", &uri, Some(token), Body::from(data.to_vec()))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{uri}: {b:?}");
+        }
+        run
+    }
+
+    async fn register(&self, token: &str, name: &str, run: &str) -> Value {
+        let _ = self
+            .call(
+                "POST",
+                "/api/2.0/mlflow/registered-models/create",
+                token,
+                json!({"name": name}),
+            )
+            .await;
+        self.ok(
+            "POST",
+            "/api/2.0/mlflow/model-versions/create",
+            token,
+            json!({"name": name, "source": format!("runs:/{run}/model"), "run_id": run}),
+        )
+        .await["model_version"]
+            .clone()
+    }
+}
+
+fn tag<'a>(v: &'a Value, key: &str) -> &'a str {
+    v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == key)
+        .map_or("", |t| t["value"].as_str().unwrap())
+}
+
+/// A pickle that calls os.system when loaded (built here; never loaded).
+fn evil_pickle() -> Vec<u8> {
+    let mut p = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R.".to_vec();
+    p.shrink_to_fit();
+    p
+}
+
+fn npy() -> Vec<u8> {
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }";
+    let mut h = header.to_owned();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(&[0u8; 16]);
+    out
+}
+
+/// A concrete request path for a route pattern.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "m-0123456789abcdef0123456789abcdef")
+        .replace("{key}", "k")
+        .replace("{*path}", "0/r/artifacts/x")
+}
+
+#[tokio::test]
+async fn authorization_covers_every_route() {
+    let r = setup().await;
+    let admin = r.token(&["admin"]).await;
+    // Something to find, so that an empty answer means "filtered", not "nothing there".
+    let run = r.run_with(&admin, &[("weights.npy", &npy())]).await;
+    r.register(&admin, "fraud", &run).await;
+    let nobody = r.token(&["read:model/nothing-*"]).await;
+    for (method, path, rule) in ROUTES {
+        let uri = concrete(path);
+        let body = if *method == "GET" {
+            Body::empty()
+        } else {
+            Body::from("{}")
+        };
+        let (status, bytes) = r.raw(method, &uri, None, body).await;
+        if *rule == Rule::Public {
+            assert_eq!(status, StatusCode::OK, "{method} {path}");
+            continue;
+        }
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a token: {bytes:?}"
+        );
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["error_code"], "UNAUTHENTICATED", "{method} {path}");
+        // A token that grants nothing here: refused, or (searches and listings) answered
+        // with nothing it may not see.
+        let (status, v) = r.call(method, &uri, &nobody, json!({"experiment_ids": ["0"], "name": "fraud", "version": "1", "alias": "a", "run_id": run, "experiment_id": "0", "path": "0"})).await;
+        let refused = matches!(
+            status,
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST
+        );
+        let empty = status == StatusCode::OK
+            && v.as_object().is_some_and(|o| {
+                o.values()
+                    .all(|x| x.as_array().is_some_and(Vec::is_empty) || x.is_null())
+            });
+        assert!(
+            refused || empty,
+            "{method} {path} with an unrelated token: {status} {v}"
+        );
+    }
+    // A wrong or junk token is refused the same way.
+    for bad in ["mlsr_000000000000_x", "junk", &admin.replace('_', "-")] {
+        let (s, _) = r
+            .call(
+                "GET",
+                "/api/2.0/mlflow/registered-models/search",
+                bad,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{bad}");
+    }
+}
+
+async fn versions_flow(r: &Reg) {
+    let writer = r
+        .token(&[
+            "write:experiment/*",
+            "write:model/fraud*",
+            "write:alias/prod",
+        ])
+        .await;
+    let no_alias = r.token(&["write:experiment/*", "write:model/fraud*"]).await;
+    // A pickle that runs a command: recorded as findings, refused a protected alias.
+    let bad_run = r
+        .run_with(
+            &writer,
+            &[("model.pkl", &evil_pickle()), ("MLmodel", b"flavors: {}\n")],
+        )
+        .await;
+    let v1 = r.register(&writer, "fraud", &bad_run).await;
+    assert_eq!(v1["version"], "1");
+    assert_eq!(tag(&v1, "mlsec.scan"), "findings", "{v1}");
+    assert_eq!(tag(&v1, "mlsec.scan.worst"), "critical", "{v1}");
+    assert_eq!(tag(&v1, "mlsec.signature"), "absent");
+    let (s, e) = r
+        .call(
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            &writer,
+            json!({"name": "fraud", "alias": "prod", "version": "1"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("scan"), "{e}");
+    // The legacy stage is gated the same way.
+    let (s, _) = r
+        .call(
+            "POST",
+            "/api/2.0/mlflow/model-versions/transition-stage",
+            &writer,
+            json!({"name": "fraud", "version": "1", "stage": "Production"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Clients cannot forge the record.
+    let (s, _) = r
+        .call(
+            "POST",
+            "/api/2.0/mlflow/model-versions/set-tag",
+            &writer,
+            json!({"name": "fraud", "version": "1", "key": "mlsec.scan", "value": "clean"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // A clean version takes prod, but only with the alias grant.
+    let good_run = r
+        .run_with(
+            &writer,
+            &[("weights.npy", &npy()), ("MLmodel", b"flavors: {}\n")],
+        )
+        .await;
+    let v2 = r.register(&writer, "fraud", &good_run).await;
+    assert_eq!(tag(&v2, "mlsec.scan"), "clean", "{v2}");
+    let (s, _) = r
+        .call(
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            &no_alias,
+            json!({"name": "fraud", "alias": "prod", "version": "2"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/registered-models/alias",
+        &writer,
+        json!({"name": "fraud", "alias": "prod", "version": "2"}),
+    )
+    .await;
+    // Unprotected aliases move freely; history and rollback.
+    for v in ["1", "2", "1"] {
+        r.ok(
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            &no_alias,
+            json!({"name": "fraud", "alias": "staging", "version": v}),
+        )
+        .await;
+    }
+    let back = r
+        .ok(
+            "POST",
+            "/api/2.0/mlsec/aliases/rollback",
+            &no_alias,
+            json!({"name": "fraud", "alias": "staging"}),
+        )
+        .await;
+    assert_eq!(
+        (back["from"].as_i64(), back["to"].as_i64()),
+        (Some(1), Some(2))
+    );
+    let back = r
+        .ok(
+            "POST",
+            "/api/2.0/mlsec/aliases/rollback",
+            &no_alias,
+            json!({"name": "fraud", "alias": "staging"}),
+        )
+        .await;
+    assert_eq!(
+        (back["from"].as_i64(), back["to"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let (s, _) = r
+        .call(
+            "POST",
+            "/api/2.0/mlsec/aliases/rollback",
+            &no_alias,
+            json!({"name": "fraud", "alias": "staging"}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "nothing before the first position"
+    );
+    let got = r
+        .ok(
+            "GET",
+            "/api/2.0/mlflow/registered-models/alias?name=fraud&alias=staging",
+            &no_alias,
+            json!({}),
+        )
+        .await;
+    assert_eq!(got["model_version"]["version"], "1");
+    let h = r
+        .ok(
+            "GET",
+            "/api/2.0/mlsec/aliases/history?name=fraud&alias=staging",
+            &no_alias,
+            json!({}),
+        )
+        .await;
+    assert_eq!(h["history"].as_array().unwrap().len(), 3);
+    // Rolling prod back would land on nothing: refused, prod stays.
+    let (s, _) = r
+        .call(
+            "POST",
+            "/api/2.0/mlsec/aliases/rollback",
+            &no_alias,
+            json!({"name": "fraud", "alias": "prod"}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "prod needs the alias grant even to roll back"
+    );
+    // The version's files download intact; its storage is read-only.
+    let uri = r
+        .ok(
+            "GET",
+            "/api/2.0/mlflow/model-versions/get-download-uri?name=fraud&version=2",
+            &writer,
+            json!({}),
+        )
+        .await;
+    let storage = uri["artifact_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("mlflow-artifacts:/")
+        .to_owned();
+    let (s, body) = r
+        .raw(
+            "GET",
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{storage}/weights.npy"),
+            Some(&writer),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body.as_ref(), npy().as_slice());
+    let list = r
+        .ok(
+            "GET",
+            &format!("/api/2.0/mlflow-artifacts/artifacts?path={storage}"),
+            &writer,
+            json!({}),
+        )
+        .await;
+    let names: Vec<&str> = list["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["MLmodel", "weights.npy"]);
+    let (s, _) = r
+        .raw(
+            "PUT",
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{storage}/weights.npy"),
+            Some(&writer),
+            Body::from("x"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Overwriting the run's copy afterwards does not change the version.
+    let (s, _) = r
+        .raw(
+            "PUT",
+            &format!(
+                "/api/2.0/mlflow-artifacts/artifacts/0/{good_run}/artifacts/model/weights.npy"
+            ),
+            Some(&writer),
+            Body::from("changed"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, body) = r
+        .raw(
+            "GET",
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{storage}/weights.npy"),
+            Some(&writer),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(body.as_ref(), npy().as_slice());
+    // Search is filtered by scope.
+    let other = r.token(&["admin"]).await;
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/registered-models/create",
+        &other,
+        json!({"name": "hr-salaries"}),
+    )
+    .await;
+    let found = r
+        .ok(
+            "GET",
+            "/api/2.0/mlflow/registered-models/search",
+            &writer,
+            json!({}),
+        )
+        .await;
+    let names: Vec<&str> = found["registered_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fraud"]);
+    let found = r
+        .ok(
+            "GET",
+            "/api/2.0/mlflow/model-versions/search?filter=name%3D%27fraud%27",
+            &writer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(found["model_versions"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn versions_are_sealed_scanned_and_protected_aliases_gated() {
+    versions_flow(&setup().await).await;
+}
+
+#[tokio::test]
+async fn the_same_flow_on_postgresql() {
+    versions_flow(&setup_with(true, |_| {}).await).await;
+}
+
+#[tokio::test]
+async fn denies_and_environments_limit_tokens() {
+    let r = setup().await;
+    let admin = r.token(&["admin"]).await;
+    let run = r.run_with(&admin, &[("weights.npy", &npy())]).await;
+    r.register(&admin, "fraud", &run).await;
+    r.register(&admin, "hr-pay", &run).await;
+    let t = r.token(&["read", "!read:model/hr-*"]).await;
+    r.ok(
+        "GET",
+        "/api/2.0/mlflow/registered-models/get?name=fraud",
+        &t,
+        json!({}),
+    )
+    .await;
+    let (s, _) = r
+        .call(
+            "GET",
+            "/api/2.0/mlflow/registered-models/get?name=hr-pay",
+            &t,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = r
+        .call(
+            "GET",
+            "/api/2.0/mlflow/model-versions/get?name=hr-pay&version=1",
+            &t,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Versions land in the policy's environment (dev); a prod-only reader does not see them.
+    let prod = r.token(&["read@prod:model/*"]).await;
+    let (s, _) = r
+        .call(
+            "GET",
+            "/api/2.0/mlflow/model-versions/get?name=fraud&version=1",
+            &prod,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let m = r
+        .ok(
+            "GET",
+            "/api/2.0/mlflow/registered-models/get?name=fraud",
+            &prod,
+            json!({}),
+        )
+        .await;
+    assert!(
+        m["registered_model"]["latest_versions"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{m}"
+    );
+    // Expired and revoked tokens.
+    let (row, expired) = new_token("old", &["read".parse().unwrap()], Some(1));
+    r.reg.store.insert_token(&row).await.unwrap();
+    let (s, v) = r
+        .call(
+            "GET",
+            "/api/2.0/mlflow/registered-models/search",
+            &expired,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(v["message"].as_str().unwrap().contains("expired"));
+    let id = t.split('_').nth(1).unwrap();
+    assert!(r.reg.store.revoke_token(id).await.unwrap());
+    let (s, v) = r
+        .call(
+            "GET",
+            "/api/2.0/mlflow/registered-models/search",
+            &t,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(v["message"].as_str().unwrap().contains("revoked"));
+}
+
+#[tokio::test]
+async fn tampered_or_moved_objects_never_download_as_altered_bytes() {
+    let r = setup().await;
+    let admin = r.token(&["admin"]).await;
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let run = r
+        .run_with(&admin, &[("big.bin", &data), ("small.bin", b"hello")])
+        .await;
+    let base = format!("/api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts/model");
+    let (s, body) = r
+        .raw(
+            "GET",
+            &format!("{base}/big.bin"),
+            Some(&admin),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body.as_ref(), data.as_slice());
+    let big = r
+        .reg
+        .store
+        .artifact(&format!("0/{run}/artifacts/model/big.bin"))
+        .await
+        .unwrap()
+        .unwrap();
+    let small = r
+        .reg
+        .store
+        .artifact(&format!("0/{run}/artifacts/model/small.bin"))
+        .await
+        .unwrap()
+        .unwrap();
+    // At rest: no plaintext.
+    let raw = r.reg.blobs.raw(&big.object).await.unwrap();
+    assert!(!raw.windows(64).any(|w| w == &data[1000..1064]));
+    // One flipped bit in the last segment: the transfer is cut, never completed with bad bytes.
+    let mut bad = raw.to_vec();
+    let at = bad.len() - 10;
+    bad[at] ^= 1;
+    r.reg.blobs.put_raw(&big.object, bad.into()).await.unwrap();
+    let (_, body) = r
+        .raw(
+            "GET",
+            &format!("{base}/big.bin"),
+            Some(&admin),
+            Body::empty(),
+        )
+        .await;
+    assert_ne!(body.as_ref(), data.as_slice());
+    // Swapping two objects' bytes: each fails to open under the other's path.
+    let small_raw = r.reg.blobs.raw(&small.object).await.unwrap();
+    let other = r.run_with(&admin, &[("small.bin", b"hello")]).await;
+    let other_small = r
+        .reg
+        .store
+        .artifact(&format!("0/{other}/artifacts/model/small.bin"))
+        .await
+        .unwrap()
+        .unwrap();
+    r.reg
+        .blobs
+        .put_raw(&other_small.object, small_raw)
+        .await
+        .unwrap();
+    let (_, body) = r
+        .raw(
+            "GET",
+            &format!("/api/2.0/mlflow-artifacts/artifacts/0/{other}/artifacts/model/small.bin"),
+            Some(&admin),
+            Body::empty(),
+        )
+        .await;
+    assert_ne!(body.as_ref(), b"hello");
+}
+
+#[tokio::test]
+async fn hostile_paths_and_bodies_are_refused_with_mlflow_errors() {
+    let r = setup().await;
+    let admin = r.token(&["admin"]).await;
+    let run = r.run_with(&admin, &[("a.bin", b"a")]).await;
+    for path in [
+        format!("0/{run}/artifacts/../../../etc/passwd"),
+        format!("0/{run}/artifacts//x"),
+        format!("0/{run}/artifacts/./x"),
+        format!("0/{run}/artifacts/a%5Cb"),
+        format!("0/{run}/artifacts/a%00b"),
+        "0/not-a-run/artifacts/x".to_owned(),
+        "0/x".to_owned(),
+        "registry/dev/abc/x".to_owned(),
+    ] {
+        let (s, b) = r
+            .raw(
+                "PUT",
+                &format!("/api/2.0/mlflow-artifacts/artifacts/{path}"),
+                Some(&admin),
+                Body::from("x"),
+            )
+            .await;
+        assert!(s.is_client_error(), "{path}: {s} {b:?}");
+    }
+    for (body, code) in [
+        ("not json", "MALFORMED_REQUEST"),
+        ("[1]", "MALFORMED_REQUEST"),
+        ("{}", "INVALID_PARAMETER_VALUE"),
+    ] {
+        let (s, b) = r
+            .raw(
+                "POST",
+                "/api/2.0/mlflow/registered-models/create",
+                Some(&admin),
+                Body::from(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["error_code"], code, "{body}");
+    }
+    for name in ["a/b", "..", "x\u{1}"] {
+        let (s, _) = r
+            .call(
+                "POST",
+                "/api/2.0/mlflow/registered-models/create",
+                &admin,
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{name:?}");
+    }
+    // Sources outside the registry cannot be registered (nothing to scan or seal).
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/registered-models/create",
+        &admin,
+        json!({"name": "m"}),
+    )
+    .await;
+    for source in [
+        "s3://bucket/model",
+        "file:///etc",
+        "/tmp/model",
+        "models:/nope/1",
+        "runs:/nope/model",
+    ] {
+        let (s, v) = r
+            .call(
+                "POST",
+                "/api/2.0/mlflow/model-versions/create",
+                &admin,
+                json!({"name": "m", "source": source}),
+            )
+            .await;
+        assert!(s.is_client_error(), "{source}: {s} {v}");
+    }
+    let (s, v) = r
+        .call("GET", "/api/2.0/mlflow/nothing", &admin, json!({}))
+        .await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("ENDPOINT_NOT_FOUND"))
+    );
+}
