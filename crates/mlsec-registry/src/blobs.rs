@@ -68,6 +68,32 @@ impl Blobs {
         Ok(Blobs::new(Arc::new(fs), kek))
     }
 
+    /// An S3-compatible bucket (`s3://BUCKET[/PREFIX]`). Credentials from the environment.
+    pub fn s3(url: &str, cfg: &crate::config::S3, kek: Kek) -> Result<Blobs, BlobError> {
+        // rustls needs a process-wide provider for https endpoints: ring, as elsewhere.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rest = url.strip_prefix("s3://").unwrap_or(url);
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(e) = &cfg.endpoint {
+            b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
+        }
+        if let Some(r) = &cfg.region {
+            b = b.with_region(r);
+        }
+        b = b.with_allow_http(cfg.allow_http);
+        let s3 = b.build()?;
+        let store: Arc<dyn ObjectStore> = if prefix.trim_matches('/').is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(
+                s3,
+                prefix.trim_matches('/'),
+            ))
+        };
+        Ok(Blobs::new(store, kek))
+    }
+
     pub fn kek(&self) -> &Kek {
         &self.kek
     }

@@ -30,11 +30,25 @@ pub struct Storage {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://...`; default `sqlite://<data_dir>/registry.db`.
     pub metadata: Option<String>,
-    /// A local folder for objects; default `<data_dir>/objects`.
-    pub artifacts: Option<PathBuf>,
+    /// Where objects go: a local folder (default `<data_dir>/objects`) or
+    /// `s3://BUCKET[/PREFIX]` on any S3-compatible store (see `[storage.s3]`; credentials come
+    /// from the usual `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` environment, never from
+    /// this file).
+    pub artifacts: Option<String>,
+    pub s3: S3,
     /// The key-encryption key (64 hex characters); default `<data_dir>/kek`, created on first
     /// start, readable by the owner only.
     pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3 {
+    /// An S3-compatible endpoint (MinIO, Ceph, moto); default AWS.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Allow a plain-http endpoint (loopback test stores).
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +95,7 @@ impl Default for Storage {
             data_dir: PathBuf::from("mlsec-registry"),
             metadata: None,
             artifacts: None,
+            s3: S3::default(),
             key_file: None,
         }
     }
@@ -136,13 +151,15 @@ impl Config {
             }
         };
         fix(&mut self.storage.data_dir);
-        for p in [
-            &mut self.storage.artifacts,
-            &mut self.storage.key_file,
-            &mut self.audit.file,
-        ]
-        .into_iter()
-        .flatten()
+        if let Some(a) = &self.storage.artifacts
+            && !a.starts_with("s3://")
+            && Path::new(a).is_relative()
+        {
+            self.storage.artifacts = Some(base.join(a).display().to_string());
+        }
+        for p in [&mut self.storage.key_file, &mut self.audit.file]
+            .into_iter()
+            .flatten()
         {
             fix(p);
         }
@@ -215,11 +232,12 @@ impl Config {
         })
     }
 
-    pub fn artifacts_dir(&self) -> PathBuf {
+    /// `s3://...` or a local folder.
+    pub fn artifacts_location(&self) -> String {
         self.storage
             .artifacts
             .clone()
-            .unwrap_or_else(|| self.storage.data_dir.join("objects"))
+            .unwrap_or_else(|| self.storage.data_dir.join("objects").display().to_string())
     }
 
     pub fn key_file(&self) -> PathBuf {

@@ -118,7 +118,12 @@ impl Registry {
                 source,
             })?;
         let kek = crypt::Kek::load(&config.key_file(), true)?;
-        let blobs = blobs::Blobs::local(&config.artifacts_dir(), kek)?;
+        let location = config.artifacts_location();
+        let blobs = if location.starts_with("s3://") {
+            blobs::Blobs::s3(&location, &config.storage.s3, kek)?
+        } else {
+            blobs::Blobs::local(std::path::Path::new(&location), kek)?
+        };
         let scratch = data.join("scratch");
         fs_err::create_dir_all(&scratch).map_err(|source| OpenError::Io {
             path: scratch.display().to_string(),

@@ -46,7 +46,7 @@ pub async fn run(config: crate::config::Config) -> Result<(), ServeError> {
         listen = %bound,
         tls = tls.is_some(),
         metadata = %crate::redact_url(&state.config.metadata_url()),
-        artifacts = %state.config.artifacts_dir().display(),
+        artifacts = %state.config.artifacts_location(),
         kek = %state.blobs.kek().id(),
         "mlsec registry listening"
     );
