@@ -357,6 +357,13 @@ pub enum Protocol {
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub name: String,
+    /// The registry model this endpoint serves (`models:/NAME@ALIAS`), for
+    /// `mlsec registry inventory`.
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// Who owns this endpoint (team or person), for `mlsec registry inventory`.
+    #[serde(default)]
+    pub owner: Option<String>,
     #[serde(default)]
     pub protocol: Protocol,
     pub upstreams: Vec<String>,

@@ -542,6 +542,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in ".{0,200}", t in ".{0,40}") {
+            if let Ok(cs) = parse_filter(&s) {
+                for c in cs {
+                    let _ = c.matches(Some(&t));
+                }
+            }
+            let _ = parse_filter(&format!("name LIKE '{t}' AND tags.`{t}` = '{s}'"));
+            let _ = parse_query(&s);
+            let _ = check_name("name", &s);
+            let _ = crate::artifacts::check_path(&s);
+            let _ = crate::auth::token_from_header(&s);
+            let _ = s.parse::<crate::auth::Scope>();
+        }
+    }
+
     #[test]
     fn query_strings() {
         let q = parse_query("name=a%20b&experiment_ids=1&experiment_ids=2&x=%zz+y");

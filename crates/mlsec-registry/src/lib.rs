@@ -30,6 +30,7 @@ pub mod blobs;
 pub mod checks;
 pub mod config;
 pub mod crypt;
+pub mod inventory;
 pub mod models;
 pub mod server;
 pub mod store;

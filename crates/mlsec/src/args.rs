@@ -657,6 +657,23 @@ pub enum RegistryCommand {
         #[command(subcommand)]
         command: RegistryTokenCommand,
     },
+    /// Compare what the registry holds with what runs: Kubernetes/KServe/Seldon manifests and
+    /// the gateway's models. Exit 1 on findings at or above --fail-on, 2 when a file could not
+    /// be read.
+    Inventory {
+        /// Manifest files or folders.
+        paths: Vec<PathBuf>,
+        /// A gateway config whose models (with `registry` and `owner`) are endpoints too.
+        #[arg(long)]
+        gateway: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write the report here instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = SeverityArg::High)]
+        fail_on: SeverityArg,
+    },
     /// Undo the last move of an alias (MODEL@ALIAS), through the running registry so that the
     /// move is authorised and audited. The token comes from MLSEC_REGISTRY_TOKEN.
     Rollback {

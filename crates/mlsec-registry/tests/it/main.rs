@@ -783,3 +783,105 @@ async fn hostile_paths_and_bodies_are_refused_with_mlflow_errors() {
         (StatusCode::NOT_FOUND, Some("ENDPOINT_NOT_FOUND"))
     );
 }
+
+#[tokio::test]
+async fn inventory_compares_the_registry_with_what_runs() {
+    use mlsec_registry::inventory::{endpoints_from_manifests, inventory};
+    let r = setup().await;
+    let admin = r.token(&["admin"]).await;
+    let bad = r.run_with(&admin, &[("model.pkl", &evil_pickle())]).await;
+    let good = r.run_with(&admin, &[("weights.npy", &npy())]).await;
+    r.register(&admin, "fraud", &bad).await; // 1: findings
+    for _ in 2..=4 {
+        r.register(&admin, "fraud", &good).await; // 2, 3, 4: clean
+    }
+    let alias = |a: &str, v: &str| json!({"name": "fraud", "alias": a, "version": v});
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/registered-models/alias",
+        &admin,
+        alias("staging", "1"),
+    )
+    .await;
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/registered-models/alias",
+        &admin,
+        alias("prod", "2"),
+    )
+    .await;
+    r.ok(
+        "DELETE",
+        "/api/2.0/mlflow/model-versions/delete",
+        &admin,
+        json!({"name": "fraud", "version": "3"}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let isvc = |ns: &str, name: &str, uri: &str, owner: bool| {
+        let labels = if owner {
+            "\n  labels:\n    owner: fraud-team"
+        } else {
+            ""
+        };
+        format!(
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: {name}\n  namespace: {ns}{labels}\nspec:\n  predictor:\n    model:\n      modelFormat:\n        name: mlflow\n      storageUri: \"{uri}\"\n"
+        )
+    };
+    let files = [
+        (
+            "prod-staging.yaml",
+            isvc("prod", "a", "models:/fraud@staging", false),
+        ),
+        (
+            "prod-ok.yaml",
+            isvc("prod", "b", "models:/fraud@prod", true),
+        ),
+        ("dev-pinned.yaml", isvc("dev", "c", "models:/fraud/4", true)),
+        (
+            "dev-deleted.yaml",
+            isvc("dev", "d", "models:/fraud/3", true),
+        ),
+        (
+            "dev-unknown.yaml",
+            isvc("dev", "e", "models:/ghost@prod", true),
+        ),
+        (
+            "unrelated.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: b\n".to_owned(),
+        ),
+        ("broken.yaml", "a: [1, 2\n".to_owned()),
+    ];
+    for (name, text) in &files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let (endpoints, errors) = endpoints_from_manifests(&[dir.path().to_path_buf()]);
+    assert_eq!(endpoints.len(), 5, "{endpoints:#?}");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].path.ends_with("broken.yaml"));
+    let report = inventory(&r.reg.store, &r.reg.config.policy, &endpoints)
+        .await
+        .unwrap();
+    let mut got: Vec<(String, String, String)> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let file = f.location.path.rsplit('/').next().unwrap().to_owned();
+            (f.rule.id.to_owned(), file, f.severity.to_string())
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String, String)> = [
+        ("REG001", "dev-pinned.yaml", "medium"),
+        ("REG002", "dev-deleted.yaml", "high"),
+        ("REG003", "prod-staging.yaml", "high"),
+        ("REG004", "prod-staging.yaml", "low"),
+        ("REG005", "prod-staging.yaml", "high"),
+        ("REG005", "registry:fraud@staging", "high"),
+        ("REG006", "dev-unknown.yaml", "high"),
+    ]
+    .iter()
+    .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+    .collect();
+    assert_eq!(got, want, "{:#?}", report.findings);
+}

@@ -9,7 +9,7 @@ use mlsec_registry::config::Config;
 use mlsec_registry::store::now_ms;
 
 use crate::EXIT_ERROR;
-use crate::args::{RegistryArgs, RegistryCommand, RegistryTokenCommand};
+use crate::args::{Format, RegistryArgs, RegistryCommand, RegistryTokenCommand, SeverityArg};
 
 fn load(args: &RegistryArgs) -> anyhow::Result<Config> {
     let c = match &args.config {
@@ -37,7 +37,95 @@ pub fn run(args: &RegistryArgs) -> anyhow::Result<ExitCode> {
         }
         RegistryCommand::Token { command } => token(args, command),
         RegistryCommand::Rollback { target, url } => rollback(target, url),
+        RegistryCommand::Inventory {
+            paths,
+            gateway,
+            format,
+            output,
+            fail_on,
+        } => inventory(
+            args,
+            paths,
+            gateway.as_deref(),
+            *format,
+            output.as_deref(),
+            *fail_on,
+        ),
     }
+}
+
+fn inventory(
+    args: &RegistryArgs,
+    paths: &[std::path::PathBuf],
+    gateway: Option<&std::path::Path>,
+    format: Format,
+    output: Option<&std::path::Path>,
+    fail_on: SeverityArg,
+) -> anyhow::Result<ExitCode> {
+    use mlsec_diagnostics::render;
+    use mlsec_registry::inventory::{Endpoint, endpoints_from_manifests, targets_in};
+    let config = load(args)?;
+    let rt = runtime()?;
+    let registry = rt.block_on(mlsec_registry::Registry::open_with(config, false))?;
+    let (mut endpoints, errors) = endpoints_from_manifests(paths);
+    if let Some(g) = gateway {
+        let gw = mlsec_gateway::config::Config::load(g).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let env = mlsec_scan_deploy::k8s::environment(&g.display().to_string(), None)
+            .unwrap_or(mlsec_scan_deploy::repo::Env::Prod);
+        for m in &gw.models {
+            let targets = m.registry.as_deref().map(targets_in).unwrap_or_default();
+            if m.registry.is_some() && targets.is_empty() {
+                bail!(
+                    "{}: model {:?}: registry = {:?} is not models:/NAME@ALIAS or models:/NAME/N",
+                    g.display(),
+                    m.name,
+                    m.registry
+                );
+            }
+            if targets.is_empty() {
+                continue;
+            }
+            endpoints.push(Endpoint {
+                location: mlsec_diagnostics::Location::file(g.display().to_string()),
+                title: format!("gateway model {}", m.name),
+                env: Some(env),
+                owner: m.owner.clone().filter(|o| !o.trim().is_empty()),
+                targets,
+            });
+        }
+    }
+    let mut report = rt.block_on(mlsec_registry::inventory::inventory(
+        &registry.store,
+        &registry.config.policy,
+        &endpoints,
+    ))?;
+    report.errors = errors;
+    let mut buf = Vec::new();
+    match format {
+        Format::Text => render::text::render(&report, &mut buf, false)?,
+        Format::Json => render::json::render(&report, &mut buf)?,
+        Format::Sarif => render::sarif::render(&report, &mut buf)?,
+    }
+    match output {
+        Some(p) => fs_err::write(p, &buf)?,
+        None => std::io::stdout().lock().write_all(&buf)?,
+    }
+    let _ = render::text::errors(&report, &mut std::io::stderr().lock(), false);
+    eprintln!(
+        "{} endpoint(s) serving registry models, {} finding(s)",
+        endpoints.len(),
+        report.findings.len()
+    );
+    if !report.errors.is_empty() {
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    let fail = super::scan::severity(fail_on)
+        .is_some_and(|t| report.findings.iter().any(|f| f.severity >= t));
+    Ok(if fail {
+        ExitCode::from(crate::EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn token(args: &RegistryArgs, command: &RegistryTokenCommand) -> anyhow::Result<ExitCode> {

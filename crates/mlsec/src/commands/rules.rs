@@ -13,6 +13,7 @@ fn all() -> Vec<&'static Rule> {
     let mut all = mlsec_scan_model::rules::ALL.to_vec();
     all.extend(mlsec_scan_code::RULES.iter().copied());
     all.extend(mlsec_scan_deploy::RULES.iter().copied());
+    all.extend(mlsec_registry::inventory::RULES.iter().copied());
     all.extend(
         mlsec_scan_secrets::Engine::builtin()
             .catalogue()

@@ -14,7 +14,7 @@ use mlsec_walk::{FileScanner, Progress};
 use crate::args::{ColorChoice, Format, MinSeverityArg, ScanArgs, Scanner, SeverityArg};
 use crate::{EXIT_ERROR, EXIT_FINDINGS};
 
-fn severity(s: SeverityArg) -> Option<Severity> {
+pub(super) fn severity(s: SeverityArg) -> Option<Severity> {
     match s {
         SeverityArg::Info => Some(Severity::Info),
         SeverityArg::Low => Some(Severity::Low),

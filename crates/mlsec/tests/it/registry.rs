@@ -275,3 +275,87 @@ fn kill_9_during_an_upload_or_a_registration_leaves_no_partial_file_or_version()
     );
     kill_9(&mut server);
 }
+
+#[test]
+fn inventory_reports_manifests_and_gateway_models_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("registry.toml"), "[storage]\ndata_dir = \"data\"\n").unwrap();
+    std::fs::create_dir(d.join("k8s")).unwrap();
+    std::fs::write(
+        d.join("k8s/isvc.yaml"),
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: fraud\n  namespace: prod\n  labels:\n    owner: risk\nspec:\n  predictor:\n    model:\n      storageUri: models:/ghost@prod\n",
+    )
+    .unwrap();
+    let gw = std::fs::read_to_string(super::repo().join("examples/gateway/gateway.toml"))
+        .unwrap()
+        .replace(
+            "name = \"chat-model\"\n",
+            "name = \"chat-model\"\nregistry = \"models:/chat@staging\"\n",
+        );
+    std::fs::write(d.join("gateway.toml"), gw).unwrap();
+    let out = mlsec(d)
+        .args([
+            "registry",
+            "--config",
+            "registry.toml",
+            "inventory",
+            "k8s",
+            "--gateway",
+            "gateway.toml",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("REG006") && stdout.contains("ghost@prod"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("gateway model chat-model"), "{stdout}");
+    assert!(
+        stdout.contains("REG004"),
+        "the gateway model names no owner: {stdout}"
+    );
+    let out = mlsec(d)
+        .args([
+            "registry",
+            "--config",
+            "registry.toml",
+            "inventory",
+            "k8s",
+            "--format",
+            "sarif",
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["runs"][0]["results"][0]["ruleId"], "REG006");
+    // A junk registry reference in the gateway is an error naming the file and the model.
+    let gw = std::fs::read_to_string(d.join("gateway.toml"))
+        .unwrap()
+        .replace("models:/chat@staging", "chat");
+    std::fs::write(d.join("gateway.toml"), gw).unwrap();
+    let out = mlsec(d)
+        .args([
+            "registry",
+            "--config",
+            "registry.toml",
+            "inventory",
+            "--gateway",
+            "gateway.toml",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("gateway.toml") && stderr.contains("chat-model"),
+        "{stderr}"
+    );
+}
