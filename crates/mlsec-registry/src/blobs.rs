@@ -11,7 +11,7 @@ use futures_util::{Stream, StreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
-use crate::crypt::{Context, CryptError, Kek, Opener, Sealed, Sealer};
+use crate::crypt::{Context, CryptError, Header, Kek, Opener, Sealed, Sealer};
 
 /// Largest single artifact accepted.
 pub const MAX_ARTIFACT_BYTES: u64 = 64 << 30;
@@ -70,8 +70,7 @@ impl Blobs {
 
     /// An S3-compatible bucket (`s3://BUCKET[/PREFIX]`). Credentials from the environment.
     pub fn s3(url: &str, cfg: &crate::config::S3, kek: Kek) -> Result<Blobs, BlobError> {
-        // rustls needs a process-wide provider for https endpoints: ring, as elsewhere.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::crypt::install_crypto_provider();
         let rest = url.strip_prefix("s3://").unwrap_or(url);
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
@@ -111,7 +110,14 @@ impl Blobs {
         let key = new_object_key();
         let upload = self.store.put_multipart(&Path::from(key.as_str())).await?;
         let mut w = WriteMultipart::new(upload);
-        let (mut sealer, header) = Sealer::new(&self.kek, ctx);
+        let (dk, header) = match crate::crypt::seal_header(&self.kek, ctx).await {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = w.abort().await;
+                return Err(e.into());
+            }
+        };
+        let mut sealer = Sealer::new(&dk, ctx);
         w.write(&header);
         let result: Result<Sealed, BlobError> = async {
             while let Some(chunk) = body.next().await {
@@ -151,9 +157,23 @@ impl Blobs {
         sha256: &str,
     ) -> Result<impl Stream<Item = Result<Bytes, BlobError>> + Send + 'static, BlobError> {
         let got = self.store.get(&Path::from(object)).await?;
-        let inner = got.into_stream();
-        let opener = Opener::new(&self.kek, ctx, sha256);
-        Ok(futures_util::stream::unfold(
+        let mut inner = got.into_stream();
+        // The header first: its key is unwrapped (perhaps by OpenBao) before any byte goes out.
+        let mut head = Vec::new();
+        let (header, at) = loop {
+            if let Some(h) = Header::parse(&head)? {
+                break h;
+            }
+            match inner.next().await {
+                Some(chunk) => head.extend_from_slice(&chunk?),
+                None => return Err(CryptError::Truncated.into()),
+            }
+        };
+        let dk = crate::crypt::open_header(&self.kek, ctx, &header).await?;
+        let mut opener = Opener::new(&dk, ctx, sha256);
+        let first = opener.push(&head[at..])?;
+        let first = futures_util::stream::iter((!first.is_empty()).then(|| Ok(Bytes::from(first))));
+        Ok(first.chain(futures_util::stream::unfold(
             (inner, Some(opener)),
             |(mut inner, opener)| async move {
                 let mut opener = opener?;
@@ -176,7 +196,7 @@ impl Blobs {
                     }
                 }
             },
-        ))
+        )))
     }
 
     /// Decrypts an object into memory.
@@ -229,6 +249,51 @@ impl Blobs {
         }
         f.flush().await.map_err(io)?;
         Ok(())
+    }
+
+    /// Rewraps an object's data key under the current key-encryption key: a new object with
+    /// the new header and the same sealed segments (the content is not decrypted). Returns the
+    /// new object's key, or `None` when the object is already under the current key.
+    pub async fn rewrap(&self, object: &str, ctx: &Context) -> Result<Option<String>, BlobError> {
+        let got = self.store.get(&Path::from(object)).await?;
+        let mut inner = got.into_stream();
+        let mut head = Vec::new();
+        let (header, at) = loop {
+            if let Some(h) = Header::parse(&head)? {
+                break h;
+            }
+            match inner.next().await {
+                Some(chunk) => head.extend_from_slice(&chunk?),
+                None => return Err(CryptError::Truncated.into()),
+            }
+        };
+        let Some(new) = self.kek.rewrap(&header, ctx).await? else {
+            return Ok(None);
+        };
+        let key = new_object_key();
+        let upload = self.store.put_multipart(&Path::from(key.as_str())).await?;
+        let mut w = WriteMultipart::new(upload);
+        w.write(&new.to_bytes());
+        w.write(&head[at..]);
+        let copied: Result<(), BlobError> = async {
+            while let Some(chunk) = inner.next().await {
+                let chunk = chunk?;
+                w.wait_for_capacity(4).await?;
+                w.write(&chunk);
+            }
+            Ok(())
+        }
+        .await;
+        match copied {
+            Ok(()) => {
+                w.finish().await?;
+                Ok(Some(key))
+            }
+            Err(e) => {
+                let _ = w.abort().await;
+                Err(e)
+            }
+        }
     }
 
     pub async fn delete(&self, object: &str) -> Result<(), BlobError> {

@@ -36,9 +36,33 @@ pub struct Storage {
     /// this file).
     pub artifacts: Option<String>,
     pub s3: S3,
+    /// Wrap data keys with an OpenBao/Vault transit key instead of the local key file.
+    pub transit: Option<TransitConfig>,
     /// The key-encryption key (64 hex characters); default `<data_dir>/kek`, created on first
     /// start, readable by the owner only.
     pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitConfig {
+    /// `http://127.0.0.1:8200`
+    pub address: String,
+    /// The transit key's name.
+    pub key: String,
+    #[serde(default = "default_mount")]
+    pub mount: String,
+    /// The environment variable holding the token (never the token itself).
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+}
+
+fn default_mount() -> String {
+    "transit".into()
+}
+
+fn default_token_env() -> String {
+    "BAO_TOKEN".into()
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -96,6 +120,7 @@ impl Default for Storage {
             metadata: None,
             artifacts: None,
             s3: S3::default(),
+            transit: None,
             key_file: None,
         }
     }

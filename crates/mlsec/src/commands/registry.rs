@@ -37,6 +37,7 @@ pub fn run(args: &RegistryArgs) -> anyhow::Result<ExitCode> {
         }
         RegistryCommand::Token { command } => token(args, command),
         RegistryCommand::Rollback { target, url } => rollback(target, url),
+        RegistryCommand::Rewrap { rotate, prune } => rewrap(args, *rotate, *prune),
         RegistryCommand::Inventory {
             paths,
             gateway,
@@ -205,6 +206,46 @@ fn token(args: &RegistryArgs, command: &RegistryTokenCommand) -> anyhow::Result<
             }
             eprintln!("revoked token {id}");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rewrap(args: &RegistryArgs, rotate: bool, prune: bool) -> anyhow::Result<ExitCode> {
+    let config = load(args)?;
+    let rt = runtime()?;
+    let key_file = config.key_file();
+    let transit = config.storage.transit.is_some();
+    if rotate && !transit {
+        mlsec_registry::crypt::Kek::rotate_key_file(&key_file)?;
+        eprintln!(
+            "{}: new current key; the old ones stay below it until --prune",
+            key_file.display()
+        );
+    }
+    let registry = rt.block_on(mlsec_registry::Registry::open_with(config, false))?;
+    if rotate
+        && transit
+        && let mlsec_registry::crypt::Kek::Transit(t) = registry.blobs.kek()
+    {
+        rt.block_on(t.rotate())?;
+        eprintln!("transit key {} rotated", t.key);
+    }
+    let done = rt.block_on(registry.rewrap())?;
+    println!(
+        "rewrapped {} object(s) under {}; {} already were; {} changed meanwhile (already current)",
+        done.rewrapped,
+        registry.blobs.kek().id(),
+        done.current,
+        done.raced
+    );
+    if prune {
+        if transit {
+            bail!(
+                "--prune applies to the local key file; in OpenBao, raise the transit key's min_decryption_version"
+            );
+        }
+        let n = mlsec_registry::crypt::Kek::prune_key_file(&key_file)?;
+        eprintln!("{}: dropped {n} old key(s)", key_file.display());
     }
     Ok(ExitCode::SUCCESS)
 }
