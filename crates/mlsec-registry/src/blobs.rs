@@ -34,6 +34,8 @@ pub enum BlobError {
     },
 }
 
+type ByteStream = futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>;
+
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
@@ -148,6 +150,22 @@ impl Blobs {
         }
     }
 
+    /// Opens an object and reads its header: the rest of the stream, the header, the bytes
+    /// read so far and where the segments start in them.
+    async fn head(&self, object: &str) -> Result<(ByteStream, Header, Vec<u8>, usize), BlobError> {
+        let mut inner = self.store.get(&Path::from(object)).await?.into_stream();
+        let mut head = Vec::new();
+        loop {
+            if let Some((h, at)) = Header::parse(&head)? {
+                return Ok((inner, h, head, at));
+            }
+            match inner.next().await {
+                Some(chunk) => head.extend_from_slice(&chunk?),
+                None => return Err(CryptError::Truncated.into()),
+            }
+        }
+    }
+
     /// Decrypts an object as a stream of authenticated plaintext. A failure mid-way ends the
     /// stream with an error (the client sees a cut transfer, never altered bytes).
     pub async fn open_stream(
@@ -156,19 +174,8 @@ impl Blobs {
         ctx: &Context,
         sha256: &str,
     ) -> Result<impl Stream<Item = Result<Bytes, BlobError>> + Send + 'static, BlobError> {
-        let got = self.store.get(&Path::from(object)).await?;
-        let mut inner = got.into_stream();
         // The header first: its key is unwrapped (perhaps by OpenBao) before any byte goes out.
-        let mut head = Vec::new();
-        let (header, at) = loop {
-            if let Some(h) = Header::parse(&head)? {
-                break h;
-            }
-            match inner.next().await {
-                Some(chunk) => head.extend_from_slice(&chunk?),
-                None => return Err(CryptError::Truncated.into()),
-            }
-        };
+        let (inner, header, head, at) = self.head(object).await?;
         let dk = crate::crypt::open_header(&self.kek, ctx, &header).await?;
         let mut opener = Opener::new(&dk, ctx, sha256);
         let first = opener.push(&head[at..])?;
@@ -255,18 +262,7 @@ impl Blobs {
     /// the new header and the same sealed segments (the content is not decrypted). Returns the
     /// new object's key, or `None` when the object is already under the current key.
     pub async fn rewrap(&self, object: &str, ctx: &Context) -> Result<Option<String>, BlobError> {
-        let got = self.store.get(&Path::from(object)).await?;
-        let mut inner = got.into_stream();
-        let mut head = Vec::new();
-        let (header, at) = loop {
-            if let Some(h) = Header::parse(&head)? {
-                break h;
-            }
-            match inner.next().await {
-                Some(chunk) => head.extend_from_slice(&chunk?),
-                None => return Err(CryptError::Truncated.into()),
-            }
-        };
+        let (mut inner, header, head, at) = self.head(object).await?;
         let Some(new) = self.kek.rewrap(&header, ctx).await? else {
             return Ok(None);
         };

@@ -247,10 +247,11 @@ fn write_key_file(
         opts.mode(0o600);
     }
     let mut f = opts.open(&target).map_err(|e| err(e.to_string()))?;
-    let text: String = keys
-        .iter()
-        .map(|k| format!("{}\n", mlsec_server::keys::hex(k)))
-        .collect();
+    let mut text = String::new();
+    for k in keys {
+        text.push_str(&mlsec_server::keys::hex(k));
+        text.push('\n');
+    }
     std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| err(e.to_string()))?;
     f.sync_all().map_err(|e| err(e.to_string()))?;
     if !create_new {

@@ -368,8 +368,10 @@ pub async fn inventory(
     policy: &crate::config::Policy,
     endpoints: &[Endpoint],
 ) -> Result<Report, DbError> {
-    let mut report = Report::default();
-    report.rules = RULES.to_vec();
+    let mut report = Report {
+        rules: RULES.to_vec(),
+        ..Report::default()
+    };
     let versions = store.all_versions().await?;
     let by_key: BTreeMap<(String, i64), &ModelVersion> = versions
         .iter()
@@ -399,19 +401,7 @@ pub async fn inventory(
                     let n = aliases
                         .get(model)
                         .and_then(|a| a.iter().find(|(x, _)| x == alias).map(|(_, n)| *n));
-                    match n.and_then(|n| by_key.get(&(model.clone(), n)).copied()) {
-                        Some(v) => Some(v),
-                        None => {
-                            report.findings.push(finding(
-                                &REG_UNKNOWN,
-                                Severity::High,
-                                ep.location.clone(),
-                                format!("{where_} serves {t}, which the registry does not hold"),
-                                Some(t.to_string()),
-                            ));
-                            continue;
-                        }
-                    }
+                    n.and_then(|n| by_key.get(&(model.clone(), n)).copied())
                 }
                 Target::Version { model, version } => {
                     by_key.get(&(model.clone(), *version)).copied()

@@ -77,6 +77,17 @@ pub(crate) async fn logged_model_for(
     Ok(m)
 }
 
+/// The experiments of `ids` the principal may read (searches filter, never refuse).
+async fn readable_experiments(s: &Shared, p: &Principal, ids: Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for id in ids {
+        if experiment_for(s, p, Action::Read, &id).await.is_ok() {
+            out.push(id);
+        }
+    }
+    out
+}
+
 // ---- experiments
 
 pub async fn create_experiment(
@@ -471,12 +482,7 @@ pub async fn search_runs(
     Extension(p): Extension<Principal>,
     q: Params,
 ) -> Res {
-    let mut ids = Vec::new();
-    for id in q.list("experiment_ids") {
-        if experiment_for(&s, &p, Action::Read, &id).await.is_ok() {
-            ids.push(id);
-        }
-    }
+    let ids = readable_experiments(&s, &p, q.list("experiment_ids")).await;
     let clauses = parse_filter(&q.opt("filter").unwrap_or_default())?;
     let max = q.int("max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
     let runs: Vec<Value> = s
@@ -630,12 +636,7 @@ pub async fn search_logged_models(
     Extension(p): Extension<Principal>,
     q: Params,
 ) -> Res {
-    let mut ids = Vec::new();
-    for id in q.list("experiment_ids") {
-        if experiment_for(&s, &p, Action::Read, &id).await.is_ok() {
-            ids.push(id);
-        }
-    }
+    let ids = readable_experiments(&s, &p, q.list("experiment_ids")).await;
     let clauses = parse_filter(&q.opt("filter").unwrap_or_default())?;
     let max = q.int("max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
     let models: Vec<Value> = s

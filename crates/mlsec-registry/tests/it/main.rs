@@ -1,6 +1,7 @@
 //! The registry's router, driven without sockets (`oneshot`), on the embedded default and on
 //! the real PostgreSQL (`MLSEC_TEST_POSTGRES_URL`, default `postgres://root@127.0.0.1:5432/test`;
 //! each test makes and drops its own database).
+#![allow(clippy::unwrap_used, clippy::struct_field_names)]
 
 use axum::Router;
 use axum::body::Body;
@@ -190,7 +191,7 @@ fn evil_pickle() -> Vec<u8> {
 fn npy() -> Vec<u8> {
     let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }";
     let mut h = header.to_owned();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
