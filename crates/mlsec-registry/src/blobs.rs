@@ -299,6 +299,57 @@ impl Blobs {
         }
     }
 
+    /// Copies an object's stored bytes (encrypted) into a local file; returns its size.
+    pub async fn raw_to_file(&self, object: &str, dest: &FsPath) -> Result<u64, BlobError> {
+        use tokio::io::AsyncWriteExt;
+        let io = |source| BlobError::Io {
+            path: dest.display().to_string(),
+            source,
+        };
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        let mut f = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut s = self.store.get(&Path::from(object)).await?.into_stream();
+        let mut n = 0u64;
+        while let Some(c) = s.next().await {
+            let c = c?;
+            n += c.len() as u64;
+            f.write_all(&c).await.map_err(io)?;
+        }
+        f.flush().await.map_err(io)?;
+        Ok(n)
+    }
+
+    /// Stores a local file's bytes as they are under `object` (a restore).
+    pub async fn put_raw_file(&self, object: &str, src: &FsPath) -> Result<(), BlobError> {
+        use tokio::io::AsyncReadExt;
+        let io = |source| BlobError::Io {
+            path: src.display().to_string(),
+            source,
+        };
+        let mut f = tokio::fs::File::open(src).await.map_err(io)?;
+        let upload = self.store.put_multipart(&Path::from(object)).await?;
+        let mut w = WriteMultipart::new(upload);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let k = match f.read(&mut buf).await {
+                Ok(k) => k,
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(io(e));
+                }
+            };
+            if k == 0 {
+                break;
+            }
+            w.wait_for_capacity(4).await?;
+            w.write(&buf[..k]);
+        }
+        w.finish().await?;
+        Ok(())
+    }
+
     /// Raw object bytes (tests of tampering and of what is at rest).
     pub async fn raw(&self, object: &str) -> Result<Bytes, BlobError> {
         Ok(self.store.get(&Path::from(object)).await?.bytes().await?)

@@ -26,6 +26,7 @@
 pub mod api;
 pub mod artifacts;
 pub mod auth;
+pub mod backup;
 pub mod blobs;
 pub mod checks;
 pub mod config;

@@ -32,6 +32,30 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, name TEXT NOT NULL, salt TEXT NOT NULL, hash TEXT NOT NULL, scopes TEXT NOT NULL, created BIGINT NOT NULL, expires BIGINT, revoked BIGINT NOT NULL)",
 ];
 
+/// A table's name and columns (name, whether BIGINT) as the schema declares them.
+pub fn table_columns(stmt: &str) -> Option<(&str, Vec<(&str, bool)>)> {
+    let rest = stmt.strip_prefix("CREATE TABLE IF NOT EXISTS ")?;
+    let (name, cols) = rest.split_once(" (")?;
+    let cols = cols.strip_suffix(')')?;
+    let mut out = Vec::new();
+    for part in cols.split(", ") {
+        let mut words = part.split_whitespace();
+        let (Some(col), Some(ty)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if col == "PRIMARY" {
+            continue;
+        }
+        out.push((col, ty == "BIGINT"));
+    }
+    Some((name, out))
+}
+
+/// Every table of the schema with its columns, in creation order.
+pub fn tables() -> Vec<(&'static str, Vec<(&'static str, bool)>)> {
+    SCHEMA.iter().filter_map(|s| table_columns(s)).collect()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -1050,6 +1074,100 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| r.try_get("object")).collect()
+    }
+
+    // ---- backup
+
+    /// Every row of every table, read in one transaction (a consistent snapshot), as JSON.
+    pub async fn dump(
+        &self,
+    ) -> Result<Vec<(String, Vec<serde_json::Map<String, Value>>)>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        if self.postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut out = Vec::new();
+        for (table, cols) in tables() {
+            let list = cols.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT {list} FROM {table}");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut dumped = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let mut m = serde_json::Map::new();
+                for (c, int) in &cols {
+                    let v = if *int {
+                        r.try_get::<Option<i64>, _>(*c)?
+                            .map_or(Value::Null, Value::from)
+                    } else {
+                        r.try_get::<Option<String>, _>(*c)?
+                            .map_or(Value::Null, Value::from)
+                    };
+                    m.insert((*c).to_owned(), v);
+                }
+                dumped.push(m);
+            }
+            out.push((table.to_owned(), dumped));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Whether the registry holds nothing but its defaults (a restore target).
+    pub async fn is_empty(&self) -> Result<bool, DbError> {
+        for sql in [
+            "SELECT COUNT(*) AS n FROM registered_models",
+            "SELECT COUNT(*) AS n FROM artifacts",
+            "SELECT COUNT(*) AS n FROM runs",
+            "SELECT COUNT(*) AS n FROM tokens",
+        ] {
+            let n: i64 = sqlx::query(sql).fetch_one(&self.pool).await?.try_get("n")?;
+            if n > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Loads dumped rows in one transaction, replacing the defaults.
+    pub async fn load(
+        &self,
+        data: &[(String, Vec<serde_json::Map<String, Value>>)],
+    ) -> Result<(), DbError> {
+        let known = tables();
+        let mut tx = self.pool.begin().await?;
+        for (table, cols) in &known {
+            let sql = format!("DELETE FROM {table}");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await?;
+            let Some((_, rows)) = data.iter().find(|(t, _)| t == table) else {
+                continue;
+            };
+            let list = cols.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ");
+            let marks = (1..=cols.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("INSERT INTO {table} ({list}) VALUES ({marks})");
+            for row in rows {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for (c, int) in cols {
+                    let v = row.get(*c).unwrap_or(&Value::Null);
+                    q = if *int {
+                        q.bind(v.as_i64())
+                    } else {
+                        q.bind(v.as_str().map(str::to_owned))
+                    };
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     // ---- tokens

@@ -685,6 +685,17 @@ pub enum RegistryCommand {
         #[arg(long)]
         prune: bool,
     },
+    /// Write a consistent backup into a new folder: every table (one snapshot) and every object
+    /// as stored (encrypted). The key-encryption key is not included: keep it apart.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into an empty registry (any stores; the same key-encryption key).
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Undo the last move of an alias (MODEL@ALIAS), through the running registry so that the
     /// move is authorised and audited. The token comes from MLSEC_REGISTRY_TOKEN.
     Rollback {

@@ -1045,3 +1045,95 @@ fn reqwest_client() -> reqwest::Client {
     mlsec_registry::crypt::install_crypto_provider();
     reqwest::Client::new()
 }
+
+#[tokio::test]
+async fn backup_of_the_embedded_default_restores_into_postgresql() {
+    use mlsec_registry::backup::{backup, restore};
+    let src = setup().await;
+    let admin = src.token(&["admin"]).await;
+    let run = src
+        .run_with(
+            &admin,
+            &[("weights.npy", &npy()), ("MLmodel", b"flavors: {}\n")],
+        )
+        .await;
+    src.register(&admin, "fraud", &run).await;
+    src.ok(
+        "POST",
+        "/api/2.0/mlflow/registered-models/alias",
+        &admin,
+        json!({"name": "fraud", "alias": "prod", "version": "1"}),
+    )
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("b1");
+    let m = backup(&src.reg, &dir).await.unwrap();
+    assert_eq!(m.objects, 4, "two run files, two version files");
+    assert_eq!(m.keys, vec![src.reg.blobs.kek().id()]);
+    // Into a folder that is not empty: refused.
+    assert!(backup(&src.reg, &dir).await.is_err());
+    // The backup holds no plaintext.
+    for e in walk(&dir.join("objects")) {
+        let b = std::fs::read(&e).unwrap();
+        assert!(!b.windows(6).any(|w| w == b"NUMPY\x01"), "{}", e.display());
+    }
+
+    // Restore into PostgreSQL with the same key file: the same registry answers.
+    let key_file = src.reg.config.key_file();
+    let dst = setup_with(true, |c| c.storage.key_file = Some(key_file.clone())).await;
+    restore(&dst.reg, &dir).await.unwrap();
+    let got = dst
+        .ok(
+            "GET",
+            "/api/2.0/mlflow/registered-models/alias?name=fraud&alias=prod",
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        got["model_version"]["version"], "1",
+        "tokens, aliases and versions came back"
+    );
+    assert_eq!(tag(&got["model_version"], "mlsec.scan"), "clean");
+    let storage = got["model_version"]["storage_location"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("mlflow-artifacts:/")
+        .to_owned();
+    let (s, body) = dst
+        .raw(
+            "GET",
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{storage}/weights.npy"),
+            Some(&admin),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body.as_ref(), npy().as_slice());
+    // Not into a registry that holds something.
+    let e = restore(&dst.reg, &dir).await.unwrap_err().to_string();
+    assert!(e.contains("not empty"), "{e}");
+
+    // Without the key: refused before anything is written.
+    let other = setup().await;
+    let e = restore(&other.reg, &dir).await.unwrap_err().to_string();
+    assert!(e.contains(&m.keys[0]), "{e}");
+    assert!(other.reg.store.is_empty().await.unwrap());
+    // An unfinished backup (no manifest) or a row count that disagrees: refused.
+    std::fs::remove_file(dir.join("manifest.json")).unwrap();
+    let e = restore(&other.reg, &dir).await.unwrap_err().to_string();
+    assert!(e.contains("manifest.json"), "{e}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

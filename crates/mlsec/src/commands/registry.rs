@@ -38,6 +38,34 @@ pub fn run(args: &RegistryArgs) -> anyhow::Result<ExitCode> {
         RegistryCommand::Token { command } => token(args, command),
         RegistryCommand::Rollback { target, url } => rollback(target, url),
         RegistryCommand::Rewrap { rotate, prune } => rewrap(args, *rotate, *prune),
+        RegistryCommand::Backup { out } => {
+            let config = load(args)?;
+            let rt = runtime()?;
+            let registry = rt.block_on(mlsec_registry::Registry::open_with(config, false))?;
+            let m = rt.block_on(mlsec_registry::backup::backup(&registry, out))?;
+            println!(
+                "{}: {} rows, {} objects ({} bytes, wrapped under {}). The key-encryption key is not in the backup: keep it apart.",
+                out.display(),
+                m.tables.values().sum::<usize>(),
+                m.objects,
+                m.bytes,
+                m.keys.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RegistryCommand::Restore { from } => {
+            let config = load(args)?;
+            let rt = runtime()?;
+            let registry = rt.block_on(mlsec_registry::Registry::open_with(config, false))?;
+            let m = rt.block_on(mlsec_registry::backup::restore(&registry, from))?;
+            println!(
+                "restored {} rows and {} objects from {}",
+                m.tables.values().sum::<usize>(),
+                m.objects,
+                from.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         RegistryCommand::Inventory {
             paths,
             gateway,
