@@ -1137,3 +1137,82 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn signatures_are_verified_against_trusted_keys_and_gate_protected_aliases() {
+    use mlsec_sign::{HashOptions, PrivateKey, Signer, sign};
+    let keys = tempfile::tempdir().unwrap();
+    let key = PrivateKey::generate(mlsec_sign::Curve::P256);
+    let pub_pem = keys.path().join("release.pub");
+    std::fs::write(&pub_pem, key.public_key().to_pem()).unwrap();
+    let r = setup_with(false, |c| {
+        c.policy.require_signature = true;
+        c.policy.trusted_keys = vec![pub_pem.clone()];
+    })
+    .await;
+    let admin = r.token(&["admin"]).await;
+    // A model folder signed with model-signing's format, as `mlsec sign` or model-signing does.
+    let model = keys.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("weights.npy"), npy()).unwrap();
+    std::fs::write(model.join("MLmodel"), "flavors: {}\n").unwrap();
+    let opts = HashOptions {
+        ignore_paths: vec![model.join("model.sig")],
+        ..HashOptions::default()
+    };
+    let signed = sign(&model, &opts, &Signer::Key(&key), None).unwrap();
+    let sig = signed.bundle.to_json();
+    let files = |weights: &[u8]| -> Vec<(String, Vec<u8>)> {
+        vec![
+            ("weights.npy".into(), weights.to_vec()),
+            ("MLmodel".into(), b"flavors: {}\n".to_vec()),
+            ("model.sig".into(), sig.clone()),
+        ]
+    };
+    let upload = async |f: Vec<(String, Vec<u8>)>| {
+        let refs: Vec<(&str, &[u8])> = f.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+        r.run_with(&admin, &refs).await
+    };
+    let good = upload(files(&npy())).await;
+    let v1 = r.register(&admin, "signed", &good).await;
+    assert_eq!(tag(&v1, "mlsec.signature"), "verified", "{v1}");
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/registered-models/alias",
+        &admin,
+        json!({"name": "signed", "alias": "prod", "version": "1"}),
+    )
+    .await;
+    // The weights changed after signing: invalid, and refused prod.
+    let mut other = npy();
+    *other.last_mut().unwrap() ^= 1;
+    let bad = upload(files(&other)).await;
+    let v2 = r.register(&admin, "signed", &bad).await;
+    assert_eq!(tag(&v2, "mlsec.signature"), "invalid", "{v2}");
+    let (s, e) = r
+        .call(
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            &admin,
+            json!({"name": "signed", "alias": "prod", "version": "2"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("signature invalid"),
+        "{e}"
+    );
+    // Unsigned: absent, and refused prod when signatures are required.
+    let unsigned = r.run_with(&admin, &[("weights.npy", &npy())]).await;
+    let v3 = r.register(&admin, "signed", &unsigned).await;
+    assert_eq!(tag(&v3, "mlsec.signature"), "absent");
+    let (s, _) = r
+        .call(
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            &admin,
+            json!({"name": "signed", "alias": "prod", "version": "3"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
