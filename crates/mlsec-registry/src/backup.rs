@@ -226,7 +226,13 @@ pub async fn restore(reg: &Registry, from: &Path) -> Result<Manifest, BackupErro
         }
         let head = read_head(&from.join(object))?;
         if proven.insert(head.kek.clone()) {
-            crate::crypt::open_header(reg.blobs.kek(), &context_of(row), &head)
+            let kek = reg.blobs.keyring().for_header(&head).map_err(|e| {
+                BackupError::Refused(format!(
+                    "objects were wrapped under {}, which this registry cannot use: {e}",
+                    head.kek
+                ))
+            })?;
+            crate::crypt::open_header(kek, &context_of(row), &head)
                 .await
                 .map_err(|e| {
                     BackupError::Refused(format!(

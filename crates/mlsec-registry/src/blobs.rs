@@ -36,16 +36,60 @@ pub enum BlobError {
 
 type ByteStream = futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>;
 
+/// The key-encryption keys: one per environment (objects of a version are wrapped under its
+/// environment's key), and the default one for everything else (run and logged-model files,
+/// and environments without their own).
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    pub default: Kek,
+    pub by_env: Vec<(String, Kek)>,
+}
+
+impl Keyring {
+    pub fn single(kek: Kek) -> Keyring {
+        Keyring {
+            default: kek,
+            by_env: Vec::new(),
+        }
+    }
+
+    /// The key new objects of `env` are wrapped under.
+    pub fn for_env(&self, env: &str) -> &Kek {
+        self.by_env
+            .iter()
+            .find(|(e, _)| e == env)
+            .map_or(&self.default, |(_, k)| k)
+    }
+
+    /// The key that can unwrap a header.
+    pub fn for_header(&self, h: &Header) -> Result<&Kek, CryptError> {
+        std::iter::once(&self.default)
+            .chain(self.by_env.iter().map(|(_, k)| k))
+            .find(|k| k.knows(&h.kek))
+            .ok_or_else(|| CryptError::UnknownKey {
+                found: h.kek.clone(),
+                have: self.ids().join(", "),
+            })
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        std::iter::once(&self.default)
+            .chain(self.by_env.iter().map(|(_, k)| k))
+            .map(Kek::id)
+            .collect()
+    }
+}
+
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
-    kek: Kek,
+    keys: Keyring,
 }
 
 impl std::fmt::Debug for Blobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Blobs")
-            .field("kek", &self.kek)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -56,12 +100,12 @@ fn new_object_key() -> String {
 }
 
 impl Blobs {
-    pub fn new(store: Arc<dyn ObjectStore>, kek: Kek) -> Blobs {
-        Blobs { store, kek }
+    pub fn new(store: Arc<dyn ObjectStore>, keys: Keyring) -> Blobs {
+        Blobs { store, keys }
     }
 
     /// A local folder (created if missing).
-    pub fn local(root: &FsPath, kek: Kek) -> Result<Blobs, BlobError> {
+    pub fn local(root: &FsPath, kek: Keyring) -> Result<Blobs, BlobError> {
         fs_err::create_dir_all(root).map_err(|source| BlobError::Io {
             path: root.display().to_string(),
             source,
@@ -71,7 +115,7 @@ impl Blobs {
     }
 
     /// An S3-compatible bucket (`s3://BUCKET[/PREFIX]`). Credentials from the environment.
-    pub fn s3(url: &str, cfg: &crate::config::S3, kek: Kek) -> Result<Blobs, BlobError> {
+    pub fn s3(url: &str, cfg: &crate::config::S3, kek: Keyring) -> Result<Blobs, BlobError> {
         crate::crypt::install_crypto_provider();
         let rest = url.strip_prefix("s3://").unwrap_or(url);
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -95,8 +139,13 @@ impl Blobs {
         Ok(Blobs::new(store, kek))
     }
 
+    /// The default key-encryption key.
     pub fn kek(&self) -> &Kek {
-        &self.kek
+        &self.keys.default
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keys
     }
 
     /// Encrypts a stream into a new object. On any error the partial upload is aborted.
@@ -112,7 +161,7 @@ impl Blobs {
         let key = new_object_key();
         let upload = self.store.put_multipart(&Path::from(key.as_str())).await?;
         let mut w = WriteMultipart::new(upload);
-        let (dk, header) = match crate::crypt::seal_header(&self.kek, ctx).await {
+        let (dk, header) = match crate::crypt::seal_header(self.keys.for_env(&ctx.env), ctx).await {
             Ok(x) => x,
             Err(e) => {
                 let _ = w.abort().await;
@@ -176,7 +225,7 @@ impl Blobs {
     ) -> Result<impl Stream<Item = Result<Bytes, BlobError>> + Send + 'static, BlobError> {
         // The header first: its key is unwrapped (perhaps by OpenBao) before any byte goes out.
         let (inner, header, head, at) = self.head(object).await?;
-        let dk = crate::crypt::open_header(&self.kek, ctx, &header).await?;
+        let dk = crate::crypt::open_header(self.keys.for_header(&header)?, ctx, &header).await?;
         let mut opener = Opener::new(&dk, ctx, sha256);
         let first = opener.push(&head[at..])?;
         let first = futures_util::stream::iter((!first.is_empty()).then(|| Ok(Bytes::from(first))));
@@ -263,7 +312,7 @@ impl Blobs {
     /// new object's key, or `None` when the object is already under the current key.
     pub async fn rewrap(&self, object: &str, ctx: &Context) -> Result<Option<String>, BlobError> {
         let (mut inner, header, head, at) = self.head(object).await?;
-        let Some(new) = self.kek.rewrap(&header, ctx).await? else {
+        let Some(new) = self.keys.for_env(&ctx.env).rewrap(&header, ctx).await? else {
             return Ok(None);
         };
         let key = new_object_key();

@@ -13,6 +13,52 @@ pub struct Config {
     pub storage: Storage,
     pub policy: Policy,
     pub audit: Audit,
+    /// Environments versions are promoted into, each with its own key and trust.
+    pub environments: Vec<Environment>,
+}
+
+/// An environment: its own key-encryption key, the keys its signatures must come from, and the
+/// aliases that may point only at versions promoted into it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub name: String,
+    /// Its local key file (default `<data_dir>/kek-<name>`, created on first start).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// With `[storage.transit]`: its transit key (default `<transit key>-<name>`).
+    #[serde(default)]
+    pub transit_key: Option<String>,
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+    #[serde(default)]
+    pub require_signature: bool,
+    #[serde(default = "yes")]
+    pub require_clean_scan: bool,
+    /// Aliases that point only at versions in this environment (`prod`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Environment {
+    /// The policy its versions are checked under.
+    pub fn policy(&self, base: &Policy) -> Policy {
+        Policy {
+            env: self.name.clone(),
+            trusted_keys: if self.trusted_keys.is_empty() {
+                base.trusted_keys.clone()
+            } else {
+                self.trusted_keys.clone()
+            },
+            require_signature: self.require_signature,
+            require_clean_scan: self.require_clean_scan,
+            ..base.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +237,11 @@ impl Config {
         for k in &mut self.policy.trusted_keys {
             fix(k);
         }
+        for e in &mut self.environments {
+            for k in e.trusted_keys.iter_mut().chain(e.key_file.as_mut()) {
+                fix(k);
+            }
+        }
         for p in [&mut self.server.tls_cert, &mut self.server.tls_key]
             .into_iter()
             .flatten()
@@ -228,6 +279,35 @@ impl Config {
                 field: "policy.trusted_keys",
                 detail: "require_signature is on but no key is trusted".into(),
             });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for e in &self.environments {
+            if e.name.is_empty()
+                || !e
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(ConfigError::Field {
+                    field: "environments.name",
+                    detail: format!("{:?}: letters, digits, '-' and '_'", e.name),
+                });
+            }
+            if !seen.insert(e.name.as_str()) {
+                return Err(ConfigError::Field {
+                    field: "environments.name",
+                    detail: format!("{:?} is listed twice", e.name),
+                });
+            }
+            if e.require_signature
+                && e.trusted_keys.is_empty()
+                && self.policy.trusted_keys.is_empty()
+            {
+                return Err(ConfigError::Field {
+                    field: "environments.trusted_keys",
+                    detail: format!("{}: require_signature is on but no key is trusted", e.name),
+                });
+            }
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return Err(ConfigError::Field {

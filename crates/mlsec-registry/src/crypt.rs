@@ -438,6 +438,14 @@ impl Kek {
         Ok(keys.len() - 1)
     }
 
+    /// Whether this key-encryption key can unwrap what `id` wrapped.
+    pub fn knows(&self, id: &str) -> bool {
+        match self {
+            Kek::Local(_) => self.local_key(id).is_ok(),
+            Kek::Transit(_) => self.id() == id,
+        }
+    }
+
     /// The id new objects are wrapped under.
     pub fn id(&self) -> String {
         match self {

@@ -119,22 +119,45 @@ impl Registry {
                 url: redact_url(&url),
                 source,
             })?;
-        let kek = match &config.storage.transit {
-            Some(t) => {
-                let token =
-                    std::env::var(&t.token_env).map_err(|_| config::ConfigError::Field {
-                        field: "storage.transit.token_env",
-                        detail: format!("{} is not set", t.token_env),
-                    })?;
-                crypt::Kek::Transit(crypt::Transit::new(&t.address, &t.mount, &t.key, token))
+        let kek_for = |key_file: &std::path::Path,
+                       transit_key: Option<&str>|
+         -> Result<crypt::Kek, OpenError> {
+            match &config.storage.transit {
+                Some(t) => {
+                    let token =
+                        std::env::var(&t.token_env).map_err(|_| config::ConfigError::Field {
+                            field: "storage.transit.token_env",
+                            detail: format!("{} is not set", t.token_env),
+                        })?;
+                    Ok(crypt::Kek::Transit(crypt::Transit::new(
+                        &t.address,
+                        &t.mount,
+                        transit_key.unwrap_or(&t.key),
+                        token,
+                    )))
+                }
+                None => Ok(crypt::Kek::load(key_file, true)?),
             }
-            None => crypt::Kek::load(&config.key_file(), true)?,
         };
+        let mut keys = blobs::Keyring::single(kek_for(&config.key_file(), None)?);
+        for e in &config.environments {
+            let file = e
+                .key_file
+                .clone()
+                .unwrap_or_else(|| data.join(format!("kek-{}", e.name)));
+            let transit = config.storage.transit.as_ref().map(|t| {
+                e.transit_key
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-{}", t.key, e.name))
+            });
+            keys.by_env
+                .push((e.name.clone(), kek_for(&file, transit.as_deref())?));
+        }
         let location = config.artifacts_location();
         let blobs = if location.starts_with("s3://") {
-            blobs::Blobs::s3(&location, &config.storage.s3, kek)?
+            blobs::Blobs::s3(&location, &config.storage.s3, keys)?
         } else {
-            blobs::Blobs::local(std::path::Path::new(&location), kek)?
+            blobs::Blobs::local(std::path::Path::new(&location), keys)?
         };
         let scratch = data.join("scratch");
         fs_err::create_dir_all(&scratch).map_err(|source| OpenError::Io {
@@ -504,6 +527,11 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/2.0/mlsec/aliases/rollback",
         Rule::Model(Action::Write),
     ),
+    (
+        "POST",
+        "/api/2.0/mlsec/model-versions/promote",
+        Rule::Model(Action::Write),
+    ),
     // artifacts
     (
         "GET",
@@ -594,6 +622,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Shared> {
         (_, "/model-versions/delete-tag") => on(filter, m::delete_version_tag),
         (_, "/api/2.0/mlsec/aliases/history") => on(filter, m::alias_history),
         (_, "/api/2.0/mlsec/aliases/rollback") => on(filter, m::rollback_alias),
+        (_, "/api/2.0/mlsec/model-versions/promote") => on(filter, m::promote),
         ("GET", ARTIFACTS) => on(filter, a::list),
         ("GET", _) if path.starts_with(ARTIFACTS) => on(filter, a::download),
         ("PUT", _) if path.starts_with(ARTIFACTS) => on(filter, a::upload),

@@ -418,6 +418,51 @@ pub async fn create_version(
             experiment_for(&s, &p, Action::Read, &run.experiment_id).await?;
         }
     }
+    let v = make_version(
+        &s,
+        NewVersion {
+            name,
+            env,
+            source,
+            src,
+            tags,
+            description: q.opt("description").unwrap_or_default(),
+            policy: s.config.policy.clone(),
+        },
+        |_| Ok(()),
+    )
+    .await?;
+    ok(json!({"model_version": version_value(&s, &v).await?}))
+}
+
+struct NewVersion {
+    name: String,
+    env: String,
+    source: String,
+    src: Source,
+    tags: Vec<crate::store::Tag>,
+    description: String,
+    /// Whose checks apply (the target environment's for a promotion).
+    policy: crate::config::Policy,
+}
+
+/// Copies the source's files into a new version's own storage (sealed under its name, number
+/// and environment), checks them, asks `gate` about the checks and only then makes the version
+/// visible, in one transaction. On any failure the copies are deleted.
+async fn make_version(
+    s: &Shared,
+    n: NewVersion,
+    gate: impl FnOnce(&crate::store::Checks) -> Res<()>,
+) -> Res<ModelVersion> {
+    let NewVersion {
+        name,
+        env,
+        source,
+        src,
+        tags,
+        description,
+        policy,
+    } = n;
     let files = s.store.list_tree(&src.dir).await?;
     if files.is_empty() {
         return Err(MlError::invalid(format!(
@@ -433,8 +478,7 @@ pub async fn create_version(
         MlError::not_found(format!("Registered Model with name={name} not found"))
     })?;
     let storage = format!("registry/{env}/{}", random_id());
-    // Copy into the version's own storage, sealed under its name, number and environment,
-    // and lay the plaintext out in a private folder for the checks.
+    // Lay the plaintext out in a private folder for the checks.
     let scratch = tempfile::Builder::new()
         .prefix("mlsec-registry-check-")
         .tempdir_in(&s.scratch)
@@ -442,7 +486,7 @@ pub async fn create_version(
     let mut rows = Vec::new();
     let mut listed = Vec::new();
     let mut made = Vec::new();
-    let result: Res<()> = async {
+    let result: Res<crate::store::Checks> = async {
         for f in &files {
             let rel = f.path[src.dir.len()..].trim_start_matches('/').to_owned();
             let from = Context {
@@ -479,22 +523,25 @@ pub async fn create_version(
                 version: number,
             });
         }
-        Ok(())
+        let dir = scratch.path().to_path_buf();
+        let checks =
+            tokio::task::spawn_blocking(move || crate::checks::check_dir(&dir, &listed, &policy))
+                .await
+                .map_err(MlError::internal)?;
+        gate(&checks)?;
+        Ok(checks)
     }
     .await;
-    if let Err(e) = result {
-        for o in made {
-            let _ = s.blobs.delete(&o).await;
-        }
-        return Err(e);
-    }
-    let policy = s.config.policy.clone();
-    let dir = scratch.path().to_path_buf();
-    let checks =
-        tokio::task::spawn_blocking(move || crate::checks::check_dir(&dir, &listed, &policy))
-            .await
-            .map_err(MlError::internal)?;
     drop(scratch);
+    let checks = match result {
+        Ok(c) => c,
+        Err(e) => {
+            for o in made {
+                let _ = s.blobs.delete(&o).await;
+            }
+            return Err(e);
+        }
+    };
     let now = now_ms();
     let v = ModelVersion {
         name: name.clone(),
@@ -504,7 +551,7 @@ pub async fn create_version(
         run_id: src.run_id,
         model_id: src.model_id,
         status: "READY".into(),
-        description: q.opt("description").unwrap_or_default(),
+        description,
         created: now,
         updated: now,
         tags,
@@ -513,8 +560,89 @@ pub async fn create_version(
         checks,
     };
     s.store.insert_version(&v, &rows).await?;
-    tracing::info!(model = %name, version = number, scan = %v.checks.scan, signature = %v.checks.signature, "registry: version created");
-    ok(json!({"model_version": version_value(&s, &v).await?}))
+    tracing::info!(model = %name, version = number, env = %v.env, scan = %v.checks.scan, signature = %v.checks.signature, "registry: version created");
+    Ok(v)
+}
+
+/// Promotes a version into another environment: a new version there, copied and re-encrypted
+/// under that environment's key, its checks re-run under that environment's policy (its
+/// trusted keys), and refused unless they pass.
+pub async fn promote(
+    State(s): State<Shared>,
+    Extension(p): Extension<Principal>,
+    q: Params,
+) -> Res {
+    let name = q.req("name")?;
+    let target = q.req("env")?;
+    let Some(env) = s.config.environments.iter().find(|e| e.name == target) else {
+        let known: Vec<&str> = s
+            .config
+            .environments
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        return Err(MlError::invalid(format!(
+            "no environment {target:?} (configured: {})",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    let v = version_for(&s, &p, Action::Read, &name, &q.req("version")?).await?;
+    check_model(&p, Action::Write, &name, Some(&target))?;
+    if v.env == target {
+        return Err(MlError::invalid(format!(
+            "version {} of {name:?} is already in {target}",
+            v.version
+        )));
+    }
+    let policy = env.policy(&s.config.policy);
+    if policy.require_clean_scan && v.checks.scan != "clean" {
+        return Err(MlError::denied(format!(
+            "version {} of {name:?} cannot be promoted to {target}: its scan is {:?} ({})",
+            v.version,
+            v.checks.scan,
+            v.checks.findings.first().cloned().unwrap_or_default()
+        )));
+    }
+    let require_signature = policy.require_signature;
+    let t = target.clone();
+    let n = v.version;
+    let made = make_version(
+        &s,
+        NewVersion {
+            name: name.clone(),
+            env: target.clone(),
+            source: format!("models:/{name}/{}", v.version),
+            src: Source {
+                dir: v.storage.clone(),
+                run_id: v.run_id.clone(),
+                model_id: v.model_id.clone(),
+            },
+            tags: v.tags.clone(),
+            description: v.description.clone(),
+            policy,
+        },
+        move |c| {
+            if c.scan != "clean" {
+                return Err(MlError::denied(format!(
+                    "version {n} cannot be promoted to {t}: its scan is {:?}",
+                    c.scan
+                )));
+            }
+            if require_signature && c.signature != "verified" {
+                return Err(MlError::denied(format!(
+                    "version {n} cannot be promoted to {t}: signature {} ({}); {t} requires one from its trusted keys",
+                    c.signature, c.signature_detail
+                )));
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    ok(json!({"model_version": version_value(&s, &made).await?}))
 }
 
 pub async fn get_version(
@@ -693,6 +821,18 @@ fn check_alias(s: &Shared, p: &Principal, model: &str, alias: &str) -> Res<()> {
 /// What a version must pass before a protected alias may point at it.
 fn gate(s: &Shared, p: &Principal, v: &ModelVersion, alias: &str) -> Res<()> {
     check_alias(s, p, &v.name, alias)?;
+    if let Some(env) = s
+        .config
+        .environments
+        .iter()
+        .find(|e| e.aliases.iter().any(|a| a.eq_ignore_ascii_case(alias)))
+        && env.name != v.env
+    {
+        return Err(MlError::denied(format!(
+            "alias {alias:?} points only at versions promoted to {} (version {} of {:?} is in {}): promote it first",
+            env.name, v.version, v.name, v.env
+        )));
+    }
     if !is_protected(s, alias) {
         return Ok(());
     }

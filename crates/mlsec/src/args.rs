@@ -696,6 +696,18 @@ pub enum RegistryCommand {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Promote a version (MODEL/VERSION) into an environment, through the running registry: a
+    /// new version there, re-encrypted under its key and checked against its trusted keys. The
+    /// token comes from MLSEC_REGISTRY_TOKEN.
+    Promote {
+        /// MODEL/VERSION
+        target: String,
+        /// The environment (from [[environments]]).
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "http://127.0.0.1:5000")]
+        url: String,
+    },
     /// Undo the last move of an alias (MODEL@ALIAS), through the running registry so that the
     /// move is authorised and audited. The token comes from MLSEC_REGISTRY_TOKEN.
     Rollback {

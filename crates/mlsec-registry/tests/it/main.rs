@@ -1216,3 +1216,186 @@ async fn signatures_are_verified_against_trusted_keys_and_gate_protected_aliases
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn promotion_copies_into_the_environment_under_its_key_and_its_trust() {
+    use mlsec_sign::{HashOptions, PrivateKey, Signer, sign};
+    let keys = tempfile::tempdir().unwrap();
+    let key = PrivateKey::generate(mlsec_sign::Curve::P256);
+    let pub_pem = keys.path().join("release.pub");
+    std::fs::write(&pub_pem, key.public_key().to_pem()).unwrap();
+    let r = setup_with(false, |c| {
+        c.environments = vec![mlsec_registry::config::Environment {
+            name: "prod".into(),
+            key_file: None,
+            transit_key: None,
+            trusted_keys: vec![pub_pem.clone()],
+            require_signature: true,
+            require_clean_scan: true,
+            aliases: vec!["prod".into()],
+        }];
+    })
+    .await;
+    let admin = r.token(&["admin"]).await;
+    let model = keys.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("weights.npy"), npy()).unwrap();
+    let opts = HashOptions {
+        ignore_paths: vec![model.join("model.sig")],
+        ..HashOptions::default()
+    };
+    let sig = sign(&model, &opts, &Signer::Key(&key), None)
+        .unwrap()
+        .bundle
+        .to_json();
+    let signed = r
+        .run_with(&admin, &[("weights.npy", &npy()), ("model.sig", &sig)])
+        .await;
+    let v1 = r.register(&admin, "fraud", &signed).await;
+    assert_eq!(tag(&v1, "mlsec.env"), "dev");
+    let alias = |v: &str| json!({"name": "fraud", "alias": "prod", "version": v});
+    let (s, e) = r
+        .call(
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            &admin,
+            alias("1"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(
+        e["message"].as_str().unwrap().contains("promoted to prod"),
+        "{e}"
+    );
+    let promote = |v: &str| json!({"name": "fraud", "version": v, "env": "prod"});
+    let dev_only = r.token(&["write@dev:model/*", "read:model/*"]).await;
+    let (s, e) = r
+        .call(
+            "POST",
+            "/api/2.0/mlsec/model-versions/promote",
+            &dev_only,
+            promote("1"),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "promoting needs write in the target environment: {e}"
+    );
+    let v2 = r
+        .ok(
+            "POST",
+            "/api/2.0/mlsec/model-versions/promote",
+            &admin,
+            promote("1"),
+        )
+        .await["model_version"]
+        .clone();
+    assert_eq!(
+        (
+            v2["version"].as_str(),
+            tag(&v2, "mlsec.env"),
+            tag(&v2, "mlsec.signature")
+        ),
+        (Some("2"), "prod", "verified")
+    );
+    assert_eq!(v2["source"], "models:/fraud/1");
+    // Its files are wrapped under prod's own key.
+    let storage = v2["storage_location"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("mlflow-artifacts:/")
+        .to_owned();
+    let a = r
+        .reg
+        .store
+        .artifact(&format!("{storage}/weights.npy"))
+        .await
+        .unwrap()
+        .unwrap();
+    let (h, _) = mlsec_registry::crypt::Header::parse(&r.reg.blobs.raw(&a.object).await.unwrap())
+        .unwrap()
+        .unwrap();
+    let prod_kek = r.reg.blobs.keyring().for_env("prod").id();
+    assert_eq!(h.kek, prod_kek);
+    assert_ne!(prod_kek, r.reg.blobs.kek().id());
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/registered-models/alias",
+        &admin,
+        alias("2"),
+    )
+    .await;
+    let (s, body) = r
+        .raw(
+            "GET",
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{storage}/weights.npy"),
+            Some(&admin),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!((s, body.as_ref()), (StatusCode::OK, npy().as_slice()));
+    // A dev-only reader does not see the prod copy.
+    let dev_reader = r.token(&["read@dev:model/*"]).await;
+    let (s, _) = r
+        .call(
+            "GET",
+            "/api/2.0/mlflow/model-versions/get?name=fraud&version=2",
+            &dev_reader,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Unsigned or flagged versions are refused, and leave no version behind.
+    let unsigned = r.run_with(&admin, &[("weights.npy", &npy())]).await;
+    r.register(&admin, "fraud", &unsigned).await; // 3
+    let (s, e) = r
+        .call(
+            "POST",
+            "/api/2.0/mlsec/model-versions/promote",
+            &admin,
+            promote("3"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(
+        e["message"].as_str().unwrap().contains("signature absent"),
+        "{e}"
+    );
+    let evil = r.run_with(&admin, &[("model.pkl", &evil_pickle())]).await;
+    let v = r.register(&admin, "fraud", &evil).await;
+    let (s, e) = r
+        .call(
+            "POST",
+            "/api/2.0/mlsec/model-versions/promote",
+            &admin,
+            promote(v["version"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(e["message"].as_str().unwrap().contains("scan"), "{e}");
+    let all = r
+        .ok(
+            "GET",
+            "/api/2.0/mlflow/model-versions/search?filter=name%3D%27fraud%27",
+            &admin,
+            json!({}),
+        )
+        .await;
+    let envs: Vec<&str> = all["model_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| tag(v, "mlsec.env"))
+        .collect();
+    assert_eq!(envs.iter().filter(|e| **e == "prod").count(), 1, "{envs:?}");
+    let (s, _) = r
+        .call(
+            "POST",
+            "/api/2.0/mlsec/model-versions/promote",
+            &admin,
+            json!({"name": "fraud", "version": "1", "env": "moon"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

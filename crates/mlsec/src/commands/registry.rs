@@ -37,6 +37,7 @@ pub fn run(args: &RegistryArgs) -> anyhow::Result<ExitCode> {
         }
         RegistryCommand::Token { command } => token(args, command),
         RegistryCommand::Rollback { target, url } => rollback(target, url),
+        RegistryCommand::Promote { target, to, url } => promote(target, to, url),
         RegistryCommand::Rewrap { rotate, prune } => rewrap(args, *rotate, *prune),
         RegistryCommand::Backup { out } => {
             let config = load(args)?;
@@ -280,6 +281,39 @@ fn rewrap(args: &RegistryArgs, rotate: bool, prune: bool) -> anyhow::Result<Exit
 
 fn mlsec_server_time(ms: i64) -> String {
     mlsec_gateway::audit::rfc3339((ms / 1000).max(0) as u64)
+}
+
+fn promote(target: &str, to: &str, url: &str) -> anyhow::Result<ExitCode> {
+    let Some((name, version)) = target.rsplit_once('/') else {
+        bail!("{target:?}: expected MODEL/VERSION");
+    };
+    let Ok(token) = std::env::var("MLSEC_REGISTRY_TOKEN") else {
+        bail!("MLSEC_REGISTRY_TOKEN is not set (a token with write access to {name:?} in {to})");
+    };
+    let body = serde_json::json!({"name": name, "version": version, "env": to});
+    let (status, v) = runtime()?
+        .block_on(mlsec_registry::server::call(
+            url,
+            &token,
+            "POST",
+            "/api/2.0/mlsec/model-versions/promote",
+            &body,
+        ))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if status != 200 {
+        let msg = v
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map_or_else(|| v.to_string(), str::to_owned);
+        eprintln!("mlsec: error: promotion of {target} to {to} refused ({status}): {msg}");
+        return Ok(ExitCode::from(EXIT_ERROR));
+    }
+    let mv = &v["model_version"];
+    println!(
+        "{target} -> {name}/{} in {to}",
+        mv["version"].as_str().unwrap_or("?")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn rollback(target: &str, url: &str) -> anyhow::Result<ExitCode> {
