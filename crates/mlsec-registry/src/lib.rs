@@ -32,6 +32,7 @@ pub mod checks;
 pub mod config;
 pub mod crypt;
 pub mod inventory;
+pub mod metrics;
 pub mod models;
 pub mod server;
 pub mod store;
@@ -43,7 +44,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -59,6 +60,7 @@ pub struct Registry {
     pub audit: Option<mlsec_server::audit::AuditLog>,
     /// Private folder where version files are laid out for the checks.
     pub scratch: PathBuf,
+    pub metrics: metrics::Metrics,
 }
 
 pub type Shared = Arc<Registry>;
@@ -180,6 +182,7 @@ impl Registry {
             config,
             audit,
             scratch,
+            metrics: metrics::Metrics::default(),
         }))
     }
 }
@@ -246,6 +249,8 @@ impl Registry {
 pub enum Rule {
     /// Health and version: no token.
     Public,
+    /// An admin token (metrics).
+    Admin,
     /// A valid token, then the handler checks `Action` on the experiment the request names.
     Experiment(Action),
     /// A valid token, then the handler checks `Action` on the model (and version environment).
@@ -261,6 +266,7 @@ const ARTIFACTS: &str = "/api/2.0/mlflow-artifacts/artifacts";
 pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("GET", "/health", Rule::Public),
     ("GET", "/version", Rule::Public),
+    ("GET", "/metrics", Rule::Admin),
     // experiments
     (
         "POST",
@@ -572,6 +578,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Shared> {
     match (method, rest) {
         (_, "/health") => on(filter, || async { "OK" }),
         (_, "/version") => on(filter, || async { env!("CARGO_PKG_VERSION") }),
+        (_, "/metrics") => on(filter, metrics_route),
         (_, "/experiments/create") => on(filter, t::create_experiment),
         (_, "/experiments/get") => on(filter, t::get_experiment),
         (_, "/experiments/get-by-name") => on(filter, t::get_experiment_by_name),
@@ -637,14 +644,26 @@ pub fn router(state: Shared) -> Router {
     let mut r: Router<Shared> = Router::new();
     for (method, path, rule) in ROUTES {
         let h = handler(method, path);
-        let h = if *rule == Rule::Public {
-            h
-        } else {
-            h.route_layer(axum::middleware::from_fn_with_state(
+        let h = match rule {
+            Rule::Public => h,
+            Rule::Admin => h
+                .route_layer(axum::middleware::from_fn(require_admin))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    authenticate,
+                )),
+            _ => h.route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 authenticate,
-            ))
+            )),
         };
+        let path: &'static str = path;
+        let h = h.layer(axum::middleware::map_response(
+            move |mut resp: Response| async move {
+                resp.extensions_mut().insert(Pattern(path));
+                resp
+            },
+        ));
         r = r.route(path, h);
     }
     r.fallback(|req: Request| async move {
@@ -673,6 +692,21 @@ pub fn router(state: Shared) -> Router {
     .layer(axum::middleware::from_fn_with_state(state.clone(), audit))
     .with_state(state)
 }
+
+async fn metrics_route(State(s): State<Shared>) -> Response {
+    mlsec_server::listen::openmetrics(s.metrics.encode())
+}
+
+async fn require_admin(req: Request, next: Next) -> Response {
+    match req.extensions().get::<Principal>() {
+        Some(p) if p.is_admin() => next.run(req).await,
+        _ => MlError::denied("this route needs an admin token").into_response(),
+    }
+}
+
+/// The route pattern that answered, for metric labels (a closed set).
+#[derive(Debug, Clone, Copy)]
+struct Pattern(&'static str);
 
 /// Who made the request, for the audit layer (set by [`authenticate`]).
 #[derive(Debug, Clone)]
@@ -711,6 +745,25 @@ async fn audit(State(s): State<Shared>, req: Request, next: Next) -> Response {
         None => req.uri().path().to_owned(),
     };
     let resp = next.run(req).await;
+    let pattern = resp
+        .extensions()
+        .get::<Pattern>()
+        .map_or("unmatched", |p| p.0);
+    s.metrics
+        .requests
+        .get_or_create(&metrics::Req {
+            route: pattern,
+            method: metrics::closed(
+                method.as_str(),
+                &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
+            ),
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    s.metrics
+        .duration
+        .get_or_create(&metrics::Route { route: pattern })
+        .observe(start.elapsed().as_secs_f64());
     if let Some(log) = &s.audit {
         let principal = resp.extensions().get::<Who>().map(|w| w.0.clone());
         let error = resp.extensions().get::<ErrorCode>().map(|c| c.0.to_owned());
@@ -730,6 +783,5 @@ async fn audit(State(s): State<Shared>, req: Request, next: Next) -> Response {
             ..Default::default()
         });
     }
-    let _ = Method::GET;
     resp
 }

@@ -560,6 +560,17 @@ async fn make_version(
         checks,
     };
     s.store.insert_version(&v, &rows).await?;
+    s.metrics
+        .versions
+        .get_or_create(&crate::metrics::Made {
+            env: v.env.clone(),
+            scan: crate::metrics::closed(&v.checks.scan, &["clean", "findings", "error"]),
+            signature: crate::metrics::closed(
+                &v.checks.signature,
+                &["verified", "absent", "invalid", "error"],
+            ),
+        })
+        .inc();
     tracing::info!(model = %name, version = number, env = %v.env, scan = %v.checks.scan, signature = %v.checks.signature, "registry: version created");
     Ok(v)
 }

@@ -1399,3 +1399,32 @@ async fn promotion_copies_into_the_environment_under_its_key_and_its_trust() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern_and_versions_by_outcome_for_admins_only() {
+    let r = setup().await;
+    let admin = r.token(&["admin"]).await;
+    let run = r.run_with(&admin, &[("model.pkl", &evil_pickle())]).await;
+    r.register(&admin, "m", &run).await;
+    // A client-made path does not make a series.
+    let _ = r
+        .call(
+            "GET",
+            "/api/2.0/mlflow/made-up-by-a-client-1234",
+            &admin,
+            json!({}),
+        )
+        .await;
+    let (s, body) = r.raw("GET", "/metrics", Some(&admin), Body::empty()).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains(r#"mlsec_registry_requests_total{route="/api/2.0/mlflow/model-versions/create",method="POST",status="200"} 1"#), "{text}");
+    assert!(text.contains(r#"mlsec_registry_versions_created_total{env="dev",scan="findings",signature="absent"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"route="unmatched""#) && !text.contains("made-up"),
+        "{text}"
+    );
+    let reader = r.token(&["read"]).await;
+    let (s, _) = r.raw("GET", "/metrics", Some(&reader), Body::empty()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
