@@ -300,6 +300,8 @@ pub enum AuthError {
     Revoked(String),
     #[error("token store unavailable")]
     Store,
+    #[error("JWT refused: {0}")]
+    Jwt(String),
 }
 
 /// The token carried by an `Authorization` header value.

@@ -15,6 +15,11 @@ pub struct Config {
     pub audit: Audit,
     /// Environments versions are promoted into, each with its own key and trust.
     pub environments: Vec<Environment>,
+    /// OIDC/JWT issuers whose tokens are accepted beside the registry's own (`[[jwt]]`, the
+    /// gateway's format: `policies` maps a claim value to a name in `jwt_scopes`).
+    pub jwt: Vec<mlsec_server::jwt::JwtConfig>,
+    /// Scope sets for JWT principals: name -> scopes.
+    pub jwt_scopes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// An environment: its own key-encryption key, the keys its signatures must come from, and the
@@ -237,6 +242,11 @@ impl Config {
         for k in &mut self.policy.trusted_keys {
             fix(k);
         }
+        for j in &mut self.jwt {
+            if let Some(f) = j.jwks_file.as_mut() {
+                fix(f);
+            }
+        }
         for e in &mut self.environments {
             for k in e.trusted_keys.iter_mut().chain(e.key_file.as_mut()) {
                 fix(k);
@@ -279,6 +289,29 @@ impl Config {
                 field: "policy.trusted_keys",
                 detail: "require_signature is on but no key is trusted".into(),
             });
+        }
+        for j in &self.jwt {
+            if j.jwks_file.is_none() && j.jwks_url.is_none() {
+                return Err(ConfigError::Field {
+                    field: "jwt.jwks_file",
+                    detail: format!("issuer {}: jwks_file or jwks_url is needed", j.issuer),
+                });
+            }
+            for name in j.policies.values() {
+                let Some(scopes) = self.jwt_scopes.get(name) else {
+                    return Err(ConfigError::Field {
+                        field: "jwt.policies",
+                        detail: format!("issuer {}: no jwt_scopes entry named {name:?}", j.issuer),
+                    });
+                };
+                for sc in scopes {
+                    sc.parse::<crate::auth::Scope>()
+                        .map_err(|e| ConfigError::Field {
+                            field: "jwt_scopes",
+                            detail: format!("{name}: {e}"),
+                        })?;
+                }
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for e in &self.environments {

@@ -61,6 +61,8 @@ pub struct Registry {
     /// Private folder where version files are laid out for the checks.
     pub scratch: PathBuf,
     pub metrics: metrics::Metrics,
+    /// OIDC/JWT issuers, when configured, and the fetcher for their JWKS URLs.
+    pub jwt: Option<(mlsec_server::jwt::Verifier, mlsec_server::jwt::Fetch)>,
 }
 
 pub type Shared = Arc<Registry>;
@@ -171,6 +173,37 @@ impl Registry {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o700));
         }
+        let jwt = if config.jwt.is_empty() {
+            None
+        } else {
+            let fetch = jwks_fetcher();
+            let mut issuers = Vec::new();
+            for j in &config.jwt {
+                let source = match (&j.jwks_file, &j.jwks_url) {
+                    (Some(f), _) => mlsec_server::jwt::JwksSource::Inline(
+                        fs_err::read_to_string(f).map_err(|source| OpenError::Io {
+                            path: f.display().to_string(),
+                            source,
+                        })?,
+                    ),
+                    (None, Some(u)) => mlsec_server::jwt::JwksSource::Url(u.clone()),
+                    (None, None) => unreachable!("validate() requires one"),
+                };
+                let issuer = mlsec_server::jwt::Issuer::new(j.clone(), &source).map_err(|e| {
+                    config::ConfigError::Field {
+                        field: "jwt",
+                        detail: format!("issuer {}: {e}", j.issuer),
+                    }
+                })?;
+                if issuer.is_remote()
+                    && let Err(e) = issuer.refresh(&fetch).await
+                {
+                    tracing::error!(issuer = %j.issuer, error = %e, "could not fetch the issuer's JWKS; its tokens are refused until a fetch succeeds");
+                }
+                issuers.push(Arc::new(issuer));
+            }
+            Some((mlsec_server::jwt::Verifier { issuers }, fetch))
+        };
         let audit = if audit {
             Some(mlsec_server::audit::AuditLog::open(&config.audit_file())?)
         } else {
@@ -183,8 +216,61 @@ impl Registry {
             audit,
             scratch,
             metrics: metrics::Metrics::default(),
+            jwt,
         }))
     }
+}
+
+/// Fetches JWKS documents (bounded, 10 s) with reqwest.
+fn jwks_fetcher() -> mlsec_server::jwt::Fetch {
+    crypt::install_crypto_provider();
+    let client = reqwest::Client::new();
+    Arc::new(move |url: String| {
+        let client = client.clone();
+        Box::pin(async move {
+            let resp = client
+                .get(&url)
+                .timeout(std::time::Duration::from_secs(10))
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("{url}: HTTP {}", resp.status()));
+            }
+            let body = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+            if body.len() > mlsec_server::jwt::MAX_JWKS_BYTES {
+                return Err(format!(
+                    "{url}: larger than {} bytes",
+                    mlsec_server::jwt::MAX_JWKS_BYTES
+                ));
+            }
+            String::from_utf8(body.to_vec()).map_err(|_| format!("{url}: not UTF-8"))
+        })
+    })
+}
+
+/// Who a presented token is: a registry token, or a JWT from a configured issuer.
+async fn principal_for(s: &Registry, token: &str) -> Result<Principal, auth::AuthError> {
+    if token.starts_with(auth::TOKEN_PREFIX) {
+        return auth::authenticate(&s.store, token).await;
+    }
+    let Some((verifier, fetch)) = &s.jwt else {
+        return Err(auth::AuthError::Invalid);
+    };
+    let v = verifier
+        .verify(token, fetch)
+        .await
+        .map_err(|e| auth::AuthError::Jwt(e.to_string()))?;
+    let scopes = s
+        .config
+        .jwt_scopes
+        .get(&v.policy)
+        .map(|list| list.iter().filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_default();
+    Ok(Principal {
+        id: format!("jwt:{}", v.subject),
+        scopes,
+    })
 }
 
 /// What [`Registry::rewrap`] did.
@@ -720,7 +806,7 @@ async fn authenticate(State(s): State<Shared>, mut req: Request, next: Next) -> 
     let result = match header {
         None => Err(auth::AuthError::Missing),
         Some(h) => match auth::token_from_header(h) {
-            Ok(t) => auth::authenticate(&s.store, &t).await,
+            Ok(t) => principal_for(&s, &t).await,
             Err(e) => Err(e),
         },
     };

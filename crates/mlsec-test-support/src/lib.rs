@@ -8,7 +8,9 @@
 //! * [`corpus`]: a generated, labelled ML repository (`.env`, notebooks, cloud credentials,
 //!   Kubernetes Secrets, decoys for every suppressor) that tests score exactly and
 //!   `benches/secrets_bench.py` scores other tools on.
+//! * [`idp::Idp`]: an Ed25519 identity provider made at test time: its JWKS and signed JWTs.
 #![forbid(unsafe_code)]
 
 pub mod corpus;
+pub mod idp;
 pub mod templates;

@@ -1428,3 +1428,80 @@ async fn metrics_count_requests_by_route_pattern_and_versions_by_outcome_for_adm
     let (s, _) = r.raw("GET", "/metrics", Some(&reader), Body::empty()).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn oidc_tokens_map_claims_to_scope_sets() {
+    let idp = mlsec_test_support::idp::Idp::new();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, idp.jwks.to_string()).unwrap();
+    let r = setup_with(false, |c| {
+        c.jwt = vec![toml::from_str(&format!(
+            "issuer = \"https://idp.test\"\naudience = [\"mlsec-registry\"]\njwks_file = {:?}\npolicy_claim = \"groups\"\npolicies = {{ ml-team = \"engineers\", auditors = \"readers\" }}\n",
+            jwks.display().to_string()
+        ))
+        .unwrap()];
+        c.jwt_scopes.insert("engineers".into(), vec!["write:model/*".into(), "write:experiment/*".into()]);
+        c.jwt_scopes.insert("readers".into(), vec!["read:model/*".into()]);
+    })
+    .await;
+    let claims = |groups: &[&str], aud: &str, exp: u64| json!({"iss": "https://idp.test", "aud": aud, "sub": "alice", "groups": groups, "exp": exp, "iat": mlsec_test_support::idp::Idp::now()});
+    let later = mlsec_test_support::idp::Idp::now() + 600;
+    let eng = idp.token(&claims(&["ml-team"], "mlsec-registry", later));
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/registered-models/create",
+        &eng,
+        json!({"name": "fraud"}),
+    )
+    .await;
+    let reader = idp.token(&claims(&["auditors"], "mlsec-registry", later));
+    r.ok(
+        "GET",
+        "/api/2.0/mlflow/registered-models/get?name=fraud",
+        &reader,
+        json!({}),
+    )
+    .await;
+    let (s, _) = r
+        .call(
+            "POST",
+            "/api/2.0/mlflow/registered-models/create",
+            &reader,
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    for (bad, why) in [
+        (
+            idp.token(&claims(&["ml-team"], "someone-else", later)),
+            "audience",
+        ),
+        (
+            idp.token(&claims(&["ml-team"], "mlsec-registry", 1000)),
+            "expired",
+        ),
+        (
+            idp.token(&claims(&["visitors"], "mlsec-registry", later)),
+            "no group",
+        ),
+        (
+            mlsec_test_support::idp::Idp::new().token(&claims(
+                &["ml-team"],
+                "mlsec-registry",
+                later,
+            )),
+            "another key",
+        ),
+    ] {
+        let (s, v) = r
+            .call(
+                "GET",
+                "/api/2.0/mlflow/registered-models/get?name=fraud",
+                &bad,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{why}: {v}");
+    }
+}
