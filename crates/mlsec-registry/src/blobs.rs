@@ -36,6 +36,66 @@ pub enum BlobError {
 
 type ByteStream = futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>;
 
+/// Bytes read per step from a local object. object_store reads local files 8 KiB per blocking
+/// task, which costs more than the decryption; whole segments per task keep downloads at disk
+/// speed.
+pub const LOCAL_READ: usize = crate::crypt::SEGMENT + crate::crypt::TAG;
+
+/// An object's bytes as a stream: local files in [`LOCAL_READ`] steps, anything else as the
+/// store streams it.
+fn stream_of(got: object_store::GetResult) -> ByteStream {
+    match got.payload {
+        object_store::GetResultPayload::File(file, path) => {
+            let remaining = got.range.end - got.range.start;
+            let start = got.range.start;
+            futures_util::stream::try_unfold(
+                (Some(file), path, remaining, start, true),
+                |(file, path, remaining, start, first)| async move {
+                    let Some(mut file) = file else {
+                        return Ok(None);
+                    };
+                    if remaining == 0 {
+                        return Ok(None);
+                    }
+                    let p = path.clone();
+                    let (file, buf) = tokio::task::spawn_blocking(move || {
+                        use std::io::{Read, Seek, SeekFrom};
+                        if first {
+                            file.seek(SeekFrom::Start(start))?;
+                        }
+                        let want = remaining.min(LOCAL_READ as u64);
+                        let mut buf = Vec::with_capacity(want as usize);
+                        (&mut file).take(want).read_to_end(&mut buf)?;
+                        Ok::<_, std::io::Error>((file, buf))
+                    })
+                    .await
+                    .map_err(|e| object_store::Error::Generic {
+                        store: "local",
+                        source: Box::new(e),
+                    })?
+                    .map_err(|e| object_store::Error::Generic {
+                        store: "local",
+                        source: Box::new(e),
+                    })?;
+                    if buf.is_empty() {
+                        return Err(object_store::Error::Generic {
+                            store: "local",
+                            source: format!("{}: ended early", p.display()).into(),
+                        });
+                    }
+                    let n = buf.len() as u64;
+                    Ok(Some((
+                        Bytes::from(buf),
+                        (Some(file), path, remaining - n, start, false),
+                    )))
+                },
+            )
+            .boxed()
+        }
+        object_store::GetResultPayload::Stream(s) => s,
+    }
+}
+
 /// The key-encryption keys: one per environment (objects of a version are wrapped under its
 /// environment's key), and the default one for everything else (run and logged-model files,
 /// and environments without their own).
@@ -202,7 +262,7 @@ impl Blobs {
     /// Opens an object and reads its header: the rest of the stream, the header, the bytes
     /// read so far and where the segments start in them.
     async fn head(&self, object: &str) -> Result<(ByteStream, Header, Vec<u8>, usize), BlobError> {
-        let mut inner = self.store.get(&Path::from(object)).await?.into_stream();
+        let mut inner = stream_of(self.store.get(&Path::from(object)).await?);
         let mut head = Vec::new();
         loop {
             if let Some((h, at)) = Header::parse(&head)? {
@@ -270,27 +330,21 @@ impl Blobs {
         Ok(out)
     }
 
-    /// Re-encrypts an object under another context (a new version, another environment).
+    /// Re-encrypts an object under another context (a new version, another environment),
+    /// writing the plaintext to `tee` on the way when given (the checks' scratch copy), so
+    /// the content is decrypted once.
     pub async fn copy(
         &self,
         object: &str,
         from: &Context,
         sha256: &str,
         to: &Context,
+        tee: Option<&FsPath>,
     ) -> Result<(String, Sealed), BlobError> {
         let s = Box::pin(self.open_stream(object, from, sha256).await?);
-        self.put_stream(to, s).await
-    }
-
-    /// Decrypts an object into a local file (for the scanner, which reads files).
-    pub async fn write_to(
-        &self,
-        object: &str,
-        ctx: &Context,
-        sha256: &str,
-        dest: &FsPath,
-    ) -> Result<(), BlobError> {
-        use tokio::io::AsyncWriteExt;
+        let Some(dest) = tee else {
+            return self.put_stream(to, s).await;
+        };
         let io = |source| BlobError::Io {
             path: dest.display().to_string(),
             source,
@@ -298,13 +352,43 @@ impl Blobs {
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
         }
-        let mut f = tokio::fs::File::create(dest).await.map_err(io)?;
-        let mut s = Box::pin(self.open_stream(object, ctx, sha256).await?);
-        while let Some(c) = s.next().await {
-            f.write_all(&c?).await.map_err(io)?;
-        }
-        f.flush().await.map_err(io)?;
-        Ok(())
+        let file = std::fs::File::create(dest).map_err(io)?;
+        let file = std::sync::Arc::new(std::sync::Mutex::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            file,
+        )));
+        let path = dest.to_path_buf();
+        let f2 = file.clone();
+        let teed = s.then(move |chunk| {
+            let f = f2.clone();
+            let path = path.clone();
+            async move {
+                let chunk = chunk?;
+                let c = chunk.clone();
+                tokio::task::spawn_blocking(move || {
+                    use std::io::Write;
+                    f.lock()
+                        .map_err(|_| std::io::Error::other("poisoned"))?
+                        .write_all(&c)
+                })
+                .await
+                .map_err(|e| BlobError::Io {
+                    path: path.display().to_string(),
+                    source: std::io::Error::other(e),
+                })?
+                .map_err(|source| BlobError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Ok::<_, BlobError>(chunk)
+            }
+        });
+        let out = self.put_stream(to, Box::pin(teed)).await?;
+        let mut w = file
+            .lock()
+            .map_err(|_| io(std::io::Error::other("poisoned")))?;
+        std::io::Write::flush(&mut *w).map_err(io)?;
+        Ok(out)
     }
 
     /// Rewraps an object's data key under the current key-encryption key: a new object with
@@ -359,7 +443,7 @@ impl Blobs {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
         }
         let mut f = tokio::fs::File::create(dest).await.map_err(io)?;
-        let mut s = self.store.get(&Path::from(object)).await?.into_stream();
+        let mut s = stream_of(self.store.get(&Path::from(object)).await?);
         let mut n = 0u64;
         while let Some(c) = s.next().await {
             let c = c?;

@@ -769,13 +769,21 @@ impl Opener {
         self.buf.extend_from_slice(data);
         let mut out = Vec::new();
         while self.buf.len() > SEGMENT + TAG {
-            let mut seg: Vec<u8> = self.buf.drain(..SEGMENT + TAG).collect();
+            // The segment keeps its buffer; only what follows it is moved.
+            let rest = self.buf.split_off(SEGMENT + TAG);
+            let mut seg = std::mem::replace(&mut self.buf, rest);
             let aad = segment_aad(&self.ctx, self.counter, None);
-            let plain = self
+            let n = self
                 .key
                 .open_in_place(segment_nonce(self.counter), Aad::from(&aad), &mut seg)
-                .map_err(|_| CryptError::Segment(self.counter))?;
-            out.extend_from_slice(plain);
+                .map_err(|_| CryptError::Segment(self.counter))?
+                .len();
+            seg.truncate(n);
+            if out.is_empty() {
+                out = seg;
+            } else {
+                out.extend_from_slice(&seg);
+            }
             self.counter += 1;
         }
         Ok(out)

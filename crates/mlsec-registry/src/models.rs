@@ -504,14 +504,16 @@ async fn make_version(
             };
             let (object, sealed) = s
                 .blobs
-                .copy(&f.object, &from, &f.sha256, &to)
+                .copy(
+                    &f.object,
+                    &from,
+                    &f.sha256,
+                    &to,
+                    Some(&scratch.path().join(&rel)),
+                )
                 .await
                 .map_err(MlError::internal)?;
             made.push(object.clone());
-            s.blobs
-                .write_to(&object, &to, &sealed.sha256, &scratch.path().join(&rel))
-                .await
-                .map_err(MlError::internal)?;
             listed.push((rel, sealed.sha256.clone(), sealed.size as i64));
             rows.push(Artifact {
                 path,
