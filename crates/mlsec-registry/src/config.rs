@@ -20,6 +20,33 @@ pub struct Config {
     pub jwt: Vec<mlsec_server::jwt::JwtConfig>,
     /// Scope sets for JWT principals: name -> scopes.
     pub jwt_scopes: std::collections::BTreeMap<String, Vec<String>>,
+    pub limits: Limits,
+}
+
+/// Requests per principal (token id or JWT subject), GCRA with a burst; shared across replicas
+/// through Redis when `backend = "redis"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// 0 turns the limit off.
+    pub requests_per_minute: u32,
+    pub burst: u32,
+    /// `memory` (one replica) or `redis`.
+    pub backend: String,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            requests_per_minute: 6000,
+            burst: 600,
+            backend: "memory".into(),
+            redis_url: None,
+            redis_prefix: "mlsec:registry:".into(),
+        }
+    }
 }
 
 /// An environment: its own key-encryption key, the keys its signatures must come from, and the
@@ -311,6 +338,21 @@ impl Config {
                             detail: format!("{name}: {e}"),
                         })?;
                 }
+            }
+        }
+        match (self.limits.backend.as_str(), &self.limits.redis_url) {
+            ("memory", _) | ("redis", Some(_)) => {}
+            ("redis", None) => {
+                return Err(ConfigError::Field {
+                    field: "limits.redis_url",
+                    detail: "backend = \"redis\" needs redis_url".into(),
+                });
+            }
+            (other, _) => {
+                return Err(ConfigError::Field {
+                    field: "limits.backend",
+                    detail: format!("{other:?}: expected memory or redis"),
+                });
             }
         }
         let mut seen = std::collections::HashSet::new();

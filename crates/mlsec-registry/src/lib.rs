@@ -61,6 +61,8 @@ pub struct Registry {
     /// Private folder where version files are laid out for the checks.
     pub scratch: PathBuf,
     pub metrics: metrics::Metrics,
+    /// Requests per principal.
+    pub limits: mlsec_server::limits::Backend,
     /// OIDC/JWT issuers, when configured, and the fetcher for their JWKS URLs.
     pub jwt: Option<(mlsec_server::jwt::Verifier, mlsec_server::jwt::Fetch)>,
 }
@@ -173,6 +175,17 @@ impl Registry {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o700));
         }
+        let limits = match (config.limits.backend.as_str(), &config.limits.redis_url) {
+            ("redis", Some(url)) => mlsec_server::limits::Backend::Redis(
+                mlsec_server::limits::RedisBackend::connect(url, &config.limits.redis_prefix)
+                    .await
+                    .map_err(|e| config::ConfigError::Field {
+                        field: "limits.redis_url",
+                        detail: e.to_string(),
+                    })?,
+            ),
+            _ => mlsec_server::limits::Backend::Memory(mlsec_server::limits::Memory::default()),
+        };
         let jwt = if config.jwt.is_empty() {
             None
         } else {
@@ -216,6 +229,7 @@ impl Registry {
             audit,
             scratch,
             metrics: metrics::Metrics::default(),
+            limits,
             jwt,
         }))
     }
@@ -812,6 +826,43 @@ async fn authenticate(State(s): State<Shared>, mut req: Request, next: Next) -> 
     };
     match result {
         Ok(p) => {
+            let l = &s.config.limits;
+            if l.requests_per_minute > 0 {
+                let rate = mlsec_server::limits::Rate::per_second(
+                    f64::from(l.requests_per_minute) / 60.0,
+                    l.burst,
+                );
+                match s.limits.rate(&format!("rate:{}", p.id), rate).await {
+                    Ok(mlsec_server::limits::Decision::Deny(_, retry)) => {
+                        let mut r = MlError::new(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "REQUEST_LIMIT_EXCEEDED",
+                            format!(
+                                "token {} is over {} requests per minute; retry in {retry} s",
+                                p.id, l.requests_per_minute
+                            ),
+                        )
+                        .into_response();
+                        r.headers_mut().insert(
+                            axum::http::header::RETRY_AFTER,
+                            axum::http::HeaderValue::from(retry),
+                        );
+                        r.extensions_mut().insert(Who(p.id.clone()));
+                        return r;
+                    }
+                    Ok(_) => {}
+                    // A limit store that does not answer fails closed: refusing is safer than
+                    // serving without the limit the operator asked for.
+                    Err(e) => {
+                        return MlError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "TEMPORARILY_UNAVAILABLE",
+                            format!("limit store unavailable: {e}"),
+                        )
+                        .into_response();
+                    }
+                }
+            }
             let who = Who(p.id.clone());
             req.extensions_mut().insert::<Principal>(p);
             let mut resp = next.run(req).await;

@@ -1505,3 +1505,67 @@ async fn oidc_tokens_map_claims_to_scope_sets() {
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{why}: {v}");
     }
 }
+
+#[tokio::test]
+async fn requests_per_token_are_limited_in_memory_and_across_replicas_through_redis() {
+    let r = setup_with(false, |c| {
+        c.limits.requests_per_minute = 60;
+        c.limits.burst = 3;
+    })
+    .await;
+    let a = r.token(&["read"]).await;
+    let b = r.token(&["read"]).await;
+    let uri = "/api/2.0/mlflow/registered-models/search";
+    for _ in 0..3 {
+        assert_eq!(r.call("GET", uri, &a, json!({})).await.0, StatusCode::OK);
+    }
+    let (s, v) = r.call("GET", uri, &a, json!({})).await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("REQUEST_LIMIT_EXCEEDED")
+        ),
+        "{v}"
+    );
+    assert_eq!(
+        r.call("GET", uri, &b, json!({})).await.0,
+        StatusCode::OK,
+        "another token has its own budget"
+    );
+
+    // Two replicas on one metadata store and one Redis: one budget.
+    let redis =
+        std::env::var("MLSEC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("mlsec:test:{}:", &mlsec_registry::store::random_id()[..12]);
+    let first = setup_with(false, |c| {
+        c.limits.requests_per_minute = 60;
+        c.limits.burst = 4;
+        c.limits.backend = "redis".into();
+        c.limits.redis_url = Some(redis.clone());
+        c.limits.redis_prefix = prefix.clone();
+    })
+    .await;
+    let config = first.reg.config.clone();
+    let second = router(
+        mlsec_registry::Registry::open_with(config, false)
+            .await
+            .unwrap(),
+    );
+    let t = first.token(&["read"]).await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let app = if i % 2 == 0 {
+            first.app.clone()
+        } else {
+            second.clone()
+        };
+        let req = Request::builder()
+            .uri(uri)
+            .header("authorization", format!("Bearer {t}"))
+            .body(Body::empty())
+            .unwrap();
+        statuses.push(app.oneshot(req).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+}
