@@ -22,6 +22,8 @@ use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use mlsec_server::keys::unhex;
+
 use crate::store::{Store, TokenRow, now_ms};
 
 /// Every registry token starts with this, so secret scanners can recognise a leaked one.
@@ -273,16 +275,6 @@ pub fn new_token(name: &str, scopes: &[Scope], expires: Option<i64>) -> (TokenRo
         revoked: false,
     };
     (row, format!("{TOKEN_PREFIX}{id}_{secret}"))
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Why a request is not authenticated. The message is safe to show the client.

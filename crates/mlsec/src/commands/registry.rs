@@ -283,21 +283,20 @@ fn mlsec_server_time(ms: i64) -> String {
     mlsec_gateway::audit::rfc3339((ms / 1000).max(0) as u64)
 }
 
-fn promote(target: &str, to: &str, url: &str) -> anyhow::Result<ExitCode> {
-    let Some((name, version)) = target.rsplit_once('/') else {
-        bail!("{target:?}: expected MODEL/VERSION");
-    };
+/// A call to the running registry with MLSEC_REGISTRY_TOKEN. `Ok(None)` when it refused
+/// (said on stderr), so the caller exits 2.
+fn server_call(
+    url: &str,
+    path: &str,
+    body: &serde_json::Value,
+    what: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
     let Ok(token) = std::env::var("MLSEC_REGISTRY_TOKEN") else {
-        bail!("MLSEC_REGISTRY_TOKEN is not set (a token with write access to {name:?} in {to})");
+        bail!("MLSEC_REGISTRY_TOKEN is not set (a registry token allowed to do this: {what})");
     };
-    let body = serde_json::json!({"name": name, "version": version, "env": to});
     let (status, v) = runtime()?
         .block_on(mlsec_registry::server::call(
-            url,
-            &token,
-            "POST",
-            "/api/2.0/mlsec/model-versions/promote",
-            &body,
+            url, &token, "POST", path, body,
         ))
         .map_err(|e| anyhow::anyhow!(e))?;
     if status != 200 {
@@ -305,9 +304,21 @@ fn promote(target: &str, to: &str, url: &str) -> anyhow::Result<ExitCode> {
             .get("message")
             .and_then(|m| m.as_str())
             .map_or_else(|| v.to_string(), str::to_owned);
-        eprintln!("mlsec: error: promotion of {target} to {to} refused ({status}): {msg}");
-        return Ok(ExitCode::from(EXIT_ERROR));
+        eprintln!("mlsec: error: {what} refused ({status}): {msg}");
+        return Ok(None);
     }
+    Ok(Some(v))
+}
+
+fn promote(target: &str, to: &str, url: &str) -> anyhow::Result<ExitCode> {
+    let Some((name, version)) = target.rsplit_once('/') else {
+        bail!("{target:?}: expected MODEL/VERSION");
+    };
+    let body = serde_json::json!({"name": name, "version": version, "env": to});
+    let what = format!("promotion of {target} to {to}");
+    let Some(v) = server_call(url, "/api/2.0/mlsec/model-versions/promote", &body, &what)? else {
+        return Ok(ExitCode::from(EXIT_ERROR));
+    };
     let mv = &v["model_version"];
     println!(
         "{target} -> {name}/{} in {to}",
@@ -320,27 +331,11 @@ fn rollback(target: &str, url: &str) -> anyhow::Result<ExitCode> {
     let Some((name, alias)) = target.rsplit_once('@') else {
         bail!("{target:?}: expected MODEL@ALIAS");
     };
-    let Ok(token) = std::env::var("MLSEC_REGISTRY_TOKEN") else {
-        bail!("MLSEC_REGISTRY_TOKEN is not set (a token with write access to {name:?})");
-    };
     let body = serde_json::json!({"name": name, "alias": alias});
-    let (status, v) = runtime()?
-        .block_on(mlsec_registry::server::call(
-            url,
-            &token,
-            "POST",
-            "/api/2.0/mlsec/aliases/rollback",
-            &body,
-        ))
-        .map_err(|e| anyhow::anyhow!(e))?;
-    if status != 200 {
-        let msg = v
-            .get("message")
-            .and_then(|m| m.as_str())
-            .map_or_else(|| v.to_string(), str::to_owned);
-        eprintln!("mlsec: error: rollback of {target} refused ({status}): {msg}");
+    let what = format!("rollback of {target}");
+    let Some(v) = server_call(url, "/api/2.0/mlsec/aliases/rollback", &body, &what)? else {
         return Ok(ExitCode::from(EXIT_ERROR));
-    }
+    };
     let show = |x: &serde_json::Value| {
         x.as_i64()
             .map_or_else(|| "(none)".to_owned(), |n| format!("version {n}"))
