@@ -2034,7 +2034,15 @@ async fn abuse_detection_blocks_sweeps_and_scraping_while_normal_traffic_passes(
         metrics.contains("mlsec_gateway_abuse_signals_total{policy=\"watched\",signal=\"templated_sweep\",action=\"block\"}"),
         "{metrics}"
     );
-    let audit = serde_json::to_string(&h.audit()).unwrap_or_default();
+    // The audit writer flushes in batches: wait for the record rather than race it.
+    let mut audit = String::new();
+    for _ in 0..500 {
+        audit = serde_json::to_string(&h.audit()).unwrap_or_default();
+        if audit.contains("abuse: templated_sweep") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert!(audit.contains("abuse: templated_sweep"), "{audit}");
 }
 
