@@ -38,6 +38,9 @@ pub enum Command {
     /// The secure model registry that speaks MLflow's API: serve it, manage its tokens, roll
     /// an alias back.
     Registry(RegistryArgs),
+    /// Data drift between a reference dataset and the current one (CSV, TSV, JSON Lines):
+    /// distributions, missing values, new categories, type and schema changes, per column.
+    Drift(DriftArgs),
     /// OMS conformance adapter: sign (the form the model-signing conformance suite drives).
     #[command(name = "sign-model", hide = true)]
     SignModel(SignModelArgs),
@@ -629,6 +632,58 @@ pub enum AuditCommand {
         /// Where to write the private key (refused if it exists).
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriftFormat {
+    Text,
+    Json,
+    Sarif,
+    Html,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct DriftArgs {
+    #[command(subcommand)]
+    pub command: Option<DriftCommand>,
+    /// The data the model was trained or validated on, or its saved profile
+    /// (`*.profile.json`).
+    #[arg(required = true)]
+    pub reference: Option<PathBuf>,
+    /// The data to check against it (`-`: JSON Lines on stdin).
+    #[arg(required = true)]
+    pub current: Option<PathBuf>,
+    /// text: a table and findings; json: every statistic (docs/drift-report.schema.json);
+    /// sarif: the findings; html: a self-contained page with a plot per column.
+    #[arg(long, value_enum, default_value_t = DriftFormat::Text)]
+    pub format: DriftFormat,
+    /// Write the report here instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Family-wise false-alarm rate across columns (Bonferroni).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Compare consecutive windows of N rows of the current data, one verdict per window
+    /// (text, or JSON Lines with --format json).
+    #[arg(long, value_name = "N")]
+    pub window: Option<u64>,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = SeverityArg::Medium)]
+    pub fail_on: SeverityArg,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DriftCommand {
+    /// Save a reference profile (order statistics and category counts per column) that later
+    /// runs and the gateway use in place of the reference data.
+    Profile {
+        /// CSV, TSV or JSON Lines.
+        data: PathBuf,
+        /// Where to write it (name it *.profile.json); stdout without.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
     },
 }
 

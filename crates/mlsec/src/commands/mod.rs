@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod drift;
 mod gateway;
 mod guard;
 mod registry;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => gateway::run(&args),
         Command::Guard(args) => guard::run(&args),
         Command::Registry(args) => registry::run(&args),
+        Command::Drift(args) => drift::run(&args),
         Command::SignModel(args) => sign::sign_model(&args),
         Command::VerifyModel(args) => sign::verify_model(&args),
     }

@@ -2,6 +2,7 @@
 //! the JSON and SARIF contracts, and `mlsec rules`.
 #![allow(clippy::unwrap_used)]
 
+mod drift;
 mod gateway;
 mod guard;
 mod registry;

@@ -1,0 +1,9 @@
+//! mlsec-drift integration tests: the statistics against scipy's own answers, and drift
+//! decisions on generated cases whose truth is known.
+
+#![allow(clippy::unwrap_used)]
+
+mod cases;
+mod never_panics;
+mod profile;
+mod scipy;

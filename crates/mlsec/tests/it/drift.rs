@@ -1,0 +1,260 @@
+//! `mlsec drift`: exit codes, the JSON report against its schema, SARIF, and clear errors that
+//! name the file.
+use std::fmt::Write as _;
+
+use super::{assert_valid, bin};
+
+/// A reference and a current file with known changes: `amount` shifts, `age` gains missing
+/// values, `country` gains a new category, `stable` does not change.
+fn files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let mut reference = String::from("amount,age,country,stable\n");
+    let mut current = reference.clone();
+    for i in 0..2000u32 {
+        let x = f64::from(i % 100);
+        let _ = writeln!(
+            reference,
+            "{x},{},{},{}",
+            20 + i % 50,
+            ["de", "fr", "it"][(i % 3) as usize],
+            i % 7
+        );
+        let age = if i % 4 == 0 {
+            String::new()
+        } else {
+            (20 + i % 50).to_string()
+        };
+        let country = if i % 10 == 0 {
+            "xx"
+        } else {
+            ["de", "fr", "it"][(i % 3) as usize]
+        };
+        let _ = writeln!(current, "{},{age},{country},{}", x + 30.0, i % 7);
+    }
+    let (r, c) = (dir.join("reference.csv"), dir.join("current.csv"));
+    fs_err::write(&r, reference).unwrap();
+    fs_err::write(&c, current).unwrap();
+    (r, c)
+}
+
+#[test]
+fn drift_json_follows_its_schema_and_names_each_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, c) = files(dir.path());
+    let out = bin()
+        .args(["drift", "--format", "json"])
+        .arg(&r)
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid(
+        include_str!("../../../../docs/drift-report.schema.json"),
+        &v,
+    );
+    let signals = |col: &str| -> Vec<String> {
+        v["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == col)
+            .unwrap()["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(signals("amount"), ["distribution"]);
+    assert_eq!(signals("age"), ["missing-rate"]);
+    assert!(signals("country").contains(&"new-categories".to_string()));
+    assert!(signals("stable").is_empty());
+    let ids: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"DRF001") && ids.contains(&"DRF002") && ids.contains(&"DRF003"),
+        "{ids:?}"
+    );
+}
+
+#[test]
+fn unchanged_data_exits_zero_and_sarif_lists_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, _) = files(dir.path());
+    let out = bin()
+        .args(["drift", "--format", "sarif"])
+        .arg(&r)
+        .arg(&r)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    assert!(v["runs"][0]["results"].as_array().unwrap().is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0 of 4 column(s) drifted"), "{stderr}");
+}
+
+#[test]
+fn unreadable_inputs_are_named_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, _) = files(dir.path());
+    let missing = dir.path().join("nope.csv");
+    let out = bin().arg("drift").arg(&r).arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nope.csv") && stderr.contains("current"),
+        "{stderr}"
+    );
+
+    let parquet = dir.path().join("data.parquet");
+    fs_err::write(&parquet, b"PAR1").unwrap();
+    let out = bin().arg("drift").arg(&parquet).arg(&r).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("data.parquet") && stderr.contains("unknown data format"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_text_table_lists_every_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, c) = files(dir.path());
+    let out = bin().arg("drift").arg(&r).arg(&c).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for col in ["amount", "age", "country", "stable"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(col)),
+            "{col}: {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("YES") && stdout.contains("DRF002"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_profile_replaces_the_reference_and_windows_read_stdin() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (r, c) = files(dir.path());
+    let profile = dir.path().join("ref.profile.json");
+    let out = bin()
+        .args(["drift", "profile"])
+        .arg(&r)
+        .arg("-o")
+        .arg(&profile)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The profile gives the same verdicts as the data.
+    let verdicts = |reference: &std::path::Path| -> serde_json::Value {
+        let out = bin()
+            .args(["drift", "--format", "json"])
+            .arg(reference)
+            .arg(&c)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].clone(), c["drift"].clone()))
+            .map(|(a, b)| serde_json::json!([a, b]))
+            .collect()
+    };
+    assert_eq!(verdicts(&r), verdicts(&profile));
+
+    // Windows of JSON Lines on stdin: the first 500 rows unchanged, the next 500 shifted.
+    let mut stdin = String::new();
+    for i in 0..1000u32 {
+        let shift = if i < 500 { 0.0 } else { 40.0 };
+        let _ = writeln!(
+            stdin,
+            "{{\"amount\":{},\"age\":{},\"country\":\"{}\",\"stable\":{}}}",
+            f64::from(i % 100) + shift,
+            20 + i % 50,
+            ["de", "fr", "it"][(i % 3) as usize],
+            i % 7
+        );
+    }
+    let mut child = bin()
+        .args(["drift", "--window", "500"])
+        .arg(&profile)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("window 1 (rows 1-500): 0 of 4"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("window 2 (rows 501-1000): 1 of 4")
+            && lines[1].contains("amount (distribution)"),
+        "{stdout}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn the_html_report_escapes_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, c) = files(dir.path());
+    let html = dir.path().join("report.html");
+    let out = bin()
+        .args(["drift", "--format", "html", "-o"])
+        .arg(&html)
+        .arg(&r)
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = fs_err::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<svg").count(), 4);
+    assert!(
+        !page.contains("<script") && !page.contains("http://") && !page.contains("https://"),
+        "self-contained"
+    );
+}
