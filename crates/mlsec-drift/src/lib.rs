@@ -17,7 +17,7 @@
 //!   ([`compare::Summary`]).
 //! - [`DriftReport`] is the serialisable result; [`DriftReport::findings`] turns its signals
 //!   into the shared findings model (rules `DRF001`–`DRF006`); [`html`] renders the
-//!   self-contained HTML report.
+//!   self-contained HTML report, [`prometheus`] the metrics.
 //!
 //! ```
 //! use mlsec_drift::{table, compare::Options, DriftReport};
@@ -30,6 +30,7 @@
 pub mod compare;
 pub mod html;
 pub mod profile;
+pub mod prometheus;
 pub mod stats;
 pub mod table;
 

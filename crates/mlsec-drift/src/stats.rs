@@ -28,6 +28,53 @@ pub const KS_EXACT_MAX_N: usize = 10_000;
 /// Share given to an empty bin in [`psi`], so its logarithm stays finite.
 pub const PSI_FLOOR: f64 = 1e-4;
 
+/// Below this length [`sort`] uses a comparison sort.
+const RADIX_MIN_LEN: usize = 1 << 12;
+
+/// Sorts values ascending in `f64::total_cmp` order: an LSD radix sort on the order-preserving
+/// integer image of each value (11-bit digits, passes whose digit is shared by every value
+/// skipped), several times faster than a comparison sort on the columns drift compares.
+pub fn sort(values: &mut Vec<f64>) {
+    const SIGN: u64 = 1 << 63;
+    if values.len() < RADIX_MIN_LEN {
+        values.sort_unstable_by(f64::total_cmp);
+        return;
+    }
+    let key = |x: f64| {
+        let b = x.to_bits();
+        if b & SIGN == 0 { b | SIGN } else { !b }
+    };
+    let unkey = |k: u64| f64::from_bits(if k & SIGN == 0 { !k } else { k & !SIGN });
+    // Same size and alignment: this reuses the allocation.
+    let mut keys: Vec<u64> = std::mem::take(values).into_iter().map(key).collect();
+    let n = keys.len();
+    let mut counts = vec![[0usize; 2048]; 6];
+    for k in &keys {
+        for (p, c) in counts.iter_mut().enumerate() {
+            c[((k >> (11 * p)) & 0x7ff) as usize] += 1;
+        }
+    }
+    let mut tmp = vec![0u64; n];
+    for (p, c) in counts.iter().enumerate() {
+        if c.contains(&n) {
+            continue;
+        }
+        let mut offsets = [0usize; 2048];
+        let mut sum = 0;
+        for (o, x) in offsets.iter_mut().zip(c) {
+            *o = sum;
+            sum += x;
+        }
+        for &k in &keys {
+            let d = ((k >> (11 * p)) & 0x7ff) as usize;
+            tmp[offsets[d]] = k;
+            offsets[d] += 1;
+        }
+        std::mem::swap(&mut keys, &mut tmp);
+    }
+    *values = keys.into_iter().map(unkey).collect();
+}
+
 /// A two-sided Kolmogorov–Smirnov result.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ks {
@@ -702,6 +749,36 @@ mod tests {
         assert!(ks.p_value < 1e-20, "{}", ks.p_value);
         assert!((wasserstein(&a, &b) - 100.0).abs() < 1e-9);
         assert!((jensen_shannon(&[1.0, 0.0], &[0.0, 1.0]) - 2f64.ln().sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn radix_sort_agrees_with_total_cmp() {
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for n in [0usize, 1, 100, 5_000, 70_000] {
+            let mut v: Vec<f64> = (0..n)
+                .map(|i| match i % 5 {
+                    0 => (next() % 1000) as f64 / 7.0 - 50.0,
+                    1 => f64::from_bits(next() >> 2) * if i % 2 == 0 { 1.0 } else { -1.0 },
+                    2 => -0.0,
+                    3 => 0.0,
+                    _ => 1e300 * (next() % 3) as f64 - 1e300,
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort_unstable_by(f64::total_cmp);
+            sort(&mut v);
+            assert!(
+                v.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "n = {n}"
+            );
+            assert_eq!(v.len(), n);
+        }
     }
 
     #[test]

@@ -173,10 +173,12 @@ impl Column {
     fn push_field(&mut self, raw: &str) {
         self.present += 1;
         let s = raw.trim();
-        if MISSING.contains(&s) {
-            self.missing += 1;
-        } else if let Some(v) = parse_number(s) {
+        // Numbers first: most fields are numbers, and none of the missing markers parses as
+        // one (the NaN spellings parse to NaN, which `parse_number` refuses).
+        if let Some(v) = parse_number(s) {
             self.push_number(v);
+        } else if MISSING.contains(&s) {
+            self.missing += 1;
         } else {
             self.push_text(s);
         }
@@ -253,7 +255,7 @@ impl Table {
         use rayon::prelude::*;
         self.columns
             .par_iter_mut()
-            .for_each(|c| c.values.sort_unstable_by(f64::total_cmp));
+            .for_each(|c| crate::stats::sort(&mut c.values));
     }
 }
 
@@ -267,7 +269,13 @@ pub fn read_path(path: &Path) -> Result<Table, DataError> {
         path: path.display().to_string(),
         source: e,
     })?;
-    read(file, &path.display().to_string(), format)
+    let size = file.metadata().map(|m| m.len()).ok();
+    let mut chunks = Chunks::new(file, &path.display().to_string(), format)?;
+    chunks.size_hint = size;
+    Ok(match chunks.next_table(None)? {
+        Some(t) => t,
+        None => chunks.empty(),
+    })
 }
 
 /// Reads CSV, TSV or JSON Lines from any reader; `name` labels errors and findings.
@@ -300,6 +308,9 @@ pub struct Chunks<R: Read> {
     /// The last physical line read (JSON Lines; CSV records carry their own positions).
     line: u64,
     done: bool,
+    /// The input's size in bytes, when known: numeric columns are sized from it after the
+    /// first rows, so a large file's columns are allocated once instead of doubling.
+    pub size_hint: Option<u64>,
 }
 
 impl<R: Read> Chunks<R> {
@@ -317,6 +328,7 @@ impl<R: Read> Chunks<R> {
                     format,
                     line: 0,
                     done: false,
+                    size_hint: None,
                 });
             }
             Format::Profile => {
@@ -355,6 +367,7 @@ impl<R: Read> Chunks<R> {
             format,
             line: 0,
             done: false,
+            size_hint: None,
         })
     }
 
@@ -385,9 +398,14 @@ impl<R: Read> Chunks<R> {
         }
         let mut table = self.empty();
         let limit = max_rows.unwrap_or(u64::MAX).max(1);
+        let hint = if max_rows.is_none() {
+            self.size_hint
+        } else {
+            None
+        };
         let eof = match &mut self.source {
             Source::Delimited { reader, width, .. } => {
-                read_delimited(reader, *width, &mut table, limit)?
+                read_delimited(reader, *width, &mut table, limit, hint)?
             }
             Source::Jsonl { reader } => read_jsonl(reader, &mut table, limit, &mut self.line)?,
         };
@@ -425,9 +443,18 @@ fn read_delimited<R: Read>(
     width: usize,
     table: &mut Table,
     limit: u64,
+    size_hint: Option<u64>,
 ) -> Result<bool, DataError> {
     let mut record = csv::ByteRecord::new();
+    let mut sized = size_hint.is_none();
     while table.rows < limit {
+        if !sized && table.rows == SIZING_ROWS {
+            sized = true;
+            let read = reader.position().byte().max(1);
+            if let Some(total) = size_hint {
+                reserve(table, total, read);
+            }
+        }
         match reader.read_byte_record(&mut record) {
             Ok(false) => return Ok(true),
             Ok(true) => {}
@@ -457,6 +484,22 @@ fn read_delimited<R: Read>(
         }
     }
     Ok(false)
+}
+
+/// Rows read before numeric columns are sized from the input's length.
+const SIZING_ROWS: u64 = 4_096;
+
+/// Reserves room in mostly-numeric columns for the rows the rest of the input will bring,
+/// estimated from the bytes the first rows took (plus 5%), capped at [`MAX_VALUES`].
+fn reserve(table: &mut Table, total_bytes: u64, read_bytes: u64) {
+    let rows = table.rows.max(1);
+    let estimate = (total_bytes as f64 / read_bytes as f64 * rows as f64 * 1.05) as u64;
+    for c in &mut table.columns {
+        if c.numeric * 2 >= rows {
+            let want = estimate.min(MAX_VALUES as u64) as usize;
+            c.values.reserve(want.saturating_sub(c.values.len()));
+        }
+    }
 }
 
 /// Header names made unique the way pandas does (`a`, `a.1`, ...), blanks named by position.

@@ -641,6 +641,8 @@ pub enum DriftFormat {
     Json,
     Sarif,
     Html,
+    /// Prometheus text exposition (for node_exporter's textfile collector).
+    Prometheus,
 }
 
 #[derive(Debug, clap::Args)]
@@ -656,7 +658,8 @@ pub struct DriftArgs {
     #[arg(required = true)]
     pub current: Option<PathBuf>,
     /// text: a table and findings; json: every statistic (docs/drift-report.schema.json);
-    /// sarif: the findings; html: a self-contained page with a plot per column.
+    /// sarif: the findings; html: a self-contained page with a plot per column; prometheus:
+    /// gauges per column.
     #[arg(long, value_enum, default_value_t = DriftFormat::Text)]
     pub format: DriftFormat,
     /// Write the report here instead of stdout.

@@ -49,6 +49,7 @@ pub fn run(args: &DriftArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         DriftFormat::Text => text(&report, &findings, &mut buf)?,
         DriftFormat::Html => buf = mlsec_drift::html::render(&report, &findings).into_bytes(),
+        DriftFormat::Prometheus => buf = mlsec_drift::prometheus::render(&report).into_bytes(),
         DriftFormat::Json => {
             let mut v = serde_json::to_value(&report)?;
             v["findings"] = serde_json::to_value(&findings.findings)?;
@@ -135,7 +136,10 @@ fn window(
     if n == 0 {
         bail!("--window 0: a window needs at least one row");
     }
-    if matches!(args.format, DriftFormat::Html | DriftFormat::Sarif) {
+    if matches!(
+        args.format,
+        DriftFormat::Html | DriftFormat::Sarif | DriftFormat::Prometheus
+    ) {
         bail!("--window prints one verdict per window: use --format text or json");
     }
     let reference = table::read_path(reference).context("reading the reference")?;
