@@ -165,6 +165,7 @@ impl Profile {
             problem_count: 0,
             problems: Vec::new(),
             dropped_columns: 0,
+            budget: crate::table::Budget::default(),
         }
     }
 }

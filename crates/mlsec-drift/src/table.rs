@@ -22,6 +22,14 @@ pub const MAX_CATEGORIES: usize = 50_000;
 /// Numeric values kept per column. Beyond this a uniform reservoir sample is kept and the
 /// column says so.
 pub const MAX_VALUES: usize = 1 << 22;
+/// Numbers kept across all columns of one table (2 GiB of f64). Past it, columns stop growing
+/// and keep sampling into what they hold; every column keeps at least [`MIN_VALUES`].
+pub const MAX_TOTAL_VALUES: u64 = 1 << 28;
+/// Numbers every column may keep whatever the total.
+pub const MIN_VALUES: usize = 4_096;
+/// Bytes of category text kept across all columns of one table; further new categories are
+/// pooled into each column's overflow count.
+pub const MAX_TOTAL_CATEGORY_BYTES: u64 = 256 << 20;
 /// Row problems kept as examples (all are counted).
 pub const MAX_PROBLEM_EXAMPLES: usize = 20;
 
@@ -136,14 +144,16 @@ impl Column {
         self.finite() > self.values.len() as u64
     }
 
-    fn push_number(&mut self, v: f64) {
+    fn push_number(&mut self, v: f64, budget: &mut Budget) {
         self.numeric += 1;
         if !v.is_finite() {
             self.non_finite += 1;
             return;
         }
-        if self.values.len() < MAX_VALUES {
+        let len = self.values.len();
+        if len < MIN_VALUES || (len < MAX_VALUES && budget.values < MAX_TOTAL_VALUES) {
             self.values.push(v);
+            budget.values += 1;
             return;
         }
         // Algorithm R with a fixed-seed xorshift: the same file gives the same sample.
@@ -157,12 +167,15 @@ impl Column {
         }
     }
 
-    fn push_text(&mut self, s: &str) {
+    fn push_text(&mut self, s: &str, budget: &mut Budget) {
         self.text += 1;
         let key = truncate(s, MAX_CATEGORY_BYTES);
         if let Some(n) = self.categories.get_mut(key) {
             *n += 1;
-        } else if self.categories.len() < MAX_CATEGORIES {
+        } else if self.categories.len() < MAX_CATEGORIES
+            && budget.category_bytes + key.len() as u64 <= MAX_TOTAL_CATEGORY_BYTES
+        {
+            budget.category_bytes += key.len() as u64;
             self.categories.insert(key.to_string(), 1);
         } else {
             self.overflow += 1;
@@ -170,35 +183,77 @@ impl Column {
     }
 
     /// Classifies one CSV field.
-    fn push_field(&mut self, raw: &str) {
+    fn push_field(&mut self, raw: &str, budget: &mut Budget) {
         self.present += 1;
         let s = raw.trim();
         // Numbers first: most fields are numbers, and none of the missing markers parses as
         // one (the NaN spellings parse to NaN, which `parse_number` refuses).
         if let Some(v) = parse_number(s) {
-            self.push_number(v);
+            self.push_number(v, budget);
         } else if MISSING.contains(&s) {
             self.missing += 1;
         } else {
-            self.push_text(s);
+            self.push_text(s, budget);
         }
     }
 
-    fn push_json(&mut self, v: &serde_json::Value) {
+    fn push_json(&mut self, v: &serde_json::Value, budget: &mut Budget) {
         use serde_json::Value;
         self.present += 1;
         match v {
             Value::Null => self.missing += 1,
             Value::Number(n) => match n.as_f64() {
-                Some(x) => self.push_number(x),
-                None => self.push_text(&n.to_string()),
+                Some(x) => self.push_number(x, budget),
+                None => self.push_text(&n.to_string(), budget),
             },
             Value::String(s) if MISSING.contains(&s.trim()) => self.missing += 1,
-            Value::String(s) => self.push_text(s),
-            Value::Bool(b) => self.push_text(if *b { "true" } else { "false" }),
-            other => self.push_text(&other.to_string()),
+            Value::String(s) => self.push_text(s, budget),
+            Value::Bool(b) => self.push_text(if *b { "true" } else { "false" }, budget),
+            other => self.push_text(&other.to_string(), budget),
         }
     }
+}
+
+/// What one table has kept so far, against [`MAX_TOTAL_VALUES`] and
+/// [`MAX_TOTAL_CATEGORY_BYTES`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Budget {
+    values: u64,
+    category_bytes: u64,
+}
+
+/// Refuses a physical line longer than [`MAX_LINE_BYTES`], so one hostile CSV record cannot
+/// make the reader buffer the whole file.
+struct LineLimit<R> {
+    inner: R,
+    run: usize,
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let chunk = buf.get(..n).unwrap_or_default();
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            if self.run + (nl - start) > MAX_LINE_BYTES {
+                return Err(long_line());
+            }
+            self.run = 0;
+            start = nl + 1;
+        }
+        self.run += n - start;
+        if self.run > MAX_LINE_BYTES {
+            return Err(long_line());
+        }
+        Ok(n)
+    }
+}
+
+fn long_line() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("a line longer than {MAX_LINE_BYTES} bytes (MAX_LINE_BYTES)"),
+    )
 }
 
 /// Numbers as CSV writers print them; `inf`/`-inf` count (as non-finite), `nan` is missing.
@@ -235,6 +290,7 @@ pub struct Table {
     pub problems: Vec<Problem>,
     /// Header names beyond [`MAX_COLUMNS`].
     pub dropped_columns: u64,
+    pub(crate) budget: Budget,
 }
 
 impl Table {
@@ -289,7 +345,7 @@ pub fn read(input: impl Read, name: &str, format: Format) -> Result<Table, DataE
 
 enum Source<R: Read> {
     Delimited {
-        reader: csv::Reader<BufReader<R>>,
+        reader: csv::Reader<BufReader<LineLimit<R>>>,
         names: Vec<String>,
         width: usize,
         dropped: u64,
@@ -342,7 +398,13 @@ impl<R: Read> Chunks<R> {
             .delimiter(delimiter)
             .flexible(true)
             .has_headers(true)
-            .from_reader(BufReader::with_capacity(1 << 20, input));
+            .from_reader(BufReader::with_capacity(
+                1 << 20,
+                LineLimit {
+                    inner: input,
+                    run: 0,
+                },
+            ));
         let headers = reader
             .byte_headers()
             .map_err(|e| csv_error(e, name))?
@@ -381,6 +443,7 @@ impl<R: Read> Chunks<R> {
             problem_count: 0,
             problems: Vec::new(),
             dropped_columns: 0,
+            budget: Budget::default(),
         };
         if let Source::Delimited { names, dropped, .. } = &self.source {
             t.columns = names.iter().cloned().map(Column::new).collect();
@@ -439,7 +502,7 @@ fn csv_error(e: csv::Error, path: &str) -> DataError {
 
 /// Reads up to `limit` rows; true at the end of the input.
 fn read_delimited<R: Read>(
-    reader: &mut csv::Reader<BufReader<R>>,
+    reader: &mut csv::Reader<BufReader<LineLimit<R>>>,
     width: usize,
     table: &mut Table,
     limit: u64,
@@ -476,10 +539,11 @@ fn read_delimited<R: Read>(
             continue;
         }
         table.rows += 1;
+        let budget = &mut table.budget;
         for (col, field) in table.columns.iter_mut().zip(record.iter()) {
             match std::str::from_utf8(field) {
-                Ok(s) => col.push_field(s),
-                Err(_) => col.push_field(&String::from_utf8_lossy(field)),
+                Ok(s) => col.push_field(s, budget),
+                Err(_) => col.push_field(&String::from_utf8_lossy(field), budget),
             }
         }
     }
@@ -595,7 +659,7 @@ fn read_jsonl<R: Read>(
                 i
             };
             if let Some(col) = table.columns.get_mut(idx) {
-                col.push_json(value);
+                col.push_json(value, &mut table.budget);
             }
         }
     }
@@ -634,6 +698,26 @@ mod tests {
         assert_eq!(b.categories.get("true"), Some(&1));
         let a = t.column("a").unwrap();
         assert_eq!((a.missing, a.numeric), (2, 1));
+    }
+
+    #[test]
+    fn an_overlong_csv_line_is_refused_not_buffered() {
+        let mut data = b"a,b\n1,".to_vec();
+        data.resize(data.len() + MAX_LINE_BYTES + 10, b'x');
+        data.extend_from_slice(b"\n2,3\n");
+        let err = read(&data[..], "big.csv", Format::Csv)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("big.csv") && err.contains("MAX_LINE_BYTES"),
+            "{err}"
+        );
+        // A long file of short lines is fine: the limit is per line.
+        let many = "a\n".to_string() + &"1\n".repeat(MAX_LINE_BYTES / 2 + 10);
+        assert_eq!(
+            read(many.as_bytes(), "ok.csv", Format::Csv).unwrap().rows as usize,
+            MAX_LINE_BYTES / 2 + 10
+        );
     }
 
     #[test]
