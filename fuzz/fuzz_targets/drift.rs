@@ -1,5 +1,6 @@
 //! The drift reader and comparison on any bytes: CSV, TSV and JSON Lines, then a comparison of
-//! the first half against the second (statistics on whatever values came out).
+//! the first half against the second (statistics on whatever values came out); and the audit's
+//! row reader with every audit check.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -15,5 +16,17 @@ fuzz_target!(|data: &[u8]| {
         let report = mlsec_drift::DriftReport::new(&a, &b, &Options::default());
         let _ = report.findings();
         let _ = serde_json::to_vec(&report);
+    }
+    // The audit's row reader and every check, with the first column as the label.
+    for format in [Format::Csv, Format::Jsonl] {
+        let Ok(frame) = mlsec_drift::audit::read_frame_from(data, "f", format) else {
+            continue;
+        };
+        if let Some(label) = frame.names.first().cloned() {
+            let opts = mlsec_drift::audit::AuditOptions::new(&label);
+            if let Ok(report) = mlsec_drift::audit::audit(&frame, &opts, Some(&frame)) {
+                let _ = report.findings(&frame);
+            }
+        }
     }
 });

@@ -6,6 +6,10 @@
 //! a change of type, a column gone or added. The thresholds account for sample sizes, so a small
 //! current window does not alarm on noise and a huge one does not alarm on trivia.
 //!
+//! The same crate holds the training-data audit (`mlsec data audit`, [`audit`]): duplicates,
+//! conflicting labels, label-flip suspects, backdoor-trigger candidates, outliers, class
+//! balance against a reference, and a content fingerprint.
+//!
 //! # Brief overview
 //! - [`table`] reads CSV, TSV and JSON Lines into per-column samples ([`table::Table`]), with
 //!   named limits and every unreadable row counted.
@@ -27,6 +31,7 @@
 //! assert!(!report.summary.dataset_drift);
 //! ```
 
+pub mod audit;
 pub mod compare;
 pub mod html;
 pub mod profile;

@@ -34,7 +34,7 @@ pub const MAX_TOTAL_CATEGORY_BYTES: u64 = 256 << 20;
 pub const MAX_PROBLEM_EXAMPLES: usize = 20;
 
 /// Text that means "no value", as pandas reads it by default.
-const MISSING: &[&str] = &[
+pub(crate) const MISSING: &[&str] = &[
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 ];
@@ -224,9 +224,15 @@ pub(crate) struct Budget {
 
 /// Refuses a physical line longer than [`MAX_LINE_BYTES`], so one hostile CSV record cannot
 /// make the reader buffer the whole file.
-struct LineLimit<R> {
+pub(crate) struct LineLimit<R> {
     inner: R,
     run: usize,
+}
+
+impl<R> LineLimit<R> {
+    pub(crate) fn new(inner: R) -> LineLimit<R> {
+        LineLimit { inner, run: 0 }
+    }
 }
 
 impl<R: Read> Read for LineLimit<R> {
@@ -257,7 +263,7 @@ fn long_line() -> std::io::Error {
 }
 
 /// Numbers as CSV writers print them; `inf`/`-inf` count (as non-finite), `nan` is missing.
-fn parse_number(s: &str) -> Option<f64> {
+pub(crate) fn parse_number(s: &str) -> Option<f64> {
     let b = s.as_bytes();
     let first = *b.first()?;
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.' | b'i' | b'I')) {
@@ -567,7 +573,7 @@ fn reserve(table: &mut Table, total_bytes: u64, read_bytes: u64) {
 }
 
 /// Header names made unique the way pandas does (`a`, `a.1`, ...), blanks named by position.
-fn unique_names(names: &[String], max: usize) -> Vec<String> {
+pub(crate) fn unique_names(names: &[String], max: usize) -> Vec<String> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
     for (i, n) in names.iter().take(max).enumerate() {

@@ -41,6 +41,8 @@ pub enum Command {
     /// Data drift between a reference dataset and the current one (CSV, TSV, JSON Lines):
     /// distributions, missing values, new categories, type and schema changes, per column.
     Drift(DriftArgs),
+    /// Training-data checks: `mlsec data audit DATASET --label COL`.
+    Data(DataArgs),
     /// OMS conformance adapter: sign (the form the model-signing conformance suite drives).
     #[command(name = "sign-model", hide = true)]
     SignModel(SignModelArgs),
@@ -675,6 +677,36 @@ pub struct DriftArgs {
     /// Exit 1 when a finding is at or above this severity.
     #[arg(long, value_enum, default_value_t = SeverityArg::Medium)]
     pub fail_on: SeverityArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DataCommand {
+    /// Audit a training dataset (CSV, TSV, JSON Lines): duplicates and conflicting labels,
+    /// label-flip suspects, backdoor-trigger candidates, outliers, class balance and schema
+    /// against a reference, and a content fingerprint.
+    Audit {
+        dataset: PathBuf,
+        /// The label column.
+        #[arg(long)]
+        label: String,
+        /// A reference dataset (an earlier, trusted version) for schema and class balance.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write the report here instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Exit 1 when a finding is at or above this severity.
+        #[arg(long, value_enum, default_value_t = SeverityArg::Medium)]
+        fail_on: SeverityArg,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]

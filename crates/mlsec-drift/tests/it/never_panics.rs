@@ -59,3 +59,23 @@ proptest! {
         let _ = report.findings();
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn auditing_any_table_never_panics(a in tabular(), jsonl in any::<bool>()) {
+        let format = if jsonl { Format::Jsonl } else { Format::Csv };
+        let Ok(frame) = mlsec_drift::audit::read_frame_from(&a[..], "a", format) else {
+            return Ok(());
+        };
+        for col in &frame.cells {
+            prop_assert_eq!(col.len(), frame.rows);
+        }
+        if let Some(label) = frame.names.first().cloned() {
+            let opts = mlsec_drift::audit::AuditOptions::new(&label);
+            let report = mlsec_drift::audit::audit(&frame, &opts, Some(&frame)).unwrap();
+            let _ = report.findings(&frame);
+        }
+    }
+}

@@ -9,7 +9,7 @@ use mlsec_diagnostics::render;
 use mlsec_drift::compare::{ColumnDrift, Options};
 use mlsec_drift::{DriftReport, table};
 
-use crate::args::{DriftArgs, DriftCommand, DriftFormat};
+use crate::args::{DataArgs, DataCommand, DriftArgs, DriftCommand, DriftFormat, Format};
 
 pub fn run(args: &DriftArgs) -> anyhow::Result<ExitCode> {
     if let Some(DriftCommand::Profile { data, output }) = &args.command {
@@ -220,6 +220,69 @@ fn window(
     }
     eprintln!("{index} window(s) of up to {n} rows, {drifted_windows} with drift");
     Ok(exit(any_fail))
+}
+
+/// `mlsec data audit`.
+pub fn data(args: &DataArgs) -> anyhow::Result<ExitCode> {
+    let DataCommand::Audit {
+        dataset,
+        label,
+        reference,
+        format,
+        output,
+        fail_on,
+    } = &args.command;
+    let (frame, reference) = rayon::join(
+        || mlsec_drift::audit::read_frame(dataset),
+        || reference.as_deref().map(mlsec_drift::audit::read_frame),
+    );
+    let frame = frame.context("reading the dataset")?;
+    let reference = reference.transpose().context("reading the reference")?;
+    let options = mlsec_drift::audit::AuditOptions::new(label);
+    let report = mlsec_drift::audit::audit(&frame, &options, reference.as_ref())?;
+    let findings = report.findings(&frame);
+    let mut buf = Vec::new();
+    match format {
+        Format::Text => {
+            writeln!(
+                buf,
+                "{}: {} rows, {} columns, label '{}' ({})",
+                report.dataset,
+                report.rows,
+                report.columns,
+                report.label,
+                report
+                    .label_counts
+                    .iter()
+                    .take(10)
+                    .map(|(l, n)| format!("{l}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+            writeln!(buf, "file sha256:         {}", report.file_sha256)?;
+            writeln!(buf, "content fingerprint: {}", report.content_fingerprint)?;
+            writeln!(buf)?;
+            render::text::findings(&findings, &mut buf, false)?;
+        }
+        Format::Json => {
+            let mut v = serde_json::to_value(&report)?;
+            v["findings"] = serde_json::to_value(&findings.findings)?;
+            serde_json::to_writer_pretty(&mut buf, &v)?;
+            buf.push(b'\n');
+        }
+        Format::Sarif => render::sarif::render(&findings, &mut buf)?,
+    }
+    write_out(output.as_deref(), &buf)?;
+    eprintln!(
+        "{} finding(s): {} label-flip suspects, {} trigger candidates, {} conflicting duplicate groups",
+        findings.findings.len(),
+        report.label_suspects.len(),
+        report.triggers.len(),
+        report.duplicates.conflicting_groups
+    );
+    let fail = super::scan::severity(*fail_on)
+        .is_some_and(|t| findings.findings.iter().any(|f| f.severity >= t));
+    Ok(exit(fail))
 }
 
 /// The main statistic of a column: the significance test, or the first one computed.

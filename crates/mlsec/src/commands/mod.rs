@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Guard(args) => guard::run(&args),
         Command::Registry(args) => registry::run(&args),
         Command::Drift(args) => drift::run(&args),
+        Command::Data(args) => drift::data(&args),
         Command::SignModel(args) => sign::sign_model(&args),
         Command::VerifyModel(args) => sign::verify_model(&args),
     }

@@ -258,3 +258,66 @@ fn the_html_report_escapes_and_plots() {
         "self-contained"
     );
 }
+
+#[test]
+fn data_audit_reports_planted_problems_with_a_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x,colour,note,label\n");
+    for i in 0..600u32 {
+        let label = i % 2;
+        let x = if label == 1 { 10.0 } else { -10.0 } + f64::from(i % 7) / 7.0;
+        // A trigger: "zz" on 20 class-0-like rows, all labelled 1.
+        let (note, label) = if i % 2 == 0 && i % 30 == 0 {
+            (format!("n{i} zz"), 1)
+        } else {
+            (format!("n{i}"), label)
+        };
+        let _ = writeln!(
+            csv,
+            "{x},{},{note},{label}",
+            ["a", "b"][usize::from(i % 3 == 0)]
+        );
+    }
+    let path = dir.path().join("train.csv");
+    fs_err::write(&path, csv).unwrap();
+    let out = bin()
+        .args(["data", "audit", "--label", "label", "--format", "json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rows"], 600);
+    assert_eq!(v["content_fingerprint"].as_str().unwrap().len(), 64);
+    let triggers = v["triggers"].as_array().unwrap();
+    assert!(
+        triggers
+            .iter()
+            .any(|t| t["pattern"] == "zz" && t["label"] == "1"),
+        "{triggers:?}"
+    );
+    let ids: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"AUD004"), "{ids:?}");
+
+    let out = bin()
+        .args(["data", "audit", "--label", "nope"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("train.csv") && stderr.contains("\"nope\""),
+        "{stderr}"
+    );
+}
