@@ -650,35 +650,72 @@ fn knn_disagreement(
     rows: &[usize],
     agreement: f64,
 ) -> Vec<(usize, usize, f64)> {
-    rows.par_iter()
-        .filter_map(|&i| {
-            let given = labels[i]?;
+    // Dense row-major copies of the sampled rows, so the inner loop is a contiguous scan.
+    let nums: Vec<&Vec<f64>> = features
+        .iter()
+        .filter_map(|(_, f)| match f {
+            Feature::Numeric { z } => Some(z),
+            Feature::Categorical { .. } => None,
+        })
+        .collect();
+    let cats: Vec<&Vec<u32>> = features
+        .iter()
+        .filter_map(|(_, f)| match f {
+            Feature::Categorical { codes, .. } => Some(codes),
+            Feature::Numeric { .. } => None,
+        })
+        .collect();
+    let (dn, dc) = (nums.len(), cats.len());
+    let num: Vec<f64> = rows
+        .iter()
+        .flat_map(|&r| nums.iter().map(move |z| z[r]))
+        .collect();
+    let cat: Vec<u32> = rows
+        .iter()
+        .flat_map(|&r| cats.iter().map(move |c| c[r]))
+        .collect();
+    let labelled: Vec<usize> = (0..rows.len())
+        .filter(|&a| labels[rows[a]].is_some())
+        .collect();
+    (0..rows.len())
+        .into_par_iter()
+        .filter_map(|a| {
+            let given = labels[rows[a]]?;
+            let (na, ca) = (&num[a * dn..(a + 1) * dn], &cat[a * dc..(a + 1) * dc]);
             let mut best: Vec<(f64, usize)> = Vec::with_capacity(KNN_K + 1);
-            for &j in rows {
-                if j == i || labels[j].is_none() {
+            let mut worst = f64::INFINITY;
+            for &b in &labelled {
+                if b == a {
                     continue;
                 }
+                let nb = &num[b * dn..(b + 1) * dn];
                 let mut d = 0.0;
-                for (_, f) in features {
-                    d += match f {
-                        Feature::Numeric { z } => (z[i] - z[j]).powi(2),
-                        Feature::Categorical { codes, .. } => {
-                            f64::from(u8::from(codes[i] != codes[j]))
-                        }
-                    };
+                for (x, y) in na.iter().zip(nb) {
+                    d += (x - y) * (x - y);
                 }
-                if best.len() < KNN_K || d < best[best.len() - 1].0 {
-                    let pos = best.partition_point(|(x, _)| *x <= d);
-                    best.insert(pos, (d, j));
-                    best.truncate(KNN_K);
+                if d >= worst {
+                    continue;
+                }
+                let cb = &cat[b * dc..(b + 1) * dc];
+                d += ca.iter().zip(cb).filter(|(x, y)| x != y).count() as f64;
+                if d >= worst {
+                    continue;
+                }
+                let pos = best.partition_point(|(x, _)| *x <= d);
+                best.insert(pos, (d, b));
+                if best.len() > KNN_K {
+                    best.pop();
+                }
+                if best.len() == KNN_K {
+                    worst = best[KNN_K - 1].0;
                 }
             }
             if best.len() < KNN_K {
                 return None;
             }
             let mut votes: HashMap<usize, usize> = HashMap::new();
-            for (_, j) in &best {
-                if let Some(l) = labels[*j] {
+            for (_, b) in &best {
+                if let Some(l) = labels[rows[*b]] {
                     *votes.entry(l).or_default() += 1;
                 }
             }
@@ -686,7 +723,7 @@ fn knn_disagreement(
                 .into_iter()
                 .max_by_key(|(l, n)| (*n, usize::MAX - l))?;
             let share = n as f64 / KNN_K as f64;
-            (top != given && share >= agreement).then_some((i, top, share))
+            (top != given && share >= agreement).then_some((rows[a], top, share))
         })
         .collect()
 }
@@ -949,7 +986,18 @@ pub fn audit(
                 }
             })
             .collect();
-        let free_text = texts > 0 && distinct_texts.len() * 2 > texts;
+        // Free text (values of several words, or mostly distinct): search its tokens.
+        let multi_word = col
+            .iter()
+            .filter(|x| match x {
+                Cell::Text(t) => frame
+                    .texts
+                    .get(*t as usize)
+                    .is_some_and(|s| s.trim().contains(char::is_whitespace)),
+                _ => false,
+            })
+            .count();
+        let free_text = texts > 0 && (distinct_texts.len() * 2 > texts || multi_word * 2 >= texts);
         for (r, x) in col.iter().enumerate() {
             if labels[r].is_none() {
                 continue;
