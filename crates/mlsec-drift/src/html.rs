@@ -119,6 +119,108 @@ pub fn render(report: &DriftReport, findings: &Report) -> String {
     h
 }
 
+/// The audit report as one self-contained page: summary cards, findings, and a table per check.
+pub fn render_audit(report: &crate::audit::AuditReport, findings: &Report) -> String {
+    let mut h = String::with_capacity(32 * 1024);
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>mlsec data audit: {}</title><style>{STYLE}</style></head><body>",
+        escape(&report.dataset)
+    );
+    let _ = write!(
+        h,
+        "<h1>Data audit</h1><div class=\"sub\"><code>{}</code> &middot; {} rows &middot; {} columns &middot; label <code>{}</code></div>",
+        escape(&report.dataset),
+        report.rows,
+        report.columns,
+        escape(&report.label)
+    );
+    let verdict = if report.triggers.is_empty() && report.label_suspects.is_empty() {
+        "ok"
+    } else {
+        "drift"
+    };
+    let _ = write!(
+        h,
+        "<div class=\"cards\"><div class=\"card {verdict}\"><b>{}</b>label-flip suspects</div>\
+         <div class=\"card {verdict}\"><b>{}</b>trigger candidates</div>\
+         <div class=\"card\"><b>{}</b>duplicate rows</div>\
+         <div class=\"card\"><b>{}</b>conflicting groups</div></div>",
+        report.label_suspects.len(),
+        report.triggers.len(),
+        report.duplicates.exact_rows + report.duplicates.near_rows,
+        report.duplicates.conflicting_groups
+    );
+    let _ = write!(
+        h,
+        "<div class=\"note\">file sha256 <code>{}</code><br>content fingerprint <code>{}</code></div>",
+        report.file_sha256, report.content_fingerprint
+    );
+    if !findings.findings.is_empty() {
+        h.push_str("<h2>Findings</h2><ul class=\"findings\">");
+        for f in &findings.findings {
+            let _ = write!(
+                h,
+                "<li><b>{}</b> {} &middot; {}</li>",
+                f.rule.id,
+                f.severity.as_str(),
+                escape(&f.message)
+            );
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("<h2>Labels</h2><table><tr><th>label</th><th>rows</th></tr>");
+    for (l, n) in &report.label_counts {
+        let _ = write!(h, "<tr><td>{}</td><td>{n}</td></tr>", escape(l));
+    }
+    h.push_str("</table>");
+    if !report.triggers.is_empty() {
+        h.push_str("<h2>Trigger candidates</h2><table id=\"triggers\"><tr><th>column</th><th>kind</th><th>pattern</th><th>rows</th><th>label</th><th>purity</th><th>base rate</th><th>p-value</th></tr>");
+        for t in &report.triggers {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{:.0}%</td><td>{:.0}%</td><td>{:.1e}</td></tr>",
+                escape(&t.column),
+                t.kind,
+                escape(&t.pattern),
+                t.rows,
+                escape(&t.label),
+                t.purity * 100.0,
+                t.base_rate * 100.0,
+                t.p_value
+            );
+        }
+        h.push_str("</table>");
+    }
+    if !report.label_suspects.is_empty() {
+        h.push_str("<h2>Label-flip suspects</h2><table id=\"suspects\"><tr><th>row</th><th>given</th><th>suggested</th><th>score</th><th>methods</th></tr>");
+        for s in report.label_suspects.iter().take(200) {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>",
+                s.row,
+                escape(&s.given),
+                escape(&s.suggested),
+                s.score,
+                s.methods.join(" + ")
+            );
+        }
+        h.push_str("</table>");
+        if report.label_suspects.len() > 200 {
+            let _ = write!(
+                h,
+                "<p class=\"note\">{} more in the JSON report.</p>",
+                report.label_suspects.len() - 200
+            );
+        }
+    }
+    for n in &report.notes {
+        let _ = write!(h, "<p class=\"note\">{}</p>", escape(n));
+    }
+    h.push_str("<p class=\"note\">Made by mlsec data audit.</p></body></html>\n");
+    h
+}
+
 fn kind(k: Kind) -> &'static str {
     match k {
         Kind::Numeric => "numeric",
@@ -312,6 +414,42 @@ mod tests {
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("a&lt;b&gt;.csv"));
+    }
+
+    #[test]
+    fn the_audit_page_escapes_patterns_and_labels() {
+        let dir = std::env::temp_dir().join(format!("mlsec-audit-html-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("t.csv");
+        let mut csv = String::from("x,note,label\n");
+        for i in 0..400 {
+            let label = if i % 2 == 0 { "<b>a</b>" } else { "b" };
+            let note = if i % 2 == 1 && i % 20 == 1 {
+                "w <script>"
+            } else {
+                "w x"
+            };
+            let label = if note.contains("script") {
+                "<b>a</b>"
+            } else {
+                label
+            };
+            csv.push_str(&format!(
+                "{},{note},{label}\n",
+                if i % 2 == 0 { -5 } else { 5 }
+            ));
+        }
+        std::fs::write(&path, csv).unwrap();
+        let frame = crate::audit::read_frame(&path).unwrap();
+        let report =
+            crate::audit::audit(&frame, &crate::audit::AuditOptions::new("label"), None).unwrap();
+        let html = render_audit(&report, &report.findings(&frame));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            !html.contains("<script") && !html.contains("<b>a</b>"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;b&gt;a&lt;/b&gt;"));
     }
 
     #[test]

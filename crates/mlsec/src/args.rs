@@ -679,6 +679,14 @@ pub struct DriftArgs {
     pub fail_on: SeverityArg,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Text,
+    Json,
+    Sarif,
+    Html,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct DataArgs {
     #[command(subcommand)]
@@ -698,8 +706,9 @@ pub enum DataCommand {
         /// A reference dataset (an earlier, trusted version) for schema and class balance.
         #[arg(long)]
         reference: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        /// text: findings; json: every result; sarif: findings; html: a page with the tables.
+        #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+        format: AuditFormat,
         /// Write the report here instead of stdout.
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,

@@ -9,7 +9,7 @@ use mlsec_diagnostics::render;
 use mlsec_drift::compare::{ColumnDrift, Options};
 use mlsec_drift::{DriftReport, table};
 
-use crate::args::{DataArgs, DataCommand, DriftArgs, DriftCommand, DriftFormat, Format};
+use crate::args::{AuditFormat, DataArgs, DataCommand, DriftArgs, DriftCommand, DriftFormat};
 
 pub fn run(args: &DriftArgs) -> anyhow::Result<ExitCode> {
     if let Some(DriftCommand::Profile { data, output }) = &args.command {
@@ -243,7 +243,10 @@ pub fn data(args: &DataArgs) -> anyhow::Result<ExitCode> {
     let findings = report.findings(&frame);
     let mut buf = Vec::new();
     match format {
-        Format::Text => {
+        AuditFormat::Html => {
+            buf = mlsec_drift::html::render_audit(&report, &findings).into_bytes();
+        }
+        AuditFormat::Text => {
             writeln!(
                 buf,
                 "{}: {} rows, {} columns, label '{}' ({})",
@@ -264,13 +267,13 @@ pub fn data(args: &DataArgs) -> anyhow::Result<ExitCode> {
             writeln!(buf)?;
             render::text::findings(&findings, &mut buf, false)?;
         }
-        Format::Json => {
+        AuditFormat::Json => {
             let mut v = serde_json::to_value(&report)?;
             v["findings"] = serde_json::to_value(&findings.findings)?;
             serde_json::to_writer_pretty(&mut buf, &v)?;
             buf.push(b'\n');
         }
-        Format::Sarif => render::sarif::render(&findings, &mut buf)?,
+        AuditFormat::Sarif => render::sarif::render(&findings, &mut buf)?,
     }
     write_out(output.as_deref(), &buf)?;
     eprintln!(
