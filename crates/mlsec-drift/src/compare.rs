@@ -476,22 +476,7 @@ fn numeric(d: &mut ColumnDrift, r: &Column, c: &Column, alpha: f64, o: &Options)
     let edges = decile_edges(&r.values, o.bins);
     let rc = stats::bin_counts(&r.values, &edges);
     let cc = stats::bin_counts(&c.values, &edges);
-    let psi = stats::psi(&rc, &cc);
-    d.tests.push(Test {
-        name: "psi",
-        statistic: psi,
-        p_value: None,
-        threshold: o.psi,
-        exceeded: psi >= o.psi,
-    });
-    let js = stats::jensen_shannon(&rc, &cc);
-    d.tests.push(Test {
-        name: "jensen_shannon",
-        statistic: js,
-        p_value: None,
-        threshold: o.jensen_shannon,
-        exceeded: js >= o.jensen_shannon,
-    });
+    let (psi, _) = histogram_distances(d, &rc, &cc, o);
     d.histogram = Histogram {
         edges,
         labels: Vec::new(),
@@ -508,6 +493,25 @@ fn numeric(d: &mut ColumnDrift, r: &Column, c: &Column, alpha: f64, o: &Options)
             ),
         });
     }
+}
+
+/// PSI and Jensen–Shannon over the same bins, recorded as effect sizes: (psi, js).
+fn histogram_distances(d: &mut ColumnDrift, r: &[f64], c: &[f64], o: &Options) -> (f64, f64) {
+    let psi = stats::psi(r, c);
+    let js = stats::jensen_shannon(r, c);
+    for (name, statistic, threshold) in [
+        ("psi", psi, o.psi),
+        ("jensen_shannon", js, o.jensen_shannon),
+    ] {
+        d.tests.push(Test {
+            name,
+            statistic,
+            p_value: None,
+            threshold,
+            exceeded: statistic >= threshold,
+        });
+    }
+    (psi, js)
 }
 
 /// Inner bin edges at the reference's quantiles, deduplicated (ties collapse bins).
@@ -637,22 +641,7 @@ fn categorical(d: &mut ColumnDrift, r: &Column, c: &Column, alpha: f64, o: &Opti
         rc.iter().map(|x| *x as f64).collect(),
         cc.iter().map(|x| *x as f64).collect(),
     );
-    let js = stats::jensen_shannon(&rf, &cf);
-    d.tests.push(Test {
-        name: "jensen_shannon",
-        statistic: js,
-        p_value: None,
-        threshold: o.jensen_shannon,
-        exceeded: js >= o.jensen_shannon,
-    });
-    let psi = stats::psi(&rf, &cf);
-    d.tests.push(Test {
-        name: "psi",
-        statistic: psi,
-        p_value: None,
-        threshold: o.psi,
-        exceeded: psi >= o.psi,
-    });
+    let (psi, js) = histogram_distances(d, &rf, &cf, o);
     d.histogram = Histogram {
         edges: Vec::new(),
         labels,

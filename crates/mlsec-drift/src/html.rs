@@ -84,19 +84,7 @@ pub fn render(report: &DriftReport, findings: &Report) -> String {
         report.options.dataset_share * 100.0,
         s.alpha_per_column
     );
-    if !findings.findings.is_empty() {
-        h.push_str("<h2>Findings</h2><ul class=\"findings\">");
-        for f in &findings.findings {
-            let _ = write!(
-                h,
-                "<li><b>{}</b> {} &middot; {}</li>",
-                f.rule.id,
-                f.severity.as_str(),
-                escape(&f.message)
-            );
-        }
-        h.push_str("</ul>");
-    }
+    findings_list(&mut h, findings);
     h.push_str("<h2>Columns</h2><table id=\"drift-table\"><tr><th>column</th><th>kind</th><th>drift</th><th>test</th><th>p-value</th><th>effect</th></tr>");
     for c in &report.columns {
         let (test, p) = headline(c);
@@ -156,19 +144,7 @@ pub fn render_audit(report: &crate::audit::AuditReport, findings: &Report) -> St
         "<div class=\"note\">file sha256 <code>{}</code><br>content fingerprint <code>{}</code></div>",
         report.file_sha256, report.content_fingerprint
     );
-    if !findings.findings.is_empty() {
-        h.push_str("<h2>Findings</h2><ul class=\"findings\">");
-        for f in &findings.findings {
-            let _ = write!(
-                h,
-                "<li><b>{}</b> {} &middot; {}</li>",
-                f.rule.id,
-                f.severity.as_str(),
-                escape(&f.message)
-            );
-        }
-        h.push_str("</ul>");
-    }
+    findings_list(&mut h, findings);
     h.push_str("<h2>Labels</h2><table><tr><th>label</th><th>rows</th></tr>");
     for (l, n) in &report.label_counts {
         let _ = write!(h, "<tr><td>{}</td><td>{n}</td></tr>", escape(l));
@@ -219,6 +195,23 @@ pub fn render_audit(report: &crate::audit::AuditReport, findings: &Report) -> St
     }
     h.push_str("<p class=\"note\">Made by mlsec data audit.</p></body></html>\n");
     h
+}
+
+fn findings_list(h: &mut String, findings: &Report) {
+    if findings.findings.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Findings</h2><ul class=\"findings\">");
+    for f in &findings.findings {
+        let _ = write!(
+            h,
+            "<li><b>{}</b> {} &middot; {}</li>",
+            f.rule.id,
+            f.severity.as_str(),
+            escape(&f.message)
+        );
+    }
+    h.push_str("</ul>");
 }
 
 fn kind(k: Kind) -> &'static str {
