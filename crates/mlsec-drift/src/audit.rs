@@ -161,10 +161,19 @@ pub fn read_frame_from(input: impl Read, name: &str, format: Format) -> Result<F
     };
     match format {
         Format::Csv | Format::Tsv => {
+            let mut buffered = BufReader::with_capacity(1 << 20, LineLimit::new(&mut tee));
+            let delimiter = if format == Format::Tsv {
+                b'\t'
+            } else {
+                crate::table::sniff_delimiter(&mut buffered).map_err(|e| DataError::Io {
+                    path: name.clone(),
+                    source: e,
+                })?
+            };
             let mut reader = csv::ReaderBuilder::new()
-                .delimiter(if format == Format::Tsv { b'\t' } else { b',' })
+                .delimiter(delimiter)
                 .flexible(true)
-                .from_reader(BufReader::with_capacity(1 << 20, LineLimit::new(&mut tee)));
+                .from_reader(buffered);
             let io = |e: csv::Error| DataError::Header {
                 path: name.clone(),
                 message: e.to_string(),
@@ -319,10 +328,188 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// Largest schema file read.
+pub const MAX_SCHEMA_BYTES: u64 = 1 << 20;
+
+/// A declared schema (`--schema FILE`): what each column must be.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schema {
+    pub columns: std::collections::BTreeMap<String, ColumnSpec>,
+    /// Columns the schema does not name are allowed (reported as low otherwise).
+    #[serde(default)]
+    pub allow_extra: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpecKind {
+    /// Every present value is a number.
+    Numeric,
+    /// Any text; with `allowed`, one of a set.
+    Categorical,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    #[serde(rename = "type")]
+    pub kind: SpecKind,
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Largest share of missing values allowed (default: any).
+    pub max_missing: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The only values allowed (categorical).
+    pub allowed: Option<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Schema {
+    /// Reads a JSON schema file, refusing unknown fields and files over [`MAX_SCHEMA_BYTES`].
+    pub fn read(path: &Path) -> Result<Schema, DataError> {
+        let name = path.display().to_string();
+        let bad = |message: String| DataError::Header {
+            path: name.clone(),
+            message,
+        };
+        let len = fs_err::metadata(path)
+            .map_err(|e| DataError::Io {
+                path: name.clone(),
+                source: e,
+            })?
+            .len();
+        if len > MAX_SCHEMA_BYTES {
+            return Err(bad(format!("schema of {len} bytes, over MAX_SCHEMA_BYTES")));
+        }
+        let bytes = fs_err::read(path).map_err(|e| DataError::Io {
+            path: name.clone(),
+            source: e,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a schema: {e}")))
+    }
+}
+
+/// One way the data breaks the declared schema.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaViolation {
+    pub column: String,
+    pub problem: String,
+    /// Rows affected (0 for a column-level problem).
+    pub rows: usize,
+    /// First affected rows, 1-based.
+    pub examples: Vec<usize>,
+    /// `high` (a required column missing), `medium` (values) or `low` (an undeclared column).
+    pub severity: Severity,
+}
+
+/// Checks a frame against a declared schema.
+pub fn check_schema(frame: &Frame, schema: &Schema) -> Vec<SchemaViolation> {
+    let mut out = Vec::new();
+    for (name, spec) in &schema.columns {
+        let Some(ci) = frame.names.iter().position(|n| n == name) else {
+            if spec.required {
+                out.push(SchemaViolation {
+                    column: name.clone(),
+                    problem: "required column is missing".to_string(),
+                    rows: 0,
+                    examples: Vec::new(),
+                    severity: Severity::High,
+                });
+            }
+            continue;
+        };
+        let col = &frame.cells[ci];
+        let mut bad = |problem: String, rows: Vec<usize>| {
+            if !rows.is_empty() {
+                out.push(SchemaViolation {
+                    column: name.clone(),
+                    problem,
+                    rows: rows.len(),
+                    examples: rows.iter().take(MAX_EXAMPLES).map(|r| r + 1).collect(),
+                    severity: Severity::Medium,
+                });
+            }
+        };
+        let rows_where = |f: &dyn Fn(&Cell) -> bool| -> Vec<usize> {
+            col.iter()
+                .enumerate()
+                .filter(|(_, c)| f(c))
+                .map(|(r, _)| r)
+                .collect()
+        };
+        if spec.kind == SpecKind::Numeric {
+            bad(
+                "text where a number is declared".to_string(),
+                rows_where(&|c| matches!(c, Cell::Text(_))),
+            );
+            if let Some(min) = spec.min {
+                bad(
+                    format!("below the declared minimum {min}"),
+                    rows_where(&|c| matches!(c, Cell::Num(v) if *v < min)),
+                );
+            }
+            if let Some(max) = spec.max {
+                bad(
+                    format!("above the declared maximum {max}"),
+                    rows_where(&|c| matches!(c, Cell::Num(v) if *v > max)),
+                );
+            }
+        }
+        if let Some(allowed) = &spec.allowed {
+            let ok: std::collections::HashSet<&str> = allowed.iter().map(String::as_str).collect();
+            bad(
+                "a value outside the allowed set".to_string(),
+                rows_where(&|c| {
+                    !matches!(c, Cell::Missing)
+                        && !label_text(frame, *c).is_some_and(|t| ok.contains(t.as_str()))
+                }),
+            );
+        }
+        if let Some(limit) = spec.max_missing {
+            let missing = rows_where(&|c| matches!(c, Cell::Missing));
+            if frame.rows > 0 && missing.len() as f64 / frame.rows as f64 > limit {
+                let share = missing.len() as f64 / frame.rows as f64;
+                bad(
+                    format!(
+                        "{:.1}% missing, over the declared {:.1}%",
+                        share * 100.0,
+                        limit * 100.0
+                    ),
+                    missing,
+                );
+            }
+        }
+    }
+    if !schema.allow_extra {
+        for name in frame
+            .names
+            .iter()
+            .filter(|n| !schema.columns.contains_key(*n))
+        {
+            out.push(SchemaViolation {
+                column: name.clone(),
+                problem: "a column the schema does not declare".to_string(),
+                rows: 0,
+                examples: Vec::new(),
+                severity: Severity::Low,
+            });
+        }
+    }
+    out
+}
+
 /// Audit settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditOptions {
     pub label: String,
+    /// A declared schema to check the data against.
+    #[serde(skip)]
+    pub schema: Option<Schema>,
     /// Family-wise false-alarm rate for the trigger search and the balance test.
     pub alpha: f64,
     /// Robust z-score over which a value is an outlier.
@@ -335,6 +522,7 @@ impl AuditOptions {
     pub fn new(label: &str) -> AuditOptions {
         AuditOptions {
             label: label.to_string(),
+            schema: None,
             alpha: 0.01,
             outlier_z: 6.0,
             knn_agreement: 0.8,
@@ -419,6 +607,8 @@ pub struct AuditReport {
     pub balance: Option<Balance>,
     pub missing_columns: Vec<String>,
     pub new_columns: Vec<String>,
+    /// Breaks of the declared schema (`--schema`).
+    pub schema_violations: Vec<SchemaViolation>,
     pub notes: Vec<String>,
 }
 
@@ -1201,6 +1391,11 @@ pub fn audit(
         balance,
         missing_columns,
         new_columns,
+        schema_violations: options
+            .schema
+            .as_ref()
+            .map(|sc| check_schema(frame, sc))
+            .unwrap_or_default(),
         notes,
     })
 }
@@ -1295,11 +1490,11 @@ pub static AUD_BALANCE: Rule = Rule {
 pub static AUD_SCHEMA: Rule = Rule {
     id: "AUD007",
     name: "schema-mismatch",
-    summary: "Columns differ from the reference dataset",
+    summary: "Columns differ from the reference dataset or break the declared schema",
     severity: Severity::High,
     cwe: &["CWE-20"],
     owasp: &["ML02"],
-    what: "Compares column names with the reference dataset.",
+    what: "Compares column names with the reference dataset, and checks a declared schema (--schema): required columns, types, ranges, allowed values and missing shares.",
     why: "A training set missing a feature, or carrying a new one, is not the dataset the pipeline was built for.",
     example: "column 'income' is in the reference but not in this dataset",
     remediation: "Restore the schema, or update the reference deliberately.",
@@ -1474,6 +1669,30 @@ impl AuditReport {
                     format!("column '{c}' is not in the reference"),
                 )
                 .severity(Severity::Low),
+            );
+        }
+        for v in &self.schema_violations {
+            let rows = if v.rows > 0 {
+                format!(
+                    ": {} rows (first {})",
+                    v.rows,
+                    v.examples
+                        .iter()
+                        .take(5)
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                String::new()
+            };
+            report.findings.push(
+                Finding::new(
+                    &AUD_SCHEMA,
+                    at().field(&v.column),
+                    format!("{}: {}{rows}", v.column, v.problem),
+                )
+                .severity(v.severity),
             );
         }
         if frame.unreadable_rows > 0 {

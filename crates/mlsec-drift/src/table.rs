@@ -400,17 +400,20 @@ impl<R: Read> Chunks<R> {
                 });
             }
         };
+        let mut buffered = BufReader::with_capacity(1 << 20, LineLimit::new(input));
+        let delimiter = if format == Format::Csv {
+            sniff_delimiter(&mut buffered).map_err(|e| DataError::Io {
+                path: name.to_string(),
+                source: e,
+            })?
+        } else {
+            delimiter
+        };
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .flexible(true)
             .has_headers(true)
-            .from_reader(BufReader::with_capacity(
-                1 << 20,
-                LineLimit {
-                    inner: input,
-                    run: 0,
-                },
-            ));
+            .from_reader(buffered);
         let headers = reader
             .byte_headers()
             .map_err(|e| csv_error(e, name))?
@@ -554,6 +557,35 @@ fn read_delimited<R: Read>(
         }
     }
     Ok(false)
+}
+
+/// The delimiter of a `.csv` file: a comma unless the header line (read ahead, not consumed)
+/// has more semicolons, tabs or pipes outside quotes, as European exports and hand-made files
+/// do.
+pub(crate) fn sniff_delimiter(input: &mut impl BufRead) -> std::io::Result<u8> {
+    let head = input.fill_buf()?;
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let mut counts = [0usize; 4];
+    let mut quoted = false;
+    for b in line {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            b'|' if !quoted => counts[3] += 1,
+            _ => {}
+        }
+    }
+    let delimiters = [b',', b';', b'\t', b'|'];
+    let best = (0..4)
+        .max_by_key(|i| (counts[*i], usize::from(*i == 0)))
+        .unwrap_or(0);
+    Ok(if counts[best] > counts[0] {
+        delimiters[best]
+    } else {
+        b','
+    })
 }
 
 /// Rows read before numeric columns are sized from the input's length.
@@ -724,6 +756,35 @@ mod tests {
             read(many.as_bytes(), "ok.csv", Format::Csv).unwrap().rows as usize,
             MAX_LINE_BYTES / 2 + 10
         );
+    }
+
+    #[test]
+    fn semicolons_tabs_and_a_byte_order_mark_are_read_like_commas() {
+        let comma = read(&b"a,b\n1,x\n"[..], "c.csv", Format::Csv).unwrap();
+        for data in [
+            &b"a;b\n1;x\n"[..],
+            &b"a\tb\n1\tx\n"[..],
+            &b"a|b\n1|x\n"[..],
+            &b"\xef\xbb\xbfa,b\r\n1,x\r\n"[..],
+            &b"\"a;z\",b\n1,x\n"[..],
+        ] {
+            let t = read(data, "d.csv", Format::Csv).unwrap();
+            let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(
+                names.len(),
+                2,
+                "{:?}: {names:?}",
+                String::from_utf8_lossy(data)
+            );
+            assert_eq!(t.column(names[1]).unwrap().categories.get("x"), Some(&1));
+            if !data.starts_with(b"\"") {
+                assert_eq!(names, ["a", "b"], "{:?}", String::from_utf8_lossy(data));
+                assert_eq!(
+                    t.column("a").unwrap().values,
+                    comma.column("a").unwrap().values
+                );
+            }
+        }
     }
 
     #[test]

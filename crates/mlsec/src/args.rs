@@ -706,6 +706,10 @@ pub enum DataCommand {
         /// A reference dataset (an earlier, trusted version) for schema and class balance.
         #[arg(long)]
         reference: Option<PathBuf>,
+        /// A declared schema (JSON: columns with type, required, min, max, allowed,
+        /// max_missing; docs/data-audit.md).
+        #[arg(long)]
+        schema: Option<PathBuf>,
         /// text: findings; json: every result; sarif: findings; html: a page with the tables.
         #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
         format: AuditFormat,

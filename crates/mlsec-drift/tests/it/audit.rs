@@ -289,3 +289,57 @@ fn class_balance_and_schema_are_compared_with_a_reference() {
         "{missing}"
     );
 }
+
+#[test]
+fn a_declared_schema_is_enforced() {
+    use mlsec_drift::audit::Schema;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.csv");
+    fs_err::write(
+        &path,
+        "age,colour,label,extra\n34,red,1,x\n-3,red,0,x\nold,pink,1,x\n,blue,0,x\n",
+    )
+    .unwrap();
+    let schema_path = dir.path().join("schema.json");
+    fs_err::write(
+        &schema_path,
+        r#"{"columns": {
+            "age": {"type": "numeric", "min": 0, "max": 130, "max_missing": 0.1},
+            "colour": {"type": "categorical", "allowed": ["red", "green", "blue"]},
+            "label": {"type": "categorical"},
+            "income": {"type": "numeric"}
+        }}"#,
+    )
+    .unwrap();
+    let mut options = AuditOptions::new("label");
+    options.schema = Some(Schema::read(&schema_path).unwrap());
+    let frame = read_frame(&path).unwrap();
+    let report = audit(&frame, &options, None).unwrap();
+    let got: Vec<(String, String, Vec<usize>)> = report
+        .schema_violations
+        .iter()
+        .map(|v| (v.column.clone(), v.problem.clone(), v.examples.clone()))
+        .collect();
+    let has = |col: &str, words: &str, rows: &[usize]| {
+        assert!(
+            got.iter()
+                .any(|(c, p, r)| c == col && p.contains(words) && r == rows),
+            "{col} {words} {rows:?} not in {got:#?}"
+        );
+    };
+    has("age", "text where a number", &[3]);
+    has("age", "below the declared minimum", &[2]);
+    has("age", "missing, over", &[4]);
+    has("colour", "outside the allowed set", &[3]);
+    has("income", "required column is missing", &[]);
+    has("extra", "does not declare", &[]);
+    assert_eq!(got.len(), 6, "{got:#?}");
+    // A schema with a typo is refused, naming the file.
+    fs_err::write(
+        &schema_path,
+        r#"{"columns": {"age": {"type": "numeric", "maxx": 3}}}"#,
+    )
+    .unwrap();
+    let err = Schema::read(&schema_path).unwrap_err().to_string();
+    assert!(err.contains("schema.json") && err.contains("maxx"), "{err}");
+}

@@ -228,6 +228,7 @@ pub fn data(args: &DataArgs) -> anyhow::Result<ExitCode> {
         dataset,
         label,
         reference,
+        schema,
         format,
         output,
         fail_on,
@@ -238,7 +239,11 @@ pub fn data(args: &DataArgs) -> anyhow::Result<ExitCode> {
     );
     let frame = frame.context("reading the dataset")?;
     let reference = reference.transpose().context("reading the reference")?;
-    let options = mlsec_drift::audit::AuditOptions::new(label);
+    let mut options = mlsec_drift::audit::AuditOptions::new(label);
+    if let Some(path) = schema {
+        options.schema =
+            Some(mlsec_drift::audit::Schema::read(path).context("reading the schema")?);
+    }
     let report = mlsec_drift::audit::audit(&frame, &options, reference.as_ref())?;
     let findings = report.findings(&frame);
     let mut buf = Vec::new();
