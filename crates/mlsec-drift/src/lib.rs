@@ -13,6 +13,8 @@
 //! # Brief overview
 //! - [`table`] reads CSV, TSV and JSON Lines into per-column samples ([`table::Table`]), with
 //!   named limits and every unreadable row counted.
+//! - [`monitor`] holds the live-monitoring primitives a gateway drives: windows against a
+//!   profile, out-of-distribution scores, output entropy, a quantile sketch, escalation.
 //! - [`profile`] saves what a reference needs (quantiles, category counts) so later runs do
 //!   not need the reference data.
 //! - [`stats`] holds the statistics (Kolmogorov–Smirnov, chi-squared, Wasserstein,
@@ -34,6 +36,7 @@
 pub mod audit;
 pub mod compare;
 pub mod html;
+pub mod monitor;
 pub mod profile;
 pub mod prometheus;
 pub mod stats;
