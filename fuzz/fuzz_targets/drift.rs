@@ -17,6 +17,13 @@ fuzz_target!(|data: &[u8]| {
         let _ = report.findings();
         let _ = serde_json::to_vec(&report);
     }
+    // A profile from untrusted JSON, used as a reference.
+    if let Ok(profile) = mlsec_drift::profile::Profile::parse(data, "p") {
+        let reference = profile.to_table();
+        if let Ok(current) = read(data, "c", Format::Jsonl) {
+            let _ = mlsec_drift::DriftReport::new(&reference, &current, &Options::default());
+        }
+    }
     // The audit's row reader and every check, with the first column as the label.
     for format in [Format::Csv, Format::Jsonl] {
         let Ok(frame) = mlsec_drift::audit::read_frame_from(data, "f", format) else {

@@ -81,7 +81,19 @@ impl Profile {
             path: name.clone(),
             source: e,
         })?;
-        let profile: Profile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        Profile::parse(&bytes, &name)
+    }
+
+    /// Parses and checks a profile's JSON; `name` labels the error.
+    pub fn parse(bytes: &[u8], name: &str) -> Result<Profile, DataError> {
+        let bad = |message: String| DataError::Profile {
+            path: name.to_string(),
+            message,
+        };
+        if bytes.len() as u64 > MAX_PROFILE_BYTES {
+            return Err(bad(format!("over MAX_PROFILE_BYTES ({MAX_PROFILE_BYTES})")));
+        }
+        let profile: Profile = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
         profile.check().map_err(bad)?;
         Ok(profile)
     }

@@ -79,3 +79,27 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A profile edited at random either is refused or compares without a panic.
+    #[test]
+    fn any_profile_edit_is_refused_or_usable(
+        rows in 0u64..50, missing in 0u64..50, numeric in 0u64..50, text in 0u64..50,
+        q in proptest::collection::vec(-1e6f64..1e6, 0..8), overflow in 0u64..5,
+    ) {
+        let doc = serde_json::json!({
+            "mlsec_drift_profile": 1, "source": "s", "rows": rows,
+            "columns": [{"name": "a", "missing": missing, "numeric": numeric, "non_finite": 0,
+                         "text": text, "quantiles": q, "categories": {"x": text.saturating_sub(overflow)},
+                         "overflow": overflow}]
+        });
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        if let Ok(p) = mlsec_drift::profile::Profile::parse(&bytes, "p.profile.json") {
+            let current = read(&b"a\n1\nx\n\n"[..], "c.csv", Format::Csv).unwrap();
+            let report = DriftReport::new(&p.to_table(), &current, &Options::default());
+            prop_assert_eq!(report.columns.len(), 1);
+        }
+    }
+}
