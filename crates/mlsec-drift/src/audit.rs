@@ -647,8 +647,17 @@ enum Feature {
     Categorical { codes: Vec<u32>, levels: u32 },
 }
 
-fn features(frame: &Frame, label_col: usize) -> Vec<(usize, Feature)> {
+/// Whether sorted values look like row identifiers: at least 100, all distinct integers.
+fn identifier_like(sorted: &[f64]) -> bool {
+    sorted.len() >= 100
+        && sorted.iter().all(|v| v.fract() == 0.0)
+        && sorted.windows(2).all(|w| w[0] < w[1])
+}
+
+/// The columns the models use, and the names of numeric identifier columns left out.
+fn features(frame: &Frame, label_col: usize) -> (Vec<(usize, Feature)>, Vec<String>) {
     let mut out = Vec::new();
+    let mut identifiers = Vec::new();
     for (ci, col) in frame.cells.iter().enumerate() {
         if ci == label_col {
             continue;
@@ -663,6 +672,13 @@ fn features(frame: &Frame, label_col: usize) -> Vec<(usize, Feature)> {
                     _ => None,
                 })
                 .collect();
+            let mut sorted = vals.clone();
+            stats::sort(&mut sorted);
+            if identifier_like(&sorted) {
+                // A row id says nothing about the label, and would skew distances.
+                identifiers.push(frame.names[ci].clone());
+                continue;
+            }
             let (mean, std) = stats::mean_std(&vals);
             let std = if std.is_finite() && std > 0.0 {
                 std
@@ -702,7 +718,7 @@ fn features(frame: &Frame, label_col: usize) -> Vec<(usize, Feature)> {
             ));
         }
     }
-    out
+    (out, identifiers)
 }
 
 /// Out-of-fold class probabilities from naive Bayes: `probs[row][class]`.
@@ -1030,7 +1046,18 @@ pub fn audit(
     let content_fingerprint = hex(&fp.finalize());
 
     // Duplicates over the features (the label left out), exact and normalised.
-    let feature_cols: Vec<usize> = (0..frame.names.len()).filter(|c| *c != label_col).collect();
+    // Row identifiers (distinct integers) are left out of duplicates and models: two rows with
+    // different ids and the same content are still duplicates.
+    let (feats, identifiers) = features(frame, label_col);
+    if !identifiers.is_empty() {
+        notes.push(format!(
+            "left out of the duplicate and label checks as row identifiers (distinct integers): {}",
+            identifiers.join(", ")
+        ));
+    }
+    let feature_cols: Vec<usize> = (0..frame.names.len())
+        .filter(|c| *c != label_col && !identifiers.contains(&frame.names[*c]))
+        .collect();
     let row_hash = |r: usize, near: bool| -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         for &c in &feature_cols {
@@ -1103,7 +1130,7 @@ pub fn audit(
     };
 
     // Label-flip suspects.
-    let feats = features(frame, label_col);
+
     let (mut suspects, mut cl_count, mut knn_count, mut knn_rows) = (Vec::new(), 0, 0, 0);
     if k >= 2 && !feats.is_empty() && n >= FOLDS * 2 {
         let probs = out_of_fold(&feats, &labels, k);

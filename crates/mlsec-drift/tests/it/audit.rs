@@ -45,12 +45,20 @@ fn base(n: usize, seed: u64) -> Vec<Row> {
 }
 
 fn write_csv(rows: &[Row], path: &std::path::Path) {
-    let mut s = String::from("x0,x1,x2,x3,colour,review,label\n");
-    for r in rows {
+    // A row id first, as exports often have: it must not count as a feature.
+    let mut s = String::from("id,x0,x1,x2,x3,colour,review,label\n");
+    for (i, r) in rows.iter().enumerate() {
         let _ = writeln!(
             s,
-            "{:.6},{:.6},{:.6},{:.6},{},{},{}",
-            r.x[0], r.x[1], r.x[2], r.x[3], r.colour, r.review, r.label
+            "{},{:.6},{:.6},{:.6},{:.6},{},{},{}",
+            1000 + i,
+            r.x[0],
+            r.x[1],
+            r.x[2],
+            r.x[3],
+            r.colour,
+            r.review,
+            r.label
         );
     }
     fs_err::write(path, s).unwrap();
@@ -157,6 +165,14 @@ fn planted_problems_are_found_where_they_were_planted() {
     assert!(patterns.contains(&("review", "zq", "1")), "{patterns:?}");
     assert!(patterns.contains(&("x3", "7.777", "0")), "{patterns:?}");
     assert_eq!(patterns.len(), 2, "{patterns:?}");
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("row identifiers") && n.contains("id")),
+        "{:?}",
+        report.notes
+    );
     // Outliers.
     let x2 = report.outliers.iter().find(|o| o.column == "x2").unwrap();
     assert_eq!(x2.examples[..3], [6, 506, 1006]);
@@ -232,11 +248,18 @@ fn the_fingerprint_ignores_row_order_and_format_but_not_content() {
     );
     write_csv(&rows, &a);
     let mut jsonl = String::new();
-    for r in rows.iter().rev() {
+    for (i, r) in rows.iter().enumerate().rev() {
         let _ = writeln!(
             jsonl,
-            "{{\"label\":{},\"x0\":{:.6},\"x1\":{:.6},\"x2\":{:.6},\"x3\":{:.6},\"colour\":\"{}\",\"review\":\"{}\"}}",
-            r.label, r.x[0], r.x[1], r.x[2], r.x[3], r.colour, r.review
+            "{{\"label\":{},\"id\":{},\"x0\":{:.6},\"x1\":{:.6},\"x2\":{:.6},\"x3\":{:.6},\"colour\":\"{}\",\"review\":\"{}\"}}",
+            r.label,
+            1000 + i,
+            r.x[0],
+            r.x[1],
+            r.x[2],
+            r.x[3],
+            r.colour,
+            r.review
         );
     }
     fs_err::write(&b, jsonl).unwrap();
