@@ -1,6 +1,7 @@
 //! The gateway's parsers of client and operator bytes: config files, request bodies through
 //! every route's validation, OIP tensors, template variables, SSE streams from upstreams, API
-//! key tokens and audit logs.
+//! key tokens, audit logs, and the model monitor's reading of request features and response
+//! probabilities.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,7 +9,7 @@ use mlsec_gateway::config::{Config, Policy, RouteKind, TemplateConfig, TensorSpe
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
-    match mode % 5 {
+    match mode % 6 {
         0 => {
             let _ = Config::parse(&String::from_utf8_lossy(rest), std::path::Path::new("f.toml"), std::path::Path::new("/nonexistent"));
         }
@@ -43,6 +44,36 @@ fuzz_target!(|data: &[u8]| {
             let store = mlsec_gateway::keys::KeyStore::default();
             let _ = store.check(&String::from_utf8_lossy(rest));
             let _ = mlsec_gateway::template::slots(&String::from_utf8_lossy(rest));
+        }
+        4 => {
+            use mlsec_gateway::config::Protocol;
+            use mlsec_gateway::monitor::{Source, feature_values, probability_rows};
+            if let Ok(serde_json::Value::Object(body)) = serde_json::from_slice::<serde_json::Value>(rest) {
+                let value = serde_json::Value::Object(body.clone());
+                for (text, protocol) in [
+                    ("/instances/*/0", Protocol::Json),
+                    ("/a/*/*/b", Protocol::Json),
+                    ("input:x:1", Protocol::Oip),
+                    ("input:x", Protocol::Oip),
+                    ("prompt_chars", Protocol::Openai),
+                ] {
+                    if let Ok(s) = Source::feature(text, protocol) {
+                        for k in RouteKind::ALL {
+                            assert!(feature_values(&s, k, &body, None).len() <= mlsec_gateway::monitor::MAX_ROWS);
+                        }
+                    }
+                }
+                for (text, protocol) in [
+                    ("/probabilities", Protocol::Json),
+                    ("/predictions/*", Protocol::Json),
+                    ("output:probs", Protocol::Oip),
+                    ("logprobs", Protocol::Openai),
+                ] {
+                    if let Ok(s) = Source::probabilities(text, protocol) {
+                        let _ = probability_rows(&s, &value);
+                    }
+                }
+            }
         }
         _ => {
             let dir = std::env::temp_dir().join(format!("mlsec-fuzz-audit-{}", std::process::id()));

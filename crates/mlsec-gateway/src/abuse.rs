@@ -16,11 +16,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
-use bytes::Bytes;
-use http_body_util::Full;
 use mlsec_guard::abuse::{Event, Features, Limits, MAX_EVENTS, Signal, Window};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -512,30 +510,6 @@ pub fn describe(signals: &[Signal], f: &Features) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// Tells the webhook, in the background (failures are logged; the request never waits).
-pub fn notify(client: &crate::proxy::Client, url: &str, payload: &Value) {
-    let Ok(uri) = url.parse::<hyper::Uri>() else {
-        tracing::warn!(url, "abuse webhook: not a URL");
-        return;
-    };
-    let req = hyper::Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(payload.to_string())));
-    let Ok(req) = req else {
-        return;
-    };
-    let client = client.clone();
-    let url = url.to_string();
-    tokio::spawn(async move {
-        match tokio::time::timeout(Duration::from_secs(5), client.request(req)).await {
-            Ok(Ok(r)) if r.status().is_success() => {}
-            Ok(Ok(r)) => tracing::warn!(url, status = %r.status(), "abuse webhook refused"),
-            Ok(Err(e)) => tracing::warn!(url, error = %e, "abuse webhook failed"),
-            Err(_) => tracing::warn!(url, "abuse webhook timed out"),
-        }
-    });
 }
 
 /// The webhook's payload.

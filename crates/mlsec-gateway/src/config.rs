@@ -68,6 +68,9 @@ pub struct Config {
     pub templates: Vec<TemplateConfig>,
     /// The `injection` guard's optional second tier.
     pub guard: Option<GuardConfig>,
+    /// Where monitoring alerts go, and how they escalate.
+    #[serde(default)]
+    pub monitor: MonitorConfig,
     /// The folder relative paths are resolved against (the config file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -390,6 +393,91 @@ pub struct ModelConfig {
     pub upstream_path: Option<String>,
     /// Generic JSON: a JSON Schema file every request body must match.
     pub schema: Option<PathBuf>,
+    /// `[models.monitor]`: drift, out-of-distribution inputs, output confidence, errors and
+    /// latency of this model.
+    pub monitor: Option<ModelMonitorConfig>,
+}
+
+/// `[monitor]`: where the model monitors' alerts go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Alerts are posted here as JSON (they are always logged and counted in metrics).
+    pub webhook: Option<String>,
+    /// Who is told, after how long, at which level. Default: one `warning` step at once.
+    #[serde(default)]
+    pub escalation: Vec<mlsec_drift::monitor::Escalation>,
+    /// How often open conditions are re-checked against the escalation steps.
+    #[serde(default = "default_tick")]
+    pub tick_secs: u64,
+}
+
+fn default_tick() -> u64 {
+    10
+}
+
+impl Default for MonitorConfig {
+    fn default() -> MonitorConfig {
+        MonitorConfig {
+            webhook: None,
+            escalation: Vec::new(),
+            tick_secs: default_tick(),
+        }
+    }
+}
+
+/// `[models.monitor]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMonitorConfig {
+    /// A reference profile (`mlsec drift profile DATA`) holding the features' columns.
+    pub profile: Option<PathBuf>,
+    /// Feature name (a numeric column of the profile) to where its value is read: a JSON
+    /// pointer into the request (`/amount`, `/instances/*/0`), an OIP input tensor column
+    /// (`input:x:0`), or one of `prompt_chars`, `prompt_tokens`, `messages`, `max_tokens`.
+    #[serde(default)]
+    pub features: BTreeMap<String, String>,
+    /// Where the response's class probabilities are: a JSON pointer (`/probabilities`,
+    /// `/predictions/*`), an OIP output tensor (`output:probs`), or `logprobs`.
+    pub probabilities: Option<String>,
+    #[serde(default = "default_monitor_window")]
+    pub window: usize,
+    /// A request is out of distribution when its score reaches this.
+    #[serde(default = "default_ood_score")]
+    pub ood_score: f64,
+    /// A response whose top probability is below this is low-confidence.
+    #[serde(default = "default_low_confidence")]
+    pub low_confidence: f64,
+    /// Alert when a window's share of out-of-distribution requests passes this.
+    #[serde(default = "default_max_ood_rate")]
+    pub max_ood_rate: f64,
+    /// Alert when a window's share of low-confidence responses passes this.
+    #[serde(default = "default_max_low_confidence_rate")]
+    pub max_low_confidence_rate: f64,
+    /// Alert when a window's share of failed calls (5xx and upstream errors) passes this.
+    #[serde(default = "default_max_error_rate")]
+    pub max_error_rate: f64,
+    /// Alert when a window's 99th-percentile latency passes this many milliseconds.
+    pub max_latency_ms: Option<u64>,
+}
+
+fn default_monitor_window() -> usize {
+    1_000
+}
+fn default_ood_score() -> f64 {
+    0.999
+}
+fn default_low_confidence() -> f64 {
+    0.6
+}
+fn default_max_ood_rate() -> f64 {
+    0.05
+}
+fn default_max_low_confidence_rate() -> f64 {
+    0.2
+}
+fn default_max_error_rate() -> f64 {
+    0.05
 }
 
 fn default_timeout() -> u64 {
@@ -771,6 +859,14 @@ impl Config {
                 }
                 Protocol::Openai => {}
             }
+            if let Some(mc) = &m.monitor {
+                for (field, problem) in crate::monitor::problems(mc, m.protocol, self) {
+                    err(format!("{at}.monitor.{field}"), problem);
+                }
+            }
+        }
+        for (field, problem) in crate::monitor::global_problems(&self.monitor) {
+            err(format!("monitor.{field}"), problem);
         }
 
         if self.policies.is_empty() {

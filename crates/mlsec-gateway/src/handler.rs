@@ -165,6 +165,7 @@ async fn pipeline(
         .map_err(fail)?;
     let scan = stages::output(&pol, &mut call);
     let held = stages::limit(state, &pol, &principal, &call, ctx).await?;
+    crate::monitor::on_request(state, rt, &call, ctx);
     let up = match stages::forward(state, &mut call, ctx).await {
         Ok(up) => up,
         Err(e) => return Err((e, held)),

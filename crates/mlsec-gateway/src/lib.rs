@@ -26,6 +26,7 @@ pub mod abuse;
 pub mod config;
 pub mod guard;
 pub mod handler;
+pub mod monitor;
 pub mod oip;
 pub mod output;
 pub mod proxy;
@@ -82,6 +83,8 @@ pub enum GatewayError {
     BadEnv { model: String, var: String },
     #[error(transparent)]
     Schema(#[from] validate::SchemaError),
+    #[error("model {model}: monitor: {message}")]
+    Monitor { model: String, message: String },
     #[error("guard: {0}")]
     Tier(#[from] mlsec_guard::tier::TierError),
     #[error("limits.redis_url: {0}")]
@@ -114,6 +117,8 @@ pub struct Model {
     /// `Bearer <upstream credential>`, read from the environment at load time.
     pub upstream_auth: Option<axum::http::HeaderValue>,
     pub schema: Option<jsonschema::Validator>,
+    /// `[models.monitor]`, when the model has one.
+    pub monitor: Option<monitor::ModelMonitor>,
 }
 
 /// A policy with its guard.
@@ -135,6 +140,8 @@ pub struct Runtime {
     /// Generic JSON route path -> model name.
     pub json_routes: HashMap<String, String>,
     pub policies: HashMap<String, Arc<PolicyRt>>,
+    /// The monitors' open conditions and escalation policy (`[monitor]`).
+    pub alerts: monitor::Alerts,
 }
 
 impl Runtime {
@@ -205,6 +212,17 @@ impl Runtime {
                 Some(s) => Some(validate::load_schema(&config.resolve(s))?),
                 None => None,
             };
+            let monitor = match &m.monitor {
+                Some(mc) => Some(
+                    monitor::ModelMonitor::new(&m.name, mc, m.protocol, &config).map_err(
+                        |message| GatewayError::Monitor {
+                            model: m.name.clone(),
+                            message,
+                        },
+                    )?,
+                ),
+                None => None,
+            };
             if m.protocol == Protocol::Json {
                 json_routes.insert(
                     m.path
@@ -230,6 +248,7 @@ impl Runtime {
                     next: AtomicUsize::new(0),
                     upstream_auth,
                     schema,
+                    monitor,
                 }),
             );
         }
@@ -266,6 +285,7 @@ impl Runtime {
             .map(|t| (t.name.clone(), t.clone()))
             .collect();
         Ok(Runtime {
+            alerts: monitor::Alerts::new(&config.monitor),
             keys,
             jwt: jwt::Verifier { issuers },
             models,

@@ -134,6 +134,31 @@ pub async fn export_checkpoints(
     }
 }
 
+/// Posts `payload` to a webhook in the background: the caller never waits, and failures are
+/// logged under `what` (the webhook's config field).
+pub fn notify(client: &Client, url: &str, payload: &serde_json::Value, what: &'static str) {
+    let Ok(uri) = url.parse::<hyper::Uri>() else {
+        tracing::warn!(url, what, "webhook: not a URL");
+        return;
+    };
+    let req = hyper::Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(payload.to_string())));
+    let Ok(req) = req else {
+        return;
+    };
+    let client = client.clone();
+    let url = url.to_string();
+    tokio::spawn(async move {
+        match tokio::time::timeout(Duration::from_secs(5), client.request(req)).await {
+            Ok(Ok(r)) if r.status().is_success() => {}
+            Ok(Ok(r)) => tracing::warn!(url, what, status = %r.status(), "webhook refused"),
+            Ok(Err(e)) => tracing::warn!(url, what, error = %e, "webhook failed"),
+            Err(_) => tracing::warn!(url, what, "webhook timed out"),
+        }
+    });
+}
+
 /// Upstreams of a model in the order to try them: healthy ones round robin, then the rest.
 pub fn order(model: &Model) -> Vec<Arc<Upstream>> {
     let n = model.upstreams.len();

@@ -133,6 +133,7 @@ pub async fn run(config_path: &Path) -> Result<(), GatewayError> {
     );
     let health = tokio::spawn(crate::proxy::health_loop(state.clone()));
     let jwks = tokio::spawn(jwks_loop(state.clone()));
+    let alerts = tokio::spawn(crate::monitor::tick_loop(state.clone()));
     let exporter = match (
         &state.audit,
         &state.runtime.load().config.audit.checkpoint_url,
@@ -168,6 +169,7 @@ pub async fn run(config_path: &Path) -> Result<(), GatewayError> {
     let _ = tokio::join!(p, a);
     health.abort();
     jwks.abort();
+    alerts.abort();
     if let Some(audit) = &state.audit {
         // Writes the last records and a final checkpoint, then drops the checkpoint sender.
         audit.close();

@@ -581,7 +581,7 @@ pub async fn abuse(
                     &signals,
                     &seen.features,
                 );
-                ab::notify(&state.client, url, &p);
+                crate::proxy::notify(&state.client, url, &p, "abuse.webhook");
             }
             told = now + cooldown;
         }
@@ -923,6 +923,9 @@ pub async fn respond(
             return Err((e, held));
         }
     };
+    if status.is_success() {
+        crate::monitor::on_response(state, call, &bytes, ctx);
+    }
     if rt.config.audit.include_bodies {
         ctx.response_body = Some(redact::redact(&String::from_utf8_lossy(&bytes)));
     }
@@ -970,6 +973,7 @@ pub fn record(
         .as_deref()
         .map_or_else(|| "unknown".to_string(), |m| label_model(rt, m));
     let total = ctx.t0.elapsed();
+    crate::monitor::on_finish(state, rt, ctx.model.as_deref(), status, total);
     let m = &state.metrics;
     m.requests
         .get_or_create(&metrics::Req {

@@ -46,6 +46,30 @@ pub struct ModelLabel {
     pub model: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WindowLabel {
+    pub model: String,
+    /// `yes` or `no`.
+    pub drift: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabel {
+    pub model: String,
+    /// `drift`, `ood_rate`, `low_confidence`, `error_rate` or `latency`.
+    pub condition: &'static str,
+    /// `firing` or `resolved`.
+    pub state: &'static str,
+}
+
+fn ood_histogram() -> Histogram {
+    Histogram::new([0.5, 0.9, 0.99, 0.999, 0.9999])
+}
+
+fn unit_histogram() -> Histogram {
+    Histogram::new((1..=10).map(|i| f64::from(i) / 10.0))
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs .. ~100 s
     Histogram::new(exponential_buckets(0.000_1, 2.0, 21))
@@ -66,6 +90,18 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections closed at accept because `server.max_connections` was reached.
     pub connections_refused: Counter,
+    /// Per-request out-of-distribution scores of monitored models.
+    pub ood_score: Family<ModelLabel, Histogram, fn() -> Histogram>,
+    pub ood_requests: Family<ModelLabel, Counter>,
+    /// Normalised entropy of each scored output row (0 certain, 1 uniform).
+    pub output_entropy: Family<ModelLabel, Histogram, fn() -> Histogram>,
+    pub low_confidence: Family<ModelLabel, Counter>,
+    /// Responses of a model with `probabilities` set where none could be read.
+    pub unscored: Family<ModelLabel, Counter>,
+    pub drift_windows: Family<WindowLabel, Counter>,
+    /// Features that drifted in the model's last closed window.
+    pub drifted_features: Family<ModelLabel, Gauge>,
+    pub alerts: Family<AlertLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -82,6 +118,14 @@ impl Default for Metrics {
             abuse_signals: Family::default(),
             connections_open: Gauge::default(),
             connections_refused: Counter::default(),
+            ood_score: Family::new_with_constructor(ood_histogram as fn() -> Histogram),
+            ood_requests: Family::default(),
+            output_entropy: Family::new_with_constructor(unit_histogram as fn() -> Histogram),
+            low_confidence: Family::default(),
+            unscored: Family::default(),
+            drift_windows: Family::default(),
+            drifted_features: Family::default(),
+            alerts: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -133,6 +177,46 @@ impl Default for Metrics {
             "connections_refused",
             "Connections closed at accept because server.max_connections was reached",
             m.connections_refused.clone(),
+        );
+        registry.register(
+            "monitor_ood_score",
+            "Per-request out-of-distribution score against the model's reference profile",
+            m.ood_score.clone(),
+        );
+        registry.register(
+            "monitor_ood_requests",
+            "Requests scored out of distribution",
+            m.ood_requests.clone(),
+        );
+        registry.register(
+            "monitor_output_entropy",
+            "Normalised entropy of each scored output (0 certain, 1 uniform)",
+            m.output_entropy.clone(),
+        );
+        registry.register(
+            "monitor_low_confidence",
+            "Outputs whose top probability is below the model's low_confidence",
+            m.low_confidence.clone(),
+        );
+        registry.register(
+            "monitor_unscored",
+            "Responses whose probabilities could not be read",
+            m.unscored.clone(),
+        );
+        registry.register(
+            "monitor_drift_windows",
+            "Closed drift windows, by whether any feature drifted",
+            m.drift_windows.clone(),
+        );
+        registry.register(
+            "monitor_drifted_features",
+            "Features that drifted in the last closed window",
+            m.drifted_features.clone(),
+        );
+        registry.register(
+            "monitor_alerts",
+            "Monitoring alerts sent, by condition and state",
+            m.alerts.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -2,6 +2,7 @@
 //! on a real socket; the Redis tests use the real Redis server (`MLSEC_TEST_REDIS_URL`, default
 //! redis://127.0.0.1:6379).
 
+mod monitor;
 mod redis_limits;
 mod server;
 mod upstream;
@@ -156,6 +157,12 @@ min_points = 30
 }
 
 pub async fn harness_with(extra: &str, limits: Option<&str>) -> H {
+    harness_with_files(extra, limits, &[]).await
+}
+
+/// A harness whose folder also holds `files` (name, bytes); `{UP}` in `extra` is the test
+/// upstream's URL.
+pub async fn harness_with_files(extra: &str, limits: Option<&str>, files: &[(&str, &[u8])]) -> H {
     let up = upstream::start(0).await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
@@ -163,7 +170,10 @@ pub async fn harness_with(extra: &str, limits: Option<&str>) -> H {
         r#"{"type":"object","required":["amount"],"properties":{"amount":{"type":"number","minimum":0}},"additionalProperties":false}"#,
     )
     .expect("schema");
-    let mut extra = extra.to_string();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).expect("harness file");
+    }
+    let mut extra = extra.replace("{UP}", &up.url());
     if let Some(l) = limits {
         extra.push_str(l);
     }

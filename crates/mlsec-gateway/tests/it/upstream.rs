@@ -244,7 +244,29 @@ async fn infer(
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
     record(&s, &format!("/v2/models/{model}/infer"), &headers, &body);
-    axum::Json(json!({"model_name": model, "outputs": [{"name": "y", "datatype": "FP32", "shape": [1], "data": [0.5]}]})).into_response()
+    // Two-class probabilities per batch row: confident unless the row's first value is
+    // negative.
+    let data = body["inputs"][0]["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let width = body["inputs"][0]["shape"][1].as_u64().unwrap_or(1).max(1) as usize;
+    let probs: Vec<f64> = data
+        .chunks(width)
+        .flat_map(|row| {
+            if row[0].as_f64().unwrap_or(0.0) < 0.0 {
+                [0.5, 0.5]
+            } else {
+                [0.95, 0.05]
+            }
+        })
+        .collect();
+    let rows = probs.len() / 2;
+    axum::Json(json!({"model_name": model, "outputs": [
+        {"name": "y", "datatype": "FP32", "shape": [1], "data": [0.5]},
+        {"name": "probs", "datatype": "FP32", "shape": [rows, 2], "data": probs},
+    ]}))
+    .into_response()
 }
 
 async fn infer_v(
@@ -268,7 +290,15 @@ async fn predict(
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
     record(&s, "/predict", &headers, &body);
-    axum::Json(json!({"prediction": 1})).into_response()
+    if body["fail"].as_bool() == Some(true) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "model crashed").into_response();
+    }
+    if body["p"] == "none" {
+        return axum::Json(json!({"prediction": 1})).into_response();
+    }
+    // The caller picks the confidence (`p`), so tests know the truth.
+    let p = body["p"].as_f64().unwrap_or(0.9);
+    axum::Json(json!({"prediction": 1, "probabilities": [p, 1.0 - p]})).into_response()
 }
 
 /// The abuse webhook's receiver.
