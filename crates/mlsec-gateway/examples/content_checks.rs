@@ -1,6 +1,7 @@
 //! What the content checks cost per request, in process, one part at a time (the gateway
 //! benchmark measures them end to end): the injection guard on a request, the output checks on a
-//! whole response and on a stream of token events, and one abuse-window update.
+//! whole response and on a stream of token events, one abuse-window update, and the model
+//! monitor on a request and a response.
 //!
 //! `cargo run --release -p mlsec-gateway --example content_checks [-- ROUNDS]`
 
@@ -112,6 +113,8 @@ fn main() {
         black_box(window.push(e, abuse_cfg.window_secs * 1000));
     });
 
+    let (mon_req, mon_resp) = monitor_costs(rounds, n);
+
     if std::env::var_os("PARTS").is_some() {
         parts(&response);
     }
@@ -136,6 +139,102 @@ fn main() {
         "abuse: event + window update (256 events)  {:>8.1}",
         ab / 1e3
     );
+    println!(
+        "monitor: 4 features, OOD score, window     {:>8.1}",
+        mon_req / 1e3
+    );
+    println!(
+        "monitor: probabilities, entropy, latency   {:>8.1}",
+        mon_resp / 1e3
+    );
+}
+
+/// The model monitor on a JSON prediction request with four features (a 1,000-request window
+/// against a 20,000-row profile, so the window comparisons are in the average), and on its
+/// response.
+fn monitor_costs(rounds: usize, n: usize) -> (f64, f64) {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use mlsec_gateway::config::Config;
+    use mlsec_gateway::monitor::ModelMonitor;
+    use mlsec_gateway::stages::Call;
+
+    let dir = std::env::temp_dir().join(format!("mlsec-content-checks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut csv = String::from("amount,age,items,score\n");
+    for i in 0..20_000u32 {
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            i % 977,
+            18 + i % 60,
+            1 + i % 9,
+            f64::from(i % 101) / 100.0
+        ));
+    }
+    let table =
+        mlsec_drift::table::read(csv.as_bytes(), "ref.csv", mlsec_drift::table::Format::Csv)
+            .expect("reference");
+    std::fs::write(
+        dir.join("ref.profile.json"),
+        serde_json::to_vec(&mlsec_drift::profile::Profile::of(&table)).expect("profile"),
+    )
+    .expect("write profile");
+    std::fs::write(dir.join("any.schema.json"), "{}").expect("schema");
+    let text = r#"
+[auth]
+keys_file = "keys.json"
+[policies.p]
+models = ["*"]
+[[models]]
+name = "fraud"
+protocol = "json"
+upstreams = ["http://127.0.0.1:9"]
+schema = "any.schema.json"
+[models.monitor]
+profile = "ref.profile.json"
+features = { amount = "/amount", age = "/customer/age", items = "/items", score = "/score" }
+probabilities = "/probabilities"
+window = 1000
+"#;
+    let config = Config::parse(text, &dir.join("gateway.toml"), &dir).expect("config");
+    let mc = config.models[0].monitor.clone().expect("monitor");
+    let monitor =
+        ModelMonitor::new("fraud", &mc, config.models[0].protocol, &config).expect("monitor");
+    let model = Arc::new(mlsec_gateway::Model {
+        config: config.models[0].clone(),
+        upstreams: Vec::new(),
+        next: AtomicUsize::new(0),
+        upstream_auth: None,
+        schema: None,
+        monitor: None,
+    });
+    let calls: Vec<Call> = (0..512u32)
+        .map(|i| Call {
+            kind: RouteKind::Predict,
+            model_name: "fraud".into(),
+            model: model.clone(),
+            checked: None,
+            upstream_path: "/invocations".into(),
+            body: obj(
+                json!({"amount": i * 3 % 977, "customer": {"age": 20 + i % 50},
+                "items": 1 + i % 9, "score": f64::from(i % 100) / 100.0}),
+            ),
+        })
+        .collect();
+    let req = time(rounds, n, |i| {
+        black_box(monitor.observe_request(&calls[i % 512]));
+    });
+    let body = json!({"prediction": 1, "probabilities": [0.81, 0.12, 0.07]}).to_string();
+    let resp = time(rounds, n, |_| {
+        black_box(monitor.observe_response(body.as_bytes()));
+        black_box(monitor.finish(
+            axum::http::StatusCode::OK,
+            std::time::Duration::from_micros(900),
+        ));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    (req, resp)
 }
 
 #[allow(dead_code)]
