@@ -1,6 +1,6 @@
 //! The drift reader and comparison on any bytes: CSV, TSV and JSON Lines, then a comparison of
 //! the first half against the second (statistics on whatever values came out); and the audit's
-//! row reader with every audit check.
+//! row reader with every audit check; and Parquet (through a file, as the reader needs one).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,6 +16,14 @@ fuzz_target!(|data: &[u8]| {
         let report = mlsec_drift::DriftReport::new(&a, &b, &Options::default());
         let _ = report.findings();
         let _ = serde_json::to_vec(&report);
+    }
+    // Parquet: the bytes as a file, read for drift and for the audit.
+    let path = std::env::temp_dir().join(format!("mlsec-fuzz-{}.parquet", std::process::id()));
+    if std::fs::write(&path, data).is_ok() {
+        if let Ok(t) = mlsec_drift::table::read_path(&path) {
+            let _ = mlsec_drift::DriftReport::new(&t, &t, &Options::default());
+        }
+        let _ = mlsec_drift::audit::read_frame(&path);
     }
     // A profile from untrusted JSON, used as a reference.
     if let Ok(profile) = mlsec_drift::profile::Profile::parse(data, "p") {

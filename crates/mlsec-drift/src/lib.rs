@@ -37,6 +37,7 @@ pub mod audit;
 pub mod compare;
 pub mod html;
 pub mod monitor;
+pub mod parquet_file;
 pub mod profile;
 pub mod prometheus;
 pub mod stats;

@@ -47,6 +47,8 @@ pub enum Format {
     Csv,
     Tsv,
     Jsonl,
+    /// Apache Parquet (read from a file, not a stream).
+    Parquet,
     /// A saved profile (`mlsec drift profile`), usable as a reference.
     Profile,
 }
@@ -65,6 +67,7 @@ impl Format {
             "tsv" | "tab" => Ok(Format::Tsv),
             "json" if name.ends_with(".profile.json") => Ok(Format::Profile),
             "jsonl" | "ndjson" | "json" => Ok(Format::Jsonl),
+            "parquet" | "pq" => Ok(Format::Parquet),
             _ => Err(DataError::UnknownFormat {
                 path: path.display().to_string(),
                 ext: ext.to_string(),
@@ -84,13 +87,15 @@ pub enum DataError {
         source: std::io::Error,
     },
     #[error(
-        "{path}: unknown data format '.{ext}' (expected .csv, .tsv, .jsonl or .ndjson; Parquet is not read yet)"
+        "{path}: unknown data format '.{ext}' (expected .csv, .tsv, .jsonl, .ndjson or .parquet)"
     )]
     UnknownFormat { path: String, ext: String },
     #[error("{path}: no header row (an empty file)")]
     NoHeader { path: String },
     #[error("{path}: header: {message}")]
     Header { path: String, message: String },
+    #[error("{path}: Parquet: {message}")]
+    Parquet { path: String, message: String },
     #[error("{path}: not a usable drift profile: {message}")]
     Profile { path: String, message: String },
 }
@@ -194,6 +199,17 @@ impl Column {
             self.missing += 1;
         } else {
             self.push_text(s, budget);
+        }
+    }
+
+    pub(crate) fn push_parquet(&mut self, v: &crate::parquet_file::Value<'_>, budget: &mut Budget) {
+        use crate::parquet_file::Value;
+        self.present += 1;
+        match v {
+            Value::Missing => self.missing += 1,
+            Value::Num(x) => self.push_number(*x, budget),
+            Value::Text(s) if MISSING.contains(&s.trim()) => self.missing += 1,
+            Value::Text(s) => self.push_text(s, budget),
         }
     }
 
@@ -327,6 +343,9 @@ pub fn read_path(path: &Path) -> Result<Table, DataError> {
     if format == Format::Profile {
         return crate::profile::Profile::read(path).map(|p| p.to_table());
     }
+    if format == Format::Parquet {
+        return read_parquet(path);
+    }
     let file = fs_err::File::open(path).map_err(|e| DataError::Io {
         path: path.display().to_string(),
         source: e,
@@ -338,6 +357,48 @@ pub fn read_path(path: &Path) -> Result<Table, DataError> {
         Some(t) => t,
         None => chunks.empty(),
     })
+}
+
+/// Reads a Parquet file whole into a table.
+fn read_parquet(path: &Path) -> Result<Table, DataError> {
+    let mut table = Table {
+        path: path.display().to_string(),
+        format: Format::Parquet,
+        rows: 0,
+        columns: Vec::new(),
+        problem_count: 0,
+        problems: Vec::new(),
+        dropped_columns: 0,
+        budget: Budget::default(),
+    };
+    let mut columns: Vec<Column> = Vec::new();
+    let mut budget = Budget::default();
+    let read = crate::parquet_file::read_rows(path, &mut |row| {
+        if columns.len() < row.len() {
+            columns.resize_with(row.len(), || Column::new(String::new()));
+        }
+        for (c, v) in columns.iter_mut().zip(row) {
+            c.push_parquet(v, &mut budget);
+        }
+        true
+    })?;
+    columns.resize_with(read.names.len(), || Column::new(String::new()));
+    for (c, name) in columns.iter_mut().zip(&read.names) {
+        c.name.clone_from(name);
+    }
+    table.columns = columns;
+    table.budget = budget;
+    table.rows = read.rows;
+    table.dropped_columns = read.dropped_columns;
+    table.problem_count = read.unreadable;
+    if let Some((line, message)) = read.first_problem {
+        table.problems.push(Problem {
+            line,
+            message: format!("row {line} and every row after it could not be decoded: {message}"),
+        });
+    }
+    table.sort();
+    Ok(table)
 }
 
 /// Reads CSV, TSV or JSON Lines from any reader; `name` labels errors and findings.
@@ -397,6 +458,12 @@ impl<R: Read> Chunks<R> {
                 return Err(DataError::Profile {
                     path: name.to_string(),
                     message: "a profile is a reference, not a stream".to_string(),
+                });
+            }
+            Format::Parquet => {
+                return Err(DataError::Parquet {
+                    path: name.to_string(),
+                    message: "Parquet is read from a file (its footer comes first), not a stream: name the file, or use CSV or JSON Lines for --window and stdin".to_string(),
                 });
             }
         };

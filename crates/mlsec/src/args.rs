@@ -38,7 +38,7 @@ pub enum Command {
     /// The secure model registry that speaks MLflow's API: serve it, manage its tokens, roll
     /// an alias back.
     Registry(RegistryArgs),
-    /// Data drift between a reference dataset and the current one (CSV, TSV, JSON Lines):
+    /// Data drift between a reference dataset and the current one (CSV, TSV, JSON Lines, Parquet):
     /// distributions, missing values, new categories, type and schema changes, per column.
     Drift(DriftArgs),
     /// Training-data checks: `mlsec data audit DATASET --label COL`.
@@ -695,7 +695,7 @@ pub struct DataArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DataCommand {
-    /// Audit a training dataset (CSV, TSV, JSON Lines): duplicates and conflicting labels,
+    /// Audit a training dataset (CSV, TSV, JSON Lines, Parquet): duplicates and conflicting labels,
     /// label-flip suspects, backdoor-trigger candidates, outliers, class balance and schema
     /// against a reference, and a content fingerprint.
     Audit {
@@ -727,7 +727,7 @@ pub enum DriftCommand {
     /// Save a reference profile (order statistics and category counts per column) that later
     /// runs and the gateway use in place of the reference data.
     Profile {
-        /// CSV, TSV or JSON Lines.
+        /// CSV, TSV, JSON Lines or Parquet.
         data: PathBuf,
         /// Where to write it (name it *.profile.json); stdout without.
         #[arg(long, short = 'o')]

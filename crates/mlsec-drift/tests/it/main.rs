@@ -6,5 +6,6 @@
 mod audit;
 mod cases;
 mod never_panics;
+mod parquet;
 mod profile;
 mod scipy;
