@@ -149,7 +149,12 @@ def copy():
     assert "MLmodel" in os.listdir(p)
 
 def clean_model_from_runs_uri():
+    import pandas as pd
+    fingerprint = os.environ["MLSEC_TRAIN_FINGERPRINT"]
     with mlflow.start_run() as run:
+        # The training data, with the content fingerprint `mlsec data audit` gave it.
+        train = mlflow.data.from_pandas(pd.read_csv("train.csv"), source="train.csv", name="train")
+        mlflow.log_input(train, context="training", tags={"mlsec.fingerprint": fingerprint})
         d = tempfile.mkdtemp()
         np.save(os.path.join(d, "weights.npy"), np.arange(6, dtype=np.float32))
         with open(os.path.join(d, "MLmodel"), "w") as f:
@@ -159,6 +164,9 @@ def clean_model_from_runs_uri():
     assert mv.version == "2", mv
     v = c.get_model_version(name, "2")
     assert v.tags["mlsec.scan"] == "clean", v.tags
+    # The version records the run's datasets: lineage from model to training data.
+    assert v.tags["mlsec.dataset_fingerprints"] == fingerprint, v.tags
+    assert json.loads(v.tags["mlsec.datasets"])[0]["context"] == "training", v.tags
     state["clean"] = "2"
 
 def protected_alias():
@@ -204,7 +212,7 @@ for label, fn in [
     ("set alias, load models:/name@alias, predict", alias_and_load),
     ("download artifacts of models:/name@alias", download),
     ("copy_model_version into another model", copy),
-    ("register from runs:/, scan clean", clean_model_from_runs_uri),
+    ("register from runs:/ with a logged dataset: scan clean, lineage recorded", clean_model_from_runs_uri),
     ("protected alias gated by the scan", protected_alias),
     ("alias moved (for rollback)", alias_moves_for_rollback),
     ("read-only token: reads, no writes, filtered search", reader_cannot_write),
@@ -333,8 +341,14 @@ def run_one(mlsec, major, py, backend, moto):
                     data=json.dumps({"name": f"secret-{prefix}"}).encode(),
                     headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
                 urllib.request.urlopen(req).read()
+                # Training data and its fingerprint from `mlsec data audit`, for the lineage check.
+                (tmp / "train.csv").write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
+                audit_out = subprocess.run([mlsec, "data", "audit", str(tmp / "train.csv"), "--label", "y",
+                                            "--format", "json"], capture_output=True, text=True)
+                fingerprint = json.loads(audit_out.stdout)["content_fingerprint"]
                 env = dict(os.environ, MLFLOW_TRACKING_URI=url, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
-                           GIT_PYTHON_REFRESH="quiet", MLFLOW_ENABLE_ASYNC_LOGGING="false")
+                           GIT_PYTHON_REFRESH="quiet", MLFLOW_ENABLE_ASYNC_LOGGING="false",
+                           MLSEC_TRAIN_FINGERPRINT=fingerprint)
                 out = subprocess.run([str(py), "-c", CLIENT, prefix, json.dumps(tokens)],
                                      env=env, capture_output=True, text=True, cwd=tmp, timeout=600)
                 try:

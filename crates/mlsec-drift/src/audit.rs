@@ -75,6 +75,23 @@ pub struct Frame {
     pub file_sha256: String,
 }
 
+impl Frame {
+    /// A frame with no columns or rows yet.
+    fn empty(path: String) -> Frame {
+        Frame {
+            path,
+            names: Vec::new(),
+            cells: Vec::new(),
+            texts: Vec::new(),
+            rows: 0,
+            rows_not_read: 0,
+            unreadable_rows: 0,
+            first_problem: None,
+            file_sha256: String::new(),
+        }
+    }
+}
+
 struct Interner {
     ids: HashMap<String, u32>,
     texts: Vec<String>,
@@ -147,17 +164,8 @@ fn read_parquet_frame(path: &Path) -> Result<Frame, DataError> {
         path: name.clone(),
         source: e,
     })?;
-    let mut frame = Frame {
-        path: name,
-        names: Vec::new(),
-        cells: Vec::new(),
-        texts: Vec::new(),
-        rows: 0,
-        rows_not_read: 0,
-        unreadable_rows: 0,
-        first_problem: None,
-        file_sha256: hex(&hash.finalize()),
-    };
+    let mut frame = Frame::empty(name);
+    frame.file_sha256 = hex(&hash.finalize());
     let mut interner = Interner {
         ids: HashMap::new(),
         texts: Vec::new(),
@@ -202,17 +210,7 @@ pub fn read_frame_from(input: impl Read, name: &str, format: Format) -> Result<F
         inner: input,
         hash: Sha256::new(),
     };
-    let mut frame = Frame {
-        path: name.clone(),
-        names: Vec::new(),
-        cells: Vec::new(),
-        texts: Vec::new(),
-        rows: 0,
-        rows_not_read: 0,
-        unreadable_rows: 0,
-        first_problem: None,
-        file_sha256: String::new(),
-    };
+    let mut frame = Frame::empty(name.clone());
     let mut interner = Interner {
         ids: HashMap::new(),
         texts: Vec::new(),
@@ -443,7 +441,7 @@ impl Schema {
     /// Reads a JSON schema file, refusing unknown fields and files over [`MAX_SCHEMA_BYTES`].
     pub fn read(path: &Path) -> Result<Schema, DataError> {
         let name = path.display().to_string();
-        let bad = |message: String| DataError::Header {
+        let bad = |message: String| DataError::Schema {
             path: name.clone(),
             message,
         };
@@ -1078,13 +1076,13 @@ pub fn audit(
     let unlabelled = labels.iter().filter(|l| l.is_none()).count();
 
     // Fingerprint: per-row digests of canonical cells (column name, kind, value), sorted.
+    let mut order: Vec<usize> = (0..frame.names.len()).collect();
+    order.sort_by(|a, b| frame.names[*a].cmp(&frame.names[*b]));
     let mut row_digests: Vec<[u8; 32]> = (0..n)
         .into_par_iter()
         .map(|r| {
             let mut h = Sha256::new();
-            let mut order: Vec<usize> = (0..frame.names.len()).collect();
-            order.sort_by(|a, b| frame.names[*a].cmp(&frame.names[*b]));
-            for c in order {
+            for &c in &order {
                 h.update(frame.names[c].as_bytes());
                 h.update([0]);
                 match frame.cells[c][r] {

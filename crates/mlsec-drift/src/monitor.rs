@@ -235,14 +235,9 @@ impl Monitor {
             })
             .collect::<Vec<Column>>();
         let window = Table {
-            path: format!("window {}", self.index),
-            format: Format::Jsonl,
             rows,
             columns,
-            problem_count: 0,
-            problems: Vec::new(),
-            dropped_columns: 0,
-            budget: crate::table::Budget::default(),
+            ..Table::empty(format!("window {}", self.index), Format::Jsonl)
         };
         // Only the followed features of the reference take part.
         let reference = Table {

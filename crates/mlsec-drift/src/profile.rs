@@ -155,8 +155,6 @@ impl Profile {
     /// The profile as a reference table: each column's quantiles stand for its numbers.
     pub fn to_table(&self) -> Table {
         Table {
-            path: self.source.clone(),
-            format: Format::Profile,
             rows: self.rows,
             columns: self
                 .columns
@@ -174,10 +172,7 @@ impl Profile {
                     col
                 })
                 .collect(),
-            problem_count: 0,
-            problems: Vec::new(),
-            dropped_columns: 0,
-            budget: crate::table::Budget::default(),
+            ..Table::empty(self.source.clone(), Format::Profile)
         }
     }
 }

@@ -94,6 +94,8 @@ pub enum DataError {
     NoHeader { path: String },
     #[error("{path}: header: {message}")]
     Header { path: String, message: String },
+    #[error("{path}: not a usable data schema: {message}")]
+    Schema { path: String, message: String },
     #[error("{path}: Parquet: {message}")]
     Parquet { path: String, message: String },
     #[error("{path}: not a usable drift profile: {message}")]
@@ -316,6 +318,20 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table with no columns or rows yet.
+    pub(crate) fn empty(path: String, format: Format) -> Table {
+        Table {
+            path,
+            format,
+            rows: 0,
+            columns: Vec::new(),
+            problem_count: 0,
+            problems: Vec::new(),
+            dropped_columns: 0,
+            budget: Budget::default(),
+        }
+    }
+
     fn problem(&mut self, line: u64, message: String) {
         self.problem_count += 1;
         if self.problems.len() < MAX_PROBLEM_EXAMPLES {
@@ -361,16 +377,7 @@ pub fn read_path(path: &Path) -> Result<Table, DataError> {
 
 /// Reads a Parquet file whole into a table.
 fn read_parquet(path: &Path) -> Result<Table, DataError> {
-    let mut table = Table {
-        path: path.display().to_string(),
-        format: Format::Parquet,
-        rows: 0,
-        columns: Vec::new(),
-        problem_count: 0,
-        problems: Vec::new(),
-        dropped_columns: 0,
-        budget: Budget::default(),
-    };
+    let mut table = Table::empty(path.display().to_string(), Format::Parquet);
     let mut columns: Vec<Column> = Vec::new();
     let mut budget = Budget::default();
     let read = crate::parquet_file::read_rows(path, &mut |row| {
@@ -511,16 +518,7 @@ impl<R: Read> Chunks<R> {
 
     /// A table with the stream's columns and no rows.
     pub fn empty(&self) -> Table {
-        let mut t = Table {
-            path: self.name.clone(),
-            format: self.format,
-            rows: 0,
-            columns: Vec::new(),
-            problem_count: 0,
-            problems: Vec::new(),
-            dropped_columns: 0,
-            budget: Budget::default(),
-        };
+        let mut t = Table::empty(self.name.clone(), self.format);
         if let Source::Delimited { names, dropped, .. } = &self.source {
             t.columns = names.iter().cloned().map(Column::new).collect();
             t.dropped_columns = *dropped;

@@ -462,13 +462,13 @@ pub struct ModelMonitorConfig {
 }
 
 fn default_monitor_window() -> usize {
-    1_000
+    mlsec_drift::monitor::MonitorSettings::default().window
 }
 fn default_ood_score() -> f64 {
-    0.999
+    mlsec_drift::monitor::MonitorSettings::default().ood_score
 }
 fn default_low_confidence() -> f64 {
-    0.6
+    mlsec_drift::monitor::MonitorSettings::default().low_confidence
 }
 fn default_max_ood_rate() -> f64 {
     0.05

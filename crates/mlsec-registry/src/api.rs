@@ -347,6 +347,20 @@ pub fn version_tags(v: &ModelVersion) -> Vec<Tag> {
     }
     add("mlsec.signature", &c.signature);
     add("mlsec.digest", &c.digest);
+    if !c.datasets.is_empty() {
+        add(
+            "mlsec.datasets",
+            &serde_json::to_string(&c.datasets).unwrap_or_default(),
+        );
+        let fingerprints: Vec<&str> = c
+            .datasets
+            .iter()
+            .filter_map(|d| d.fingerprint.as_deref())
+            .collect();
+        if !fingerprints.is_empty() {
+            add("mlsec.dataset_fingerprints", &fingerprints.join(","));
+        }
+    }
     tags
 }
 

@@ -62,6 +62,8 @@ pub fn check_dir(dir: &Path, files: &[(String, String, i64)], policy: &Policy) -
         digest: mlsec_server::keys::hex(&h.finalize()),
         files: files.len() as u64,
         bytes: files.iter().map(|f| f.2.max(0) as u64).sum(),
+        // Filled from the source run by the caller.
+        datasets: Vec::new(),
     }
 }
 

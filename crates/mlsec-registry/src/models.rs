@@ -428,6 +428,7 @@ pub async fn create_version(
             tags,
             description: q.opt("description").unwrap_or_default(),
             policy: s.config.policy.clone(),
+            datasets: None,
         },
         |_| Ok(()),
     )
@@ -444,6 +445,9 @@ struct NewVersion {
     description: String,
     /// Whose checks apply (the target environment's for a promotion).
     policy: crate::config::Policy,
+    /// The lineage to record: a promotion keeps its version's; `None` reads the source run's
+    /// dataset inputs.
+    datasets: Option<Vec<crate::store::DatasetRef>>,
 }
 
 /// Copies the source's files into a new version's own storage (sealed under its name, number
@@ -462,6 +466,7 @@ async fn make_version(
         tags,
         description,
         policy,
+        datasets,
     } = n;
     let files = s.store.list_tree(&src.dir).await?;
     if files.is_empty() {
@@ -535,7 +540,7 @@ async fn make_version(
     }
     .await;
     drop(scratch);
-    let checks = match result {
+    let mut checks = match result {
         Ok(c) => c,
         Err(e) => {
             for o in made {
@@ -543,6 +548,16 @@ async fn make_version(
             }
             return Err(e);
         }
+    };
+    checks.datasets = match (datasets, &src.run_id) {
+        (Some(d), _) => d,
+        (None, Some(r)) => s
+            .store
+            .run(r)
+            .await?
+            .map(|run| crate::store::DatasetRef::from_run_inputs(&run.data.inputs))
+            .unwrap_or_default(),
+        (None, None) => Vec::new(),
     };
     let now = now_ms();
     let v = ModelVersion {
@@ -637,6 +652,7 @@ pub async fn promote(
             tags: v.tags.clone(),
             description: v.description.clone(),
             policy,
+            datasets: Some(v.checks.datasets.clone()),
         },
         move |c| {
             if c.scan != "clean" {

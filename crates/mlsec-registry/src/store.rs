@@ -176,6 +176,67 @@ pub struct Checks {
     pub digest: String,
     pub files: u64,
     pub bytes: u64,
+    /// The datasets the source run logged as inputs (lineage), at creation.
+    #[serde(default)]
+    pub datasets: Vec<DatasetRef>,
+}
+
+/// One dataset a version was trained or evaluated on, as its run logged it.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct DatasetRef {
+    pub name: String,
+    /// MLflow's digest of the dataset.
+    pub digest: String,
+    pub source: String,
+    /// `training`, `evaluation`, ... (the input's `mlflow.data.context` tag).
+    #[serde(default)]
+    pub context: String,
+    /// The content fingerprint of `mlsec data audit`, from the input's `mlsec.fingerprint` tag.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+/// Datasets recorded per version at most.
+pub const MAX_VERSION_DATASETS: usize = 16;
+/// Characters kept of each dataset field.
+pub const MAX_DATASET_FIELD: usize = 256;
+
+impl DatasetRef {
+    /// The dataset inputs of a run's `inputs` (as `runs/log-inputs` stored them): at most
+    /// [`MAX_VERSION_DATASETS`], each field cut to [`MAX_DATASET_FIELD`] characters.
+    pub fn from_run_inputs(inputs: &Value) -> Vec<DatasetRef> {
+        let cut = |v: &Value| -> String {
+            v.as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(MAX_DATASET_FIELD)
+                .collect()
+        };
+        let tag = |input: &Value, key: &str| -> Option<String> {
+            input["tags"]
+                .as_array()?
+                .iter()
+                .find(|t| t["key"] == key)
+                .map(|t| cut(&t["value"]))
+        };
+        inputs["dataset_inputs"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|i| i["dataset"].is_object())
+                    .take(MAX_VERSION_DATASETS)
+                    .map(|i| DatasetRef {
+                        name: cut(&i["dataset"]["name"]),
+                        digest: cut(&i["dataset"]["digest"]),
+                        source: cut(&i["dataset"]["source"]),
+                        context: tag(i, "mlflow.data.context").unwrap_or_default(),
+                        fingerprint: tag(i, "mlsec.fingerprint")
+                            .filter(|f| f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit())),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Default)]

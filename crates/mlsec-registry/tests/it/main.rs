@@ -1569,3 +1569,79 @@ async fn requests_per_token_are_limited_in_memory_and_across_replicas_through_re
     }
     assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
 }
+
+#[tokio::test]
+async fn versions_record_the_datasets_their_run_logged() {
+    let r = setup().await;
+    let admin = r.token(&["admin"]).await;
+    let run = r.run_with(&admin, &[("weights.npy", &npy())]).await;
+    let fingerprint = "ab".repeat(32);
+    let inputs = |name: &str, fp: &str| {
+        json!({"run_id": run, "datasets": [{
+            "tags": [
+                {"key": "mlflow.data.context", "value": "training"},
+                {"key": "mlsec.fingerprint", "value": fp},
+            ],
+            "dataset": {"name": name, "digest": "1a2b3c", "source_type": "local",
+                        "source": "{\"uri\": \"train.csv\"}", "schema": "", "profile": ""},
+        }]})
+    };
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/runs/log-inputs",
+        &admin,
+        inputs("train", &fingerprint),
+    )
+    .await;
+    // A fingerprint that is not one (not 64 hex digits) is kept out.
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/runs/log-inputs",
+        &admin,
+        inputs("eval", "not-a-fingerprint"),
+    )
+    .await;
+    let v = r.register(&admin, "fraud", &run).await;
+    assert_eq!(tag(&v, "mlsec.dataset_fingerprints"), fingerprint);
+    let ds: Value = serde_json::from_str(tag(&v, "mlsec.datasets")).unwrap();
+    assert_eq!(ds.as_array().unwrap().len(), 2, "{ds}");
+    assert_eq!(
+        (&ds[0]["name"], &ds[0]["context"], &ds[0]["digest"]),
+        (&json!("train"), &json!("training"), &json!("1a2b3c"))
+    );
+    assert_eq!(ds[1]["fingerprint"], Value::Null);
+    // Inputs logged after registration do not rewrite the version's lineage.
+    r.ok(
+        "POST",
+        "/api/2.0/mlflow/runs/log-inputs",
+        &admin,
+        inputs("late", &"cd".repeat(32)),
+    )
+    .await;
+    let got = r
+        .ok(
+            "GET",
+            "/api/2.0/mlflow/model-versions/get?name=fraud&version=1",
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        tag(&got["model_version"], "mlsec.dataset_fingerprints"),
+        fingerprint
+    );
+    // A client cannot set the registry's tags itself.
+    let (s, _) = r
+        .call(
+            "POST",
+            "/api/2.0/mlflow/model-versions/set-tag",
+            &admin,
+            json!({"name": "fraud", "version": "1", "key": "mlsec.dataset_fingerprints", "value": "00"}),
+        )
+        .await;
+    assert_ne!(s, StatusCode::OK);
+    // A run that logged no datasets gives a version without lineage tags.
+    let bare = r.run_with(&admin, &[("weights.npy", &npy())]).await;
+    let v2 = r.register(&admin, "fraud", &bare).await;
+    assert_eq!(tag(&v2, "mlsec.datasets"), "");
+}
