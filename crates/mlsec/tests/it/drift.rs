@@ -122,13 +122,65 @@ fn unreadable_inputs_are_named_errors() {
         "{stderr}"
     );
 
+    // A file named .parquet that is not one: the file and the problem are named.
     let parquet = dir.path().join("data.parquet");
     fs_err::write(&parquet, b"PAR1").unwrap();
     let out = bin().arg("drift").arg(&parquet).arg(&r).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("data.parquet") && stderr.contains("unknown data format"),
+        stderr.contains("data.parquet") && stderr.contains("too short for Parquet"),
+        "{stderr}"
+    );
+    // An extension no reader knows.
+    let xlsx = dir.path().join("data.xlsx");
+    fs_err::write(&xlsx, b"PK").unwrap();
+    let out = bin().arg("drift").arg(&xlsx).arg(&r).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("data.xlsx") && stderr.contains("unknown data format"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn parquet_files_from_pyarrow_are_compared_and_windows_need_a_stream_format() {
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/drift/parquet");
+    let out = bin()
+        .arg("drift")
+        .arg(fixtures.join("reference.parquet"))
+        .arg(fixtures.join("current.parquet"))
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drifted: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["drift"] == true)
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(drifted, ["x", "c"]);
+    let out = bin()
+        .arg("drift")
+        .arg(fixtures.join("reference.parquet"))
+        .arg(fixtures.join("current.parquet"))
+        .args(["--window", "100"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("current.parquet") && stderr.contains("not a stream"),
         "{stderr}"
     );
 }
