@@ -11,7 +11,9 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::basic::{ConvertedType, Type as Physical};
+use parquet::column::reader::ColumnReader;
+use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
 use parquet::record::Field;
 
 use crate::table::{DataError, MAX_COLUMNS, parse_number, unique_names};
@@ -63,6 +65,197 @@ fn value(f: &Field) -> Value<'_> {
     }
 }
 
+/// Values a column reader decodes per call.
+const BATCH: usize = 8_192;
+
+/// How a flat column's stored values become values.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Bool,
+    Signed,
+    Unsigned,
+    /// An integer decimal with this many digits after the point.
+    Decimal(i32),
+    Float,
+    Text,
+}
+
+/// The kind of each top-level column when every one is flat and of a type read column by
+/// column; `None` sends the file to the row reader.
+fn columnar_kinds(reader: &SerializedFileReader<std::fs::File>) -> Option<Vec<Kind>> {
+    let schema = reader.metadata().file_metadata().schema_descr();
+    if schema.num_columns() != schema.root_schema().get_fields().len() {
+        return None; // a nested field has several leaves
+    }
+    (0..schema.num_columns())
+        .map(|i| {
+            let c = schema.column(i);
+            if c.max_rep_level() > 0 || c.max_def_level() > 1 {
+                return None;
+            }
+            let ct = c.converted_type();
+            match (c.physical_type(), ct) {
+                (Physical::BOOLEAN, _) => Some(Kind::Bool),
+                (Physical::INT32 | Physical::INT64, ConvertedType::DECIMAL) => (0..=18)
+                    .contains(&c.type_scale())
+                    .then(|| Kind::Decimal(c.type_scale())),
+                (
+                    Physical::INT32 | Physical::INT64,
+                    ConvertedType::UINT_8
+                    | ConvertedType::UINT_16
+                    | ConvertedType::UINT_32
+                    | ConvertedType::UINT_64,
+                ) => Some(Kind::Unsigned),
+                (Physical::INT32 | Physical::INT64, _) => Some(Kind::Signed),
+                (Physical::FLOAT | Physical::DOUBLE, _) => Some(Kind::Float),
+                (Physical::BYTE_ARRAY, ConvertedType::DECIMAL) => None,
+                (Physical::BYTE_ARRAY, _) => Some(Kind::Text),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn bytes_text(v: &parquet::data_type::ByteArray) -> Value<'_> {
+    Value::Text(String::from_utf8_lossy(v.data()))
+}
+
+/// Reads one flat column of one row group into `col`: numbers as numbers, the rest as text,
+/// nulls (definition level 0) as missing.
+fn read_column(
+    rg: &dyn RowGroupReader,
+    i: usize,
+    kind: Kind,
+    rows: usize,
+    push: &mut dyn FnMut(&Value<'_>),
+) -> parquet::errors::Result<()> {
+    let mut defs: Vec<i16> = Vec::with_capacity(BATCH);
+    let optional = rg.metadata().column(i).column_descr().max_def_level() > 0;
+    let scale = match kind {
+        Kind::Decimal(s) => 10f64.powi(s),
+        _ => 1.0,
+    };
+    macro_rules! drain {
+        ($reader:expr, $values:ident, $to:expr) => {{
+            let mut reader = $reader;
+            let mut $values = Vec::with_capacity(BATCH);
+            let mut done = 0usize;
+            while done < rows {
+                defs.clear();
+                $values.clear();
+                let (records, _, levels) = reader.read_records(
+                    BATCH.min(rows - done),
+                    optional.then_some(&mut defs),
+                    None,
+                    &mut $values,
+                )?;
+                if records == 0 {
+                    return Err(parquet::errors::ParquetError::General(format!(
+                        "column {i}: {} rows declared, {done} stored",
+                        rows
+                    )));
+                }
+                let mut next = $values.iter();
+                for r in 0..levels.max(records) {
+                    if optional && defs.get(r).copied().unwrap_or(0) == 0 {
+                        push(&Value::Missing);
+                    } else if let Some(v) = next.next() {
+                        push(&$to(v));
+                    } else {
+                        push(&Value::Missing);
+                    }
+                }
+                done += records;
+            }
+        }};
+    }
+    match rg.get_column_reader(i)? {
+        ColumnReader::BoolColumnReader(r) => {
+            drain!(r, values, |v: &bool| Value::Text(Cow::Borrowed(if *v {
+                "true"
+            } else {
+                "false"
+            })));
+        }
+        ColumnReader::Int32ColumnReader(r) => drain!(r, values, |v: &i32| Value::Num(match kind {
+            Kind::Unsigned => f64::from(*v as u32),
+            _ => f64::from(*v) / scale,
+        })),
+        ColumnReader::Int64ColumnReader(r) => drain!(r, values, |v: &i64| Value::Num(match kind {
+            Kind::Unsigned => *v as u64 as f64,
+            Kind::Decimal(_) => *v as f64 / scale,
+            _ => *v as f64,
+        })),
+        ColumnReader::FloatColumnReader(r) => {
+            drain!(r, values, |v: &f32| Value::Num(f64::from(*v)));
+        }
+        ColumnReader::DoubleColumnReader(r) => drain!(r, values, |v: &f64| Value::Num(*v)),
+        ColumnReader::ByteArrayColumnReader(r) => drain!(r, values, bytes_text),
+        _ => {
+            return Err(parquet::errors::ParquetError::General(format!(
+                "column {i}: not a type read by column"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a flat file column by column into `columns` (one per top-level field, in order):
+/// `Ok(false)` when the file is not flat and the row reader must be used.
+pub(crate) fn read_columnar(
+    path: &Path,
+    push: &mut dyn FnMut(usize, &Value<'_>),
+) -> Result<Option<Read>, DataError> {
+    let name = path.display().to_string();
+    let file = fs_err::File::open(path).map_err(|e| DataError::Io {
+        path: name.clone(),
+        source: e,
+    })?;
+    let file = file.into_parts().0;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let reader = open(file, &name)?;
+        let Some(kinds) = columnar_kinds(&reader) else {
+            return Ok(None);
+        };
+        let fields = field_names(&reader);
+        let width = kinds.len().min(MAX_COLUMNS);
+        let mut out = Read {
+            dropped_columns: kinds.len().saturating_sub(MAX_COLUMNS) as u64,
+            names: unique_names(&fields, MAX_COLUMNS),
+            ..Read::default()
+        };
+        for g in 0..reader.num_row_groups() {
+            let rg = reader.get_row_group(g).map_err(|e| bad(&name, e.to_string()))?;
+            let rows = usize::try_from(rg.metadata().num_rows()).unwrap_or(0);
+            for (i, kind) in kinds.iter().enumerate().take(width) {
+                if let Err(e) = read_column(rg.as_ref(), i, *kind, rows, &mut |v| push(i, v)) {
+                    return Err(bad(&name, format!("row group {g}: {e}")));
+                }
+            }
+            out.rows += rows as u64;
+        }
+        Ok(Some(out))
+    }))
+    .unwrap_or_else(|_| {
+        Err(bad(
+            &name,
+            "the Parquet reader failed on this file: it is corrupt or uses a feature mlsec does not read".into(),
+        ))
+    })
+}
+
+fn field_names(reader: &SerializedFileReader<std::fs::File>) -> Vec<String> {
+    reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect()
+}
+
 /// What reading a file's rows found.
 #[derive(Debug, Default)]
 pub(crate) struct Read {
@@ -106,11 +299,8 @@ pub(crate) fn read_rows(
     })
 }
 
-fn read_file(
-    file: std::fs::File,
-    name: &str,
-    row: &mut dyn FnMut(&[Value<'_>]) -> bool,
-) -> Result<Read, DataError> {
+/// Opens a file after checking its magic, footer size and declared chunk sizes.
+fn open(file: std::fs::File, name: &str) -> Result<SerializedFileReader<std::fs::File>, DataError> {
     let len = file.metadata().map_or(0, |m| m.len());
     let mut tail = [0u8; 8];
     {
@@ -163,21 +353,22 @@ fn read_file(
             }
         }
     }
-    let total = u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
-    let fields: Vec<String> = reader
-        .metadata()
-        .file_metadata()
-        .schema_descr()
-        .root_schema()
-        .get_fields()
-        .iter()
-        .map(|f| f.name().to_string())
-        .collect();
-    if fields.is_empty() {
+    if field_names(&reader).is_empty() {
         return Err(DataError::NoHeader {
             path: name.to_string(),
         });
     }
+    Ok(reader)
+}
+
+fn read_file(
+    file: std::fs::File,
+    name: &str,
+    row: &mut dyn FnMut(&[Value<'_>]) -> bool,
+) -> Result<Read, DataError> {
+    let reader = open(file, name)?;
+    let total = u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let fields = field_names(&reader);
     let mut out = Read {
         dropped_columns: fields.len().saturating_sub(MAX_COLUMNS) as u64,
         names: unique_names(&fields, MAX_COLUMNS),
@@ -208,4 +399,56 @@ fn read_file(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/drift/parquet")
+            .join(name)
+    }
+
+    #[test]
+    fn flat_files_are_read_by_column_and_nested_ones_by_row() {
+        let mut seen = 0u64;
+        let flat =
+            read_columnar(&fixture("mixed.polars.parquet"), &mut |_, _| seen += 1).expect("reads");
+        let read = flat.expect("polars' flat file is read by column");
+        assert_eq!(read.rows, 200);
+        assert_eq!(seen, 200 * read.names.len() as u64);
+        // The list column sends the pyarrow file to the row reader.
+        assert!(
+            read_columnar(&fixture("mixed.snappy.parquet"), &mut |_, _| {})
+                .expect("reads")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn both_readers_give_the_same_values() {
+        for file in ["reference.parquet", "mixed.polars.parquet"] {
+            let mut by_column: Vec<Vec<String>> = Vec::new();
+            read_columnar(&fixture(file), &mut |i, v| {
+                if by_column.len() <= i {
+                    by_column.resize_with(i + 1, Vec::new);
+                }
+                by_column[i].push(format!("{v:?}"));
+            })
+            .expect("reads")
+            .expect("flat");
+            let mut by_row: Vec<Vec<String>> = Vec::new();
+            read_rows(&fixture(file), &mut |row| {
+                by_row.resize_with(row.len(), Vec::new);
+                for (i, v) in row.iter().enumerate() {
+                    by_row[i].push(format!("{v:?}"));
+                }
+                true
+            })
+            .expect("reads");
+            assert_eq!(by_column, by_row, "{file}");
+        }
+    }
 }

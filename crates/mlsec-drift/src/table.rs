@@ -380,15 +380,32 @@ fn read_parquet(path: &Path) -> Result<Table, DataError> {
     let mut table = Table::empty(path.display().to_string(), Format::Parquet);
     let mut columns: Vec<Column> = Vec::new();
     let mut budget = Budget::default();
-    let read = crate::parquet_file::read_rows(path, &mut |row| {
-        if columns.len() < row.len() {
-            columns.resize_with(row.len(), || Column::new(String::new()));
+    // Flat files column by column; nested ones (and rarer types) by row.
+    let columnar = crate::parquet_file::read_columnar(path, &mut |i, v| {
+        if columns.len() <= i {
+            columns.resize_with(i + 1, || Column::new(String::new()));
         }
-        for (c, v) in columns.iter_mut().zip(row) {
-            c.push_parquet(v, &mut budget);
+        columns[i].push_parquet(v, &mut budget);
+    });
+    let read = match columnar {
+        Ok(Some(read)) => read,
+        // Not flat, or a decoding error part-way: the row reader reads what it can and counts
+        // the rest as unreadable.
+        Ok(None) | Err(DataError::Parquet { .. }) => {
+            columns.clear();
+            budget = Budget::default();
+            crate::parquet_file::read_rows(path, &mut |row| {
+                if columns.len() < row.len() {
+                    columns.resize_with(row.len(), || Column::new(String::new()));
+                }
+                for (c, v) in columns.iter_mut().zip(row) {
+                    c.push_parquet(v, &mut budget);
+                }
+                true
+            })?
         }
-        true
-    })?;
+        Err(e) => return Err(e),
+    };
     columns.resize_with(read.names.len(), || Column::new(String::new()));
     for (c, name) in columns.iter_mut().zip(&read.names) {
         c.name.clone_from(name);
