@@ -166,32 +166,60 @@ fn read_parquet_frame(path: &Path) -> Result<Frame, DataError> {
     })?;
     let mut frame = Frame::empty(name);
     frame.file_sha256 = hex(&hash.finalize());
+    let cell = |v: &Value<'_>, interner: &mut Interner| match v {
+        Value::Missing => Cell::Missing,
+        Value::Num(x) if x.is_finite() => Cell::Num(*x),
+        Value::Num(_) => Cell::Missing,
+        Value::Text(t) => cell_text(t, interner),
+    };
     let mut interner = Interner {
         ids: HashMap::new(),
         texts: Vec::new(),
     };
     let mut cells: Vec<Vec<Cell>> = Vec::new();
-    let mut rows = 0usize;
-    let mut not_read = 0u64;
-    let read = crate::parquet_file::read_rows(path, &mut |row| {
-        if rows >= MAX_AUDIT_ROWS {
-            not_read += 1;
-            return true;
+    // Flat files column by column, each column cut at MAX_AUDIT_ROWS.
+    let columnar = crate::parquet_file::read_columnar(path, &mut |i, v| {
+        if cells.len() <= i {
+            cells.resize_with(i + 1, Vec::new);
         }
-        if cells.len() < row.len() {
-            cells.resize_with(row.len(), Vec::new);
+        if cells[i].len() < MAX_AUDIT_ROWS {
+            let c = cell(v, &mut interner);
+            cells[i].push(c);
         }
-        rows += 1;
-        for (col, v) in cells.iter_mut().zip(row) {
-            col.push(match v {
-                Value::Missing => Cell::Missing,
-                Value::Num(x) if x.is_finite() => Cell::Num(*x),
-                Value::Num(_) => Cell::Missing,
-                Value::Text(t) => cell_text(t, &mut interner),
-            });
+    });
+    let (read, rows, not_read) = match columnar {
+        Ok(Some(read)) => {
+            let rows = usize::try_from(read.rows).map_or(MAX_AUDIT_ROWS, |r| r.min(MAX_AUDIT_ROWS));
+            let not_read = read.rows.saturating_sub(rows as u64);
+            (read, rows, not_read)
         }
-        true
-    })?;
+        // Not flat, or a decoding error part-way: by row, counting what cannot be read.
+        Ok(None) | Err(DataError::Parquet { .. }) => {
+            cells.clear();
+            interner = Interner {
+                ids: HashMap::new(),
+                texts: Vec::new(),
+            };
+            let mut rows = 0usize;
+            let mut not_read = 0u64;
+            let read = crate::parquet_file::read_rows(path, &mut |row| {
+                if rows >= MAX_AUDIT_ROWS {
+                    not_read += 1;
+                    return true;
+                }
+                if cells.len() < row.len() {
+                    cells.resize_with(row.len(), Vec::new);
+                }
+                rows += 1;
+                for (col, v) in cells.iter_mut().zip(row) {
+                    col.push(cell(v, &mut interner));
+                }
+                true
+            })?;
+            (read, rows, not_read)
+        }
+        Err(e) => return Err(e),
+    };
     cells.resize_with(read.names.len(), Vec::new);
     frame.names = read.names;
     frame.cells = cells;
