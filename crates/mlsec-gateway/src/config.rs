@@ -459,6 +459,16 @@ pub struct ModelMonitorConfig {
     pub max_error_rate: f64,
     /// Alert when a window's 99th-percentile latency passes this many milliseconds.
     pub max_latency_ms: Option<u64>,
+    /// Appends each request's feature values here as JSON Lines (numbers only, never the
+    /// request), for a baseline: `mlsec drift profile FILE` makes the profile from it.
+    pub record: Option<PathBuf>,
+    /// Rows recorded at most; past it recording stops (and says so once in the log).
+    #[serde(default = "default_record_rows")]
+    pub record_rows: u64,
+}
+
+fn default_record_rows() -> u64 {
+    100_000
 }
 
 fn default_monitor_window() -> usize {

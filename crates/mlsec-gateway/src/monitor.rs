@@ -247,9 +247,9 @@ pub fn problems(
             "features".into(),
             "a profile is compared with request features: name at least one".into(),
         )),
-        (None, false) => out.push((
+        (None, false) if mc.record.is_none() => out.push((
             "profile".into(),
-            "features are compared with a reference profile: make one with `mlsec drift profile DATA`".into(),
+            "features are compared with a reference profile: make one with `mlsec drift profile DATA`, or set record = \"baseline.jsonl\" to capture traffic for one".into(),
         )),
         (Some(p), false) if !config.resolve(p).is_file() => out.push((
             "profile".into(),
@@ -278,6 +278,15 @@ pub fn problems(
         if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
             out.push((field.into(), "must be between 0 and 1".into()));
         }
+    }
+    if mc.record.is_some() && mc.features.is_empty() {
+        out.push((
+            "record".into(),
+            "records request features: name at least one in features".into(),
+        ));
+    }
+    if mc.record_rows == 0 {
+        out.push(("record_rows".into(), "must be positive".into()));
     }
     if mc.max_latency_ms == Some(0) {
         out.push(("max_latency_ms".into(), "must be positive".into()));
@@ -340,6 +349,47 @@ pub struct ModelMonitor {
     probabilities: Option<Source>,
     drift: Option<Mutex<Monitor>>,
     stats: Mutex<Stats>,
+    recorder: Option<Mutex<Recorder>>,
+}
+
+/// Appends feature rows to a baseline file (`record`), up to `record_rows`.
+struct Recorder {
+    path: std::path::PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    names: Vec<String>,
+    rows: u64,
+    max: u64,
+}
+
+impl Recorder {
+    fn write(&mut self, row: &[Option<f64>]) {
+        use std::io::Write as _;
+        if self.rows >= self.max {
+            return;
+        }
+        let mut obj = serde_json::Map::new();
+        for (n, v) in self.names.iter().zip(row) {
+            obj.insert(
+                n.clone(),
+                v.and_then(serde_json::Number::from_f64)
+                    .map_or(Value::Null, Value::Number),
+            );
+        }
+        let line = Value::Object(obj).to_string();
+        let done = writeln!(self.out, "{line}").and_then(|()| self.out.flush());
+        match done {
+            Ok(()) => {
+                self.rows += 1;
+                if self.rows == self.max {
+                    tracing::warn!(path = %self.path.display(), rows = self.max, "monitor: record_rows reached; recording stops");
+                }
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "monitor: could not record a feature row; recording stops");
+                self.max = self.rows;
+            }
+        }
+    }
 }
 
 /// What one request's features showed.
@@ -406,6 +456,24 @@ impl ModelMonitor {
             }
             None => None,
         };
+        let recorder = match &mc.record {
+            Some(p) => {
+                let path = config.resolve(p);
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| format!("record: {}: {e}", path.display()))?;
+                Some(Mutex::new(Recorder {
+                    path,
+                    out: std::io::BufWriter::new(file),
+                    names: mc.features.keys().cloned().collect(),
+                    rows: 0,
+                    max: mc.record_rows,
+                }))
+            }
+            None => None,
+        };
         Ok(ModelMonitor {
             model: model.to_string(),
             config: mc.clone(),
@@ -414,12 +482,16 @@ impl ModelMonitor {
             probabilities,
             drift,
             stats: Mutex::new(Stats::new()),
+            recorder,
         })
     }
 
-    /// Reads the request's feature rows and scores them (`None` without a profile).
+    /// Reads the request's feature rows, records them when `record` is set, and scores them
+    /// (`None` without a profile).
     pub fn observe_request(&self, call: &Call) -> Option<Observed> {
-        let drift = self.drift.as_ref()?;
+        if self.drift.is_none() && self.recorder.is_none() {
+            return None;
+        }
         let columns: Vec<Vec<Option<f64>>> = self
             .features
             .iter()
@@ -427,22 +499,35 @@ impl ModelMonitor {
             .collect();
         let total = columns.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let rows = total.min(MAX_ROWS);
+        let row_at = |r: usize| -> Vec<Option<f64>> {
+            columns
+                .iter()
+                // A single value applies to every row of a batch.
+                .map(|col| {
+                    if col.len() == 1 {
+                        col[0]
+                    } else {
+                        col.get(r).copied().flatten()
+                    }
+                })
+                .collect()
+        };
+        if let Some(rec) = &self.recorder {
+            let mut rec = rec
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for r in 0..rows {
+                rec.write(&row_at(r));
+            }
+        }
+        let drift = self.drift.as_ref()?;
         let mut m = drift
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut worst: f64 = 0.0;
         let mut window = None;
-        let mut row = vec![None; columns.len()];
         for r in 0..rows {
-            for (slot, col) in row.iter_mut().zip(&columns) {
-                // A single value applies to every row of a batch.
-                *slot = if col.len() == 1 {
-                    col[0]
-                } else {
-                    col.get(r).copied().flatten()
-                };
-            }
-            let (score, verdict) = m.observe(&row);
+            let (score, verdict) = m.observe(&row_at(r));
             worst = worst.max(score.ood_score);
             if verdict.is_some() {
                 window = verdict;

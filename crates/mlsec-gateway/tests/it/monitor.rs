@@ -70,6 +70,15 @@ upstreams = ["{UP}"]
 profile = "reference.profile.json"
 features = { prompt_chars = "prompt_chars" }
 window = 1000
+
+[[models]]
+name = "recorded-chat"
+upstreams = ["{UP}"]
+
+[models.monitor]
+features = { prompt_chars = "prompt_chars", messages = "messages" }
+record = "baseline.jsonl"
+record_rows = 3
 "#;
 
 async fn monitored() -> H {
@@ -290,6 +299,38 @@ async fn oip_batches_are_scored_row_by_row_and_llm_prompts_by_length() {
     assert!(d[3].contains("(out of distribution)"), "{}", d[3]);
 }
 
+#[tokio::test]
+async fn a_baseline_is_recorded_for_a_profile_when_there_is_none_yet() {
+    let h = monitored().await;
+    for n in [10, 20, 30, 40] {
+        let body = json!({"model": "recorded-chat", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "q".repeat(n)}]});
+        let r = h.post("/v1/chat/completions", "default", &body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let path = h.dir.path().join("baseline.jsonl");
+    let text = std::fs::read_to_string(&path).expect("baseline written");
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    // record_rows = 3: the fourth request is not recorded. Numbers only, never the prompt.
+    assert_eq!(
+        rows,
+        [18, 28, 38].map(|n| json!({"messages": 2.0, "prompt_chars": f64::from(n)}))
+    );
+    assert!(!text.contains("qqq"));
+    // The baseline becomes a profile.
+    let table = mlsec_drift::table::read_path(&path).expect("reads");
+    let profile = Profile::of(&table);
+    assert_eq!(profile.rows, 3);
+    assert!(profile.columns.iter().any(|c| c.name == "prompt_chars"));
+    // Without a profile nothing is scored.
+    let audit = h.audit_n(4).await;
+    assert!(!audit[0]["decisions"].to_string().contains("ood score"));
+}
+
 #[test]
 fn monitor_configs_are_checked_with_the_field_at_fault() {
     let base = std::env::temp_dir();
@@ -313,6 +354,11 @@ fn monitor_configs_are_checked_with_the_field_at_fault() {
             "[models.monitor]\nprobabilities = \"output:probs\"\nwindow = 0\n",
             "models[0].monitor.probabilities",
             "OIP models only",
+        ),
+        (
+            "[models.monitor]\nrecord = \"b.jsonl\"\n",
+            "models[0].monitor.record",
+            "name at least one",
         ),
         (
             "[models.monitor]\nmax_error_rate = 1.5\n",
