@@ -344,7 +344,6 @@ impl Stats {
 pub struct ModelMonitor {
     pub model: String,
     pub config: ModelMonitorConfig,
-    protocol: Protocol,
     features: Vec<Source>,
     probabilities: Option<Source>,
     drift: Option<Mutex<Monitor>>,
@@ -477,7 +476,6 @@ impl ModelMonitor {
         Ok(ModelMonitor {
             model: model.to_string(),
             config: mc.clone(),
-            protocol,
             features,
             probabilities,
             drift,
@@ -592,10 +590,6 @@ impl ModelMonitor {
         };
         *st = Stats::new();
         Some(w)
-    }
-
-    pub fn protocol(&self) -> Protocol {
-        self.protocol
     }
 }
 
