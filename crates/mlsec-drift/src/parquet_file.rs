@@ -200,20 +200,34 @@ fn read_column(
     Ok(())
 }
 
-/// Reads a flat file column by column into `columns` (one per top-level field, in order):
-/// `Ok(false)` when the file is not flat and the row reader must be used.
-pub(crate) fn read_columnar(
+/// Opens `path` and runs `f` on the file behind `catch_unwind`, so a malformed file that trips
+/// the parquet crate is an error naming the file, not a crash.
+fn guarded<T>(
     path: &Path,
-    push: &mut dyn FnMut(usize, &Value<'_>),
-) -> Result<Option<Read>, DataError> {
+    f: impl FnOnce(std::fs::File, &str) -> Result<T, DataError>,
+) -> Result<T, DataError> {
     let name = path.display().to_string();
     let file = fs_err::File::open(path).map_err(|e| DataError::Io {
         path: name.clone(),
         source: e,
     })?;
     let file = file.into_parts().0;
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let reader = open(file, &name)?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(file, &name))).unwrap_or_else(|_| {
+        Err(bad(
+            &name,
+            "the Parquet reader failed on this file: it is corrupt or uses a feature mlsec does not read".into(),
+        ))
+    })
+}
+
+/// Reads a flat file column by column, calling `push` with each column's index and values in
+/// row order: `Ok(None)` when the file is not flat and the row reader must be used.
+pub(crate) fn read_columnar(
+    path: &Path,
+    push: &mut dyn FnMut(usize, &Value<'_>),
+) -> Result<Option<Read>, DataError> {
+    guarded(path, |file, name| {
+        let reader = open(file, name)?;
         let Some(kinds) = columnar_kinds(&reader) else {
             return Ok(None);
         };
@@ -225,22 +239,18 @@ pub(crate) fn read_columnar(
             ..Read::default()
         };
         for g in 0..reader.num_row_groups() {
-            let rg = reader.get_row_group(g).map_err(|e| bad(&name, e.to_string()))?;
+            let rg = reader
+                .get_row_group(g)
+                .map_err(|e| bad(name, e.to_string()))?;
             let rows = usize::try_from(rg.metadata().num_rows()).unwrap_or(0);
             for (i, kind) in kinds.iter().enumerate().take(width) {
                 if let Err(e) = read_column(rg.as_ref(), i, *kind, rows, &mut |v| push(i, v)) {
-                    return Err(bad(&name, format!("row group {g}: {e}")));
+                    return Err(bad(name, format!("row group {g}: {e}")));
                 }
             }
             out.rows += rows as u64;
         }
         Ok(Some(out))
-    }))
-    .unwrap_or_else(|_| {
-        Err(bad(
-            &name,
-            "the Parquet reader failed on this file: it is corrupt or uses a feature mlsec does not read".into(),
-        ))
     })
 }
 
@@ -282,21 +292,7 @@ pub(crate) fn read_rows(
     path: &Path,
     row: &mut dyn FnMut(&[Value<'_>]) -> bool,
 ) -> Result<Read, DataError> {
-    let name = path.display().to_string();
-    let file = fs_err::File::open(path).map_err(|e| DataError::Io {
-        path: name.clone(),
-        source: e,
-    })?;
-    let file = file.into_parts().0;
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        read_file(file, &name, row)
-    }))
-    .unwrap_or_else(|_| {
-        Err(bad(
-            &name,
-            "the Parquet reader failed on this file: it is corrupt or uses a feature mlsec does not read".into(),
-        ))
-    })
+    guarded(path, |file, name| read_file(file, name, row))
 }
 
 /// Opens a file after checking its magic, footer size and declared chunk sizes.

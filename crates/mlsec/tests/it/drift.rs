@@ -109,38 +109,40 @@ fn unchanged_data_exits_zero_and_sarif_lists_the_rules() {
     assert!(stderr.contains("0 of 4 column(s) drifted"), "{stderr}");
 }
 
+/// Runs `mlsec drift ARGS`, requires exit code 2 (a tool failure), and requires stderr to hold
+/// every one of `needles` (the file and the problem).
+fn fails_naming(args: &[&std::ffi::OsStr], needles: &[&str]) {
+    let out = bin().arg("drift").args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        needles.iter().all(|n| stderr.contains(n)),
+        "{needles:?}: {stderr}"
+    );
+}
+
 #[test]
 fn unreadable_inputs_are_named_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (r, _) = files(dir.path());
     let missing = dir.path().join("nope.csv");
-    let out = bin().arg("drift").arg(&r).arg(&missing).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("nope.csv") && stderr.contains("current"),
-        "{stderr}"
+    fails_naming(
+        &[r.as_os_str(), missing.as_os_str()],
+        &["nope.csv", "current"],
     );
-
     // A file named .parquet that is not one: the file and the problem are named.
     let parquet = dir.path().join("data.parquet");
     fs_err::write(&parquet, b"PAR1").unwrap();
-    let out = bin().arg("drift").arg(&parquet).arg(&r).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("data.parquet") && stderr.contains("too short for Parquet"),
-        "{stderr}"
+    fails_naming(
+        &[parquet.as_os_str(), r.as_os_str()],
+        &["data.parquet", "too short for Parquet"],
     );
     // An extension no reader knows.
     let xlsx = dir.path().join("data.xlsx");
     fs_err::write(&xlsx, b"PK").unwrap();
-    let out = bin().arg("drift").arg(&xlsx).arg(&r).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("data.xlsx") && stderr.contains("unknown data format"),
-        "{stderr}"
+    fails_naming(
+        &[xlsx.as_os_str(), r.as_os_str()],
+        &["data.xlsx", "unknown data format"],
     );
 }
 
@@ -148,10 +150,14 @@ fn unreadable_inputs_are_named_errors() {
 fn parquet_files_from_pyarrow_are_compared_and_windows_need_a_stream_format() {
     let fixtures =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/drift/parquet");
+    let (reference, current) = (
+        fixtures.join("reference.parquet"),
+        fixtures.join("current.parquet"),
+    );
     let out = bin()
         .arg("drift")
-        .arg(fixtures.join("reference.parquet"))
-        .arg(fixtures.join("current.parquet"))
+        .arg(&reference)
+        .arg(&current)
         .args(["--format", "json"])
         .output()
         .unwrap();
@@ -170,18 +176,14 @@ fn parquet_files_from_pyarrow_are_compared_and_windows_need_a_stream_format() {
         .filter_map(|c| c["name"].as_str())
         .collect();
     assert_eq!(drifted, ["x", "c"]);
-    let out = bin()
-        .arg("drift")
-        .arg(fixtures.join("reference.parquet"))
-        .arg(fixtures.join("current.parquet"))
-        .args(["--window", "100"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("current.parquet") && stderr.contains("not a stream"),
-        "{stderr}"
+    fails_naming(
+        &[
+            reference.as_os_str(),
+            current.as_os_str(),
+            "--window".as_ref(),
+            "100".as_ref(),
+        ],
+        &["current.parquet", "not a stream"],
     );
 }
 
