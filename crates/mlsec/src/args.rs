@@ -43,6 +43,9 @@ pub enum Command {
     Drift(DriftArgs),
     /// Training-data checks: `mlsec data audit DATASET --label COL`.
     Data(DataArgs),
+    /// Red-team a model: black-box adversarial attacks on an ONNX classifier, a
+    /// membership-inference audit.
+    Redteam(RedteamArgs),
     /// OMS conformance adapter: sign (the form the model-signing conformance suite drives).
     #[command(name = "sign-model", hide = true)]
     SignModel(SignModelArgs),
@@ -840,4 +843,135 @@ pub enum RegistryTokenCommand {
     List,
     /// Revoke a token by id (takes effect on the next request).
     Revoke { id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedteamFormat {
+    Text,
+    Json,
+    Sarif,
+    Html,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RedteamArgs {
+    #[command(subcommand)]
+    pub command: RedteamCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RedteamCommand {
+    /// Attack an ONNX classifier (run in process) with noise, worst-of-k noise, the Square
+    /// attack, HopSkipJump and, for tables, feature-wise changes: accuracy per attack and budget.
+    Classifier(RedteamClassifierArgs),
+    /// Membership-inference audit: can an attacker tell the training records from unseen ones?
+    Membership(RedteamMembershipArgs),
+}
+
+/// Options every red-team report shares.
+#[derive(Debug, clap::Args)]
+pub struct RedteamOutput {
+    /// text: tables and findings; json: every result (docs/redteam-report.schema.json); sarif:
+    /// the findings; html: a self-contained page with plots.
+    #[arg(long, value_enum, default_value_t = RedteamFormat::Text)]
+    pub format: RedteamFormat,
+    /// Write the report here instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = SeverityArg::Medium)]
+    pub fail_on: SeverityArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RedteamClassifierArgs {
+    /// The classifier (ONNX; one input of rows, a [batch, classes] output of scores).
+    pub model: PathBuf,
+    /// Labelled samples to attack (CSV, TSV, JSON Lines, Parquet): feature columns in the
+    /// model's input order and a label column.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The label column (default: `label`, else the last column).
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// Class names in the model's output order, for text labels.
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Vec<String>,
+    /// Attack budgets, L-inf: input units for images, the share of each feature's range for
+    /// tables.
+    #[arg(long, value_delimiter = ',', default_value = "0.02,0.05,0.1")]
+    pub budget: Vec<f32>,
+    /// Attacks to run (noise, worst-of-k, square, hop-skip-jump, features).
+    #[arg(long, value_delimiter = ',')]
+    pub attacks: Vec<String>,
+    /// Model queries per sample for the Square attack and HopSkipJump.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+    /// Draws per sample for worst-of-k noise.
+    #[arg(long, default_value_t = 20)]
+    pub noise_draws: usize,
+    /// Attack at most the first N usable rows.
+    #[arg(long, value_name = "N")]
+    pub max_samples: Option<usize>,
+    /// The image layout of a flat input, HxW or CxHxW (an image-shaped input needs none).
+    #[arg(long, value_name = "HxW")]
+    pub image: Option<String>,
+    /// Valid pixel range for images, MIN:MAX (default: the data's minimum and maximum).
+    #[arg(long, value_name = "MIN:MAX")]
+    pub input_range: Option<String>,
+    /// A feature's valid range, COL=MIN:MAX (tables; default: the data's range). Repeatable.
+    #[arg(long = "range", value_name = "COL=MIN:MAX")]
+    pub ranges: Vec<String>,
+    /// Features an attacker cannot change (tables). Repeatable or comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub frozen: Vec<String>,
+    /// Treat an image-shaped input as a table.
+    #[arg(long)]
+    pub tabular: bool,
+    /// Seed for every random draw (same seed, same queries).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A finding (RTM001) for each attack and budget whose accuracy falls below this.
+    #[arg(long, default_value_t = 0.5)]
+    pub min_accuracy: f64,
+    /// Write the adversarial examples found (adversarial.npy in the model's input shape,
+    /// labels.npy, adversarial.csv) to this directory.
+    #[arg(long, value_name = "DIR")]
+    pub save_examples: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: RedteamOutput,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RedteamMembershipArgs {
+    /// The classifier (ONNX).
+    pub model: PathBuf,
+    /// The records it was trained on (members).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Records from the same distribution it never saw (non-members).
+    #[arg(long)]
+    pub holdout: PathBuf,
+    /// More unseen records (shadow data), to calibrate the loss per class.
+    #[arg(long)]
+    pub population: Option<PathBuf>,
+    /// A reference model trained like the target on shadow data (never on --train).
+    /// Repeatable; two or more give the calibrated reference attack.
+    #[arg(long = "reference", value_name = "MODEL")]
+    pub references: Vec<PathBuf>,
+    /// The label column (default: `label`, else the last column).
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// Class names in the model's output order, for text labels.
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Vec<String>,
+    /// A finding (RTM002) when the strongest attack's AUC is above this.
+    #[arg(long, default_value_t = 0.6)]
+    pub max_auc: f64,
+    /// A finding when the strongest attack finds more than this share of members at 1% false
+    /// positives.
+    #[arg(long, default_value_t = 0.05)]
+    pub max_tpr: f64,
+    #[command(flatten)]
+    pub out: RedteamOutput,
 }

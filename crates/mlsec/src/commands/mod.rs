@@ -3,6 +3,7 @@
 mod drift;
 mod gateway;
 mod guard;
+mod redteam;
 mod registry;
 mod rules;
 mod scan;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Registry(args) => registry::run(&args),
         Command::Drift(args) => drift::run(&args),
         Command::Data(args) => drift::data(&args),
+        Command::Redteam(args) => redteam::run(&args),
         Command::SignModel(args) => sign::sign_model(&args),
         Command::VerifyModel(args) => sign::verify_model(&args),
     }

@@ -5,6 +5,7 @@
 mod drift;
 mod gateway;
 mod guard;
+mod redteam;
 mod registry;
 mod sign;
 

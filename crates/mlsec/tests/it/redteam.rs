@@ -1,0 +1,243 @@
+//! `mlsec redteam`: exit codes, the JSON report against its schema, SARIF, HTML, saved
+//! examples, and clear errors that name the file or flag.
+
+use super::{assert_valid, code, rule_ids, run, stderr, stdout};
+
+const SCHEMA: &str = include_str!("../../../../docs/redteam-report.schema.json");
+
+#[test]
+fn classifier_json_follows_its_schema_and_fails_on_fragility() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("examples");
+    let o = run(&[
+        "redteam",
+        "classifier",
+        "fixtures/redteam/digits_mlp.onnx",
+        "--data",
+        "fixtures/redteam/digits_test.csv",
+        "--image",
+        "8x8",
+        "--attacks",
+        "noise,square",
+        "--budget",
+        "0.1,0.2",
+        "--queries",
+        "200",
+        "--max-samples",
+        "60",
+        "--format",
+        "json",
+        "--save-examples",
+        ex.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_valid(SCHEMA, &v);
+    assert_eq!(v["samples"], 60);
+    assert!(rule_ids(&v).contains(&"RTM001"));
+    assert!(stderr(&o).contains("clean accuracy"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("adversarial example(s)"),
+        "{}",
+        stderr(&o)
+    );
+    for f in ["adversarial.npy", "labels.npy", "adversarial.csv"] {
+        assert!(ex.join(f).is_file(), "{f}");
+    }
+    // Noise alone at a small budget does not break the threshold: exit 0, no finding.
+    let o = run(&[
+        "redteam",
+        "classifier",
+        "fixtures/redteam/digits_mlp.onnx",
+        "--data",
+        "fixtures/redteam/digits_test.csv",
+        "--image",
+        "8x8",
+        "--attacks",
+        "noise",
+        "--budget",
+        "0.05",
+        "--format",
+        "sarif",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let sarif: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn classifier_text_and_html_name_the_weak_features() {
+    let o = run(&[
+        "redteam",
+        "classifier",
+        "fixtures/redteam/credit_forest.onnx",
+        "--data",
+        "fixtures/redteam/credit_test.csv",
+        "--attacks",
+        "features",
+        "--budget",
+        "0.2",
+        "--frozen",
+        "age",
+        "--range",
+        "late_payments=0:12",
+    ]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("features the decisions hang on: debt_ratio"),
+        "{out}"
+    );
+    assert!(out.contains("weakest samples"), "{out}");
+    assert!(
+        !out.contains("age "),
+        "a frozen feature never changes: {out}"
+    );
+    let o = run(&[
+        "redteam",
+        "classifier",
+        "fixtures/redteam/digits_mlp.onnx",
+        "--data",
+        "fixtures/redteam/digits_test.csv",
+        "--image",
+        "8x8",
+        "--attacks",
+        "square",
+        "--budget",
+        "0.2",
+        "--queries",
+        "100",
+        "--max-samples",
+        "20",
+        "--format",
+        "html",
+    ]);
+    let html = stdout(&o);
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.contains("<svg id=\"accuracy\""));
+    assert!(html.contains("class=\"pixels\""), "small images are drawn");
+    assert!(!html.contains("<script"));
+}
+
+#[test]
+fn membership_reports_leakage_and_its_absence() {
+    let args = |model: &str| -> Vec<String> {
+        [
+            "redteam",
+            "membership",
+            model,
+            "--train",
+            "fixtures/redteam/member_train.csv",
+            "--holdout",
+            "fixtures/redteam/member_holdout.csv",
+            "--population",
+            "fixtures/redteam/member_population.csv",
+            "--reference",
+            "fixtures/redteam/member_ref_0.onnx",
+            "--reference",
+            "fixtures/redteam/member_ref_1.onnx",
+            "--format",
+            "json",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+    };
+    let a = args("fixtures/redteam/member_overfit.onnx");
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_valid(SCHEMA, &v);
+    assert_eq!(rule_ids(&v), vec!["RTM002"]);
+    assert_ne!(v["verdict"], "no_measurable_leak");
+    assert!(stderr(&o).contains("leaks which records"), "{}", stderr(&o));
+    let a = args("fixtures/redteam/member_regular.onnx");
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    // The references are forests, the target a logistic regression: the audit still runs.
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_valid(SCHEMA, &v);
+    assert_eq!(v["verdict"], "no_measurable_leak");
+}
+
+#[test]
+fn bad_input_is_exit_2_naming_the_file_or_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.onnx");
+    fs_err::write(&bad, b"\x08\x07garbage").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "redteam",
+                "classifier",
+                bad.to_str().unwrap(),
+                "--data",
+                "fixtures/redteam/credit_test.csv",
+            ],
+            "bad.onnx",
+        ),
+        (
+            vec![
+                "redteam",
+                "classifier",
+                "fixtures/redteam/credit_forest.onnx",
+                "--data",
+                "fixtures/redteam/digits_test.csv",
+            ],
+            "digits_test.csv",
+        ),
+        (
+            vec![
+                "redteam",
+                "classifier",
+                "fixtures/redteam/credit_forest.onnx",
+                "--data",
+                "fixtures/redteam/credit_test.csv",
+                "--attacks",
+                "fgsm",
+            ],
+            "--attacks fgsm",
+        ),
+        (
+            vec![
+                "redteam",
+                "classifier",
+                "fixtures/redteam/credit_forest.onnx",
+                "--data",
+                "fixtures/redteam/credit_test.csv",
+                "--range",
+                "amount=5",
+            ],
+            "--range",
+        ),
+        (
+            vec![
+                "redteam",
+                "classifier",
+                "fixtures/redteam/digits_mlp.onnx",
+                "--data",
+                "fixtures/redteam/digits_test.csv",
+                "--image",
+                "9x9",
+            ],
+            "--image",
+        ),
+        (
+            vec![
+                "redteam",
+                "membership",
+                "fixtures/redteam/member_overfit.onnx",
+                "--train",
+                "fixtures/redteam/member_train.csv",
+                "--holdout",
+                "fixtures/redteam/missing.csv",
+            ],
+            "missing.csv",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = run(&args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+}
