@@ -88,7 +88,58 @@ print(json.dumps(out))
 """
 
 PRIVACY_METER = r"""
-import json, sys, time
+import json, sys, tempfile, time
+import numpy as np, onnxruntime as ort
+from privacy_meter.model import Model
+from privacy_meter.dataset import Dataset
+from privacy_meter.information_source import InformationSource
+from privacy_meter.audit import Audit, MetricEnum
+from privacy_meter.constants import InferenceGame
+fx = sys.argv[1]
+t0 = time.perf_counter()
+def load(n):
+    d = np.loadtxt(f"{fx}/{n}", delimiter=",", skiprows=1, dtype=np.float32)
+    return d[:, :-1], d[:, -1].astype(int)
+class OnnxModel(Model):
+    def __init__(self, path):
+        self.sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.name = self.sess.get_inputs()[0].name
+        super().__init__(self.sess, None)
+    def get_logits(self, x):
+        return np.log(np.clip(self.sess.run(None, {self.name: np.asarray(x, np.float32)})[1], 1e-7, 1))
+    def get_loss(self, x, y, per_point=True):
+        p = np.clip(self.sess.run(None, {self.name: np.asarray(x, np.float32)})[1], 1e-7, 1)
+        loss = -np.log(p[np.arange(len(y)), np.asarray(y)])
+        return loss if per_point else loss.mean()
+    def get_grad(self, x, y):
+        raise NotImplementedError
+    def get_intermediate_outputs(self, layers, x, forward_pass=True):
+        raise NotImplementedError
+(xt, yt), (xh, yh), (xp, yp) = load("member_train.csv"), load("member_holdout.csv"), load("member_population.csv")
+target_ds = Dataset(data_dict={"train": {"x": xt, "y": yt}, "test": {"x": xh, "y": yh}},
+                    default_input="x", default_output="y")
+population_ds = Dataset(data_dict={"train": {"x": xp, "y": yp}}, default_input="x", default_output="y")
+target = OnnxModel(f"{fx}/member_overfit.onnx")
+refs = [OnnxModel(f"{fx}/member_ref_{i}.onnx") for i in range(4)]
+out = {}
+with tempfile.TemporaryDirectory() as logs:
+    for key, metric, ref_info in [
+        ("population_auc", MetricEnum.POPULATION, InformationSource(models=[target], datasets=[population_ds])),
+        ("reference_auc", MetricEnum.REFERENCE, InformationSource(models=refs, datasets=[target_ds])),
+    ]:
+        audit = Audit(metrics=[metric], inference_game_type=InferenceGame.PRIVACY_LOSS_MODEL,
+                      target_info_sources=[InformationSource(models=[target], datasets=[target_ds])],
+                      reference_info_sources=[ref_info], logs_directory_names=[f"{logs}/{key}"])
+        audit.prepare()
+        r = audit.run()[0]
+        r = r[0] if isinstance(r, list) else r
+        out[key] = float(r.roc_auc)
+out["seconds"] = time.perf_counter() - t0
+print(json.dumps(out))
+"""
+
+PRIVACY_METER = r"""
+import json, sys, tempfile, time
 import numpy as np, onnxruntime as ort
 from privacy_meter.model import Model
 from privacy_meter.dataset import Dataset
@@ -151,15 +202,18 @@ def ensure_venv():
     subprocess.run([str(PY), "-m", "pip", "install", "-q", *PACKAGES], check=True)
 
 
-def timed(cmd, reps, parse):
+def timed(cmd, reps, parse, ok=(0,)):
     times, result = [], None
     for _ in range(reps):
         t0 = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True)
         times.append(time.perf_counter() - t0)
-        if p.returncode not in (0, 1):
-            sys.exit(f"{cmd[:3]} failed ({p.returncode}): {p.stderr[-2000:]}")
-        result = parse(p.stdout)
+        if p.returncode not in ok:
+            sys.exit(f"{cmd[:4]} failed ({p.returncode}): {p.stdout[-500:]} {p.stderr[-2000:]}")
+        try:
+            result = parse(p.stdout)
+        except ValueError:
+            sys.exit(f"{cmd[:4]}: unreadable output: {p.stdout[-500:]} {p.stderr[-2000:]}")
     return statistics.median(times), result
 
 
@@ -173,9 +227,9 @@ def main():
     eps = "0.1,0.2"
     model, data = str(FX / "digits_mlp.onnx"), str(FX / "digits_test.csv")
     with tempfile.TemporaryDirectory() as tmp:
-        art = Path(tmp) / "art.py"
+        art = Path(tmp) / "art_attack.py"  # not art.py: it would shadow the package
         art.write_text(ART)
-        pm = Path(tmp) / "pm.py"
+        pm = Path(tmp) / "privacy_meter_audit.py"
         pm.write_text(PRIVACY_METER)
         rows = []
         for attack, mlsec_attack, q in [("square", "square", args.queries), ("hsj", "hop-skip-jump", 40_000)]:
@@ -183,9 +237,9 @@ def main():
             t_ml, r_ml = timed(
                 [args.mlsec, "redteam", "classifier", model, "--data", data, "--image", "8x8",
                  "--attacks", mlsec_attack, "--budget", eps, "--queries", str(q), "--format", "json"],
-                args.reps, json.loads)
+                args.reps, json.loads, ok=(0, 1))
             for e in eps.split(","):
-                res = next(r for r in r_ml["results"] if abs(r["budget"] - float(e)) < 1e-9)
+                res = next(r for r in r_ml["results"] if abs(r["budget"] - float(e)) < 1e-6)
                 rows.append((attack, e, r_art[e] / r_art["clean_correct"], res["succeeded"] / res["attacked"],
                              t_art, t_ml, r_art["queries"], r_ml["queries"]))
         print(f"{'attack':<8} {'eps':>5} {'ART success':>12} {'mlsec success':>14} {'ART s':>8} {'mlsec s':>8} {'ratio':>7} {'ART queries':>12} {'mlsec queries':>14}")
@@ -197,7 +251,7 @@ def main():
              "--train", str(FX / "member_train.csv"), "--holdout", str(FX / "member_holdout.csv"),
              "--population", str(FX / "member_population.csv")]
             + sum([["--reference", str(FX / f"member_ref_{i}.onnx")] for i in range(4)], [])
-            + ["--format", "json"], args.reps, json.loads)
+            + ["--format", "json"], args.reps, json.loads, ok=(0, 1))
         auc = {a["attack"]: a["auc"] for a in r_ml["attacks"]}
         print(f"\nmembership (member_overfit.onnx)   {'Privacy Meter':>14} {'mlsec':>8}")
         print(f"population attack AUC             {r_pm['population_auc']:>14.3f} {auc['population']:>8.3f}")

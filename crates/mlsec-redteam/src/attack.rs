@@ -42,30 +42,30 @@ impl Domain {
         self.lo.len()
     }
 
-    /// `x` moved into the box of size `eps` around `x0` and into the valid ranges; whole-numbered
-    /// features are rounded toward `x0`'s side so the box still holds.
+    /// `x` moved into the box of size `eps` around `x0` and into the valid ranges (widened to
+    /// take in `x0` itself, so a sample already outside a declared range can still move);
+    /// whole-numbered features go to the nearest whole number inside both, or stay at `x0`
+    /// when there is none.
     pub fn project(&self, x0: &[f32], x: &mut [f32], eps: f32) {
         for j in 0..x.len() {
             let s = self.scale[j];
-            if self.frozen[j] || s <= 0.0 {
+            if self.frozen[j] || s <= 0.0 || !x0[j].is_finite() {
                 x[j] = x0[j];
                 continue;
             }
             let r = eps * s;
-            let mut v = x[j]
-                .clamp(x0[j] - r, x0[j] + r)
-                .clamp(self.lo[j], self.hi[j]);
-            if self.integer[j] {
-                let rounded = v.round();
-                v = if (rounded - x0[j]).abs() <= r + 1e-6 {
-                    rounded
-                } else if v > x0[j] {
-                    v.floor()
-                } else {
-                    v.ceil()
-                };
+            let lo = (x0[j] - r).max(self.lo[j].min(x0[j]));
+            let hi = (x0[j] + r).min(self.hi[j].max(x0[j]));
+            if !(lo <= hi) {
+                x[j] = x0[j];
+                continue;
             }
-            x[j] = if v.is_finite() { v } else { x0[j] };
+            let mut v = if x[j].is_nan() { x0[j] } else { x[j].clamp(lo, hi) };
+            if self.integer[j] {
+                let (a, b) = (lo.ceil(), hi.floor());
+                v = if a <= b { v.round().clamp(a, b) } else { x0[j] };
+            }
+            x[j] = v;
         }
     }
 
@@ -674,10 +674,28 @@ mod tests {
         dm.project(&x0, &mut x, 0.1);
         assert_eq!(x, [6.0, 6.0, 5.0, 10.0]);
         assert!((dm.distance(&x0, &x) - 0.1).abs() < 1e-6);
-        // Rounding never leaves the box: 5 + 0.4 rounds toward 5.
+        // Rounding never leaves the box or the range: 5.4 rounds to 5, and an upper bound of
+        // 5.5 keeps 6 out.
         let mut x = [5.0, 5.4, 5.0, 9.5];
         dm.project(&x0, &mut x, 0.04);
         assert_eq!(x[1], 5.0);
+        dm.hi[1] = 5.5;
+        let mut x = [5.0, 5.9, 5.0, 9.5];
+        dm.project(&x0, &mut x, 0.1);
+        assert_eq!(x[1], 5.0);
+        // A whole-numbered feature at 2.5 with no whole number in reach stays put.
+        let x0 = [5.0, 2.5, 5.0, 9.5];
+        let mut x = [5.0, 2.9, 5.0, 9.5];
+        dm.project(&x0, &mut x, 0.04);
+        assert_eq!(x[1], 2.5);
+        // A sample already outside a declared range can still move, toward it.
+        let x0 = [12.0, 5.0, 5.0, 9.5];
+        let mut x = [11.0, 5.0, 5.0, 9.5];
+        dm.project(&x0, &mut x, 0.1);
+        assert_eq!(x[0], 11.0);
+        let mut x = [f32::NAN, 5.0, 5.0, 9.5];
+        dm.project(&x0, &mut x, 0.1);
+        assert_eq!(x[0], 12.0);
     }
 
     #[test]

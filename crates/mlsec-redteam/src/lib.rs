@@ -24,6 +24,8 @@
 //! println!("clean {:.3}", report.clean_accuracy);
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod attack;
 pub mod classifier;
 pub mod data;

@@ -95,10 +95,12 @@ fn runs_are_reproducible_and_seeds_matter() {
 fn credit_decisions_hang_on_the_features_that_make_them() {
     let (m, d) = load("credit_forest.onnx", "credit_test.csv", None);
     assert_eq!(d.label_column, "default");
+    // The score- and label-based searches are covered on digits; a forest's queries are
+    // slow in tract (docs/redteam.md).
     let opts = Options {
         budgets: vec![0.05, 0.2],
-        queries: 100,
-        hsj_iterations: 5,
+        attacks: vec![AttackKind::Noise, AttackKind::Features],
+        feature_grid: 5,
         ..Options::default()
     };
     let r = classifier::run(&m, &d, &opts).unwrap();
@@ -171,7 +173,12 @@ fn frozen_features_and_declared_ranges_hold() {
     for e in &r.examples {
         assert_eq!(e.changes.len(), 1);
         assert_eq!(e.changes[0].feature, "debt_ratio");
-        assert!((0.2..=0.4).contains(&e.changes[0].to), "{e:?}");
+        // Within the range, or (for a row already below it) moved toward it.
+        let c = &e.changes[0];
+        assert!(c.to <= 0.4 && c.to >= c.from.min(0.2), "{e:?}");
+        if c.from >= 0.2 {
+            assert!(c.to >= 0.2, "{e:?}");
+        }
     }
     let e = classifier::run(
         &m,

@@ -29,3 +29,77 @@ proptest! {
         }
     }
 }
+
+use mlsec_redteam::attack::{self, Domain, HsjOptions, Target};
+use mlsec_redteam::rng::Rng;
+
+fn logistic() -> &'static Classifier {
+    static MODEL: std::sync::OnceLock<Classifier> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| Classifier::load(&fixture("credit_logistic.onnx"), Some(6), None).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// Any rows, ranges, budgets and feature flags: every attack returns, and every example it
+    /// reports is misclassified, inside the valid ranges, within the budget, whole where the
+    /// feature is whole and unchanged where it is frozen.
+    #[test]
+    fn attacks_keep_their_examples_in_the_domain(
+        rows in proptest::collection::vec(proptest::collection::vec(-1e6f32..1e6, 6), 1..6),
+        spans in proptest::collection::vec((-1e5f32..1e5, 0f32..1e5), 6),
+        flags in proptest::collection::vec((any::<bool>(), any::<bool>()), 6),
+        eps in prop_oneof![Just(0.0f32), 1e-6f32..1.0, Just(10.0f32)],
+        seed in any::<u64>(),
+    ) {
+        let m = logistic();
+        let domain = Domain {
+            lo: spans.iter().map(|s| s.0).collect(),
+            hi: spans.iter().map(|s| s.0 + s.1).collect(),
+            scale: spans.iter().map(|s| s.1).collect(),
+            integer: flags.iter().map(|f| f.0).collect(),
+            frozen: flags.iter().map(|f| f.1).collect(),
+            layout: None,
+        };
+        // Samples start inside the domain, as data rows do.
+        let mut x: Vec<f32> = Vec::new();
+        for r in &rows {
+            let start = x.len();
+            x.extend(r);
+            let x0 = x[start..].to_vec();
+            domain.project(&x0, &mut x[start..], f32::MAX);
+        }
+        let clean = m.labels(&x).unwrap();
+        let y = clean.clone();
+        let t = Target { model: m, domain: &domain, x: &x, y: &y };
+        let active: Vec<usize> = (0..rows.len()).collect();
+        let rng = Rng::new(seed);
+        let check = |i: usize, h: &attack::Hit, budget: f32| {
+            let x0 = &x[i * 6..(i + 1) * 6];
+            assert_ne!(h.label, y[i]);
+            assert_ne!(m.labels(&h.x).unwrap()[0], y[i]);
+            assert!(h.distance <= budget * 1.0001 + 1e-6, "{} > {budget}", h.distance);
+            for j in 0..6 {
+                assert!(h.x[j] >= domain.lo[j].min(x0[j]) && h.x[j] <= domain.hi[j].max(x0[j]), "{j}: {:?}", h.x);
+                if domain.frozen[j] || domain.scale[j] == 0.0 {
+                    assert_eq!(h.x[j].to_bits(), x0[j].to_bits());
+                }
+                if domain.integer[j] && x0[j].fract() == 0.0 {
+                    assert_eq!(h.x[j].fract(), 0.0, "{j}: {:?}", h.x);
+                }
+            }
+        };
+        for (i, h) in attack::noise(&t, &active, eps, 3, &rng).unwrap().iter().enumerate() {
+            if let Some(h) = h { check(i, h, eps); }
+        }
+        for (i, h) in attack::square(&t, &active, eps, 20, 0.3, &rng).unwrap().iter().enumerate() {
+            if let Some(h) = h { check(i, h, eps); }
+        }
+        for (i, h) in attack::features(&t, &active, eps, 3).unwrap().iter().enumerate() {
+            if let Some((h, _)) = h { check(i, h, eps); }
+        }
+        let opts = HsjOptions { iterations: 3, queries: 300, ..HsjOptions::default() };
+        for (i, h) in attack::hop_skip_jump(&t, &active, &clean, opts, &rng).unwrap().iter().enumerate() {
+            if let Some(h) = h { check(i, h, f32::MAX); }
+        }
+    }
+}
