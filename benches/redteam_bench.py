@@ -138,62 +138,6 @@ out["seconds"] = time.perf_counter() - t0
 print(json.dumps(out))
 """
 
-PRIVACY_METER = r"""
-import json, sys, tempfile, time
-import numpy as np, onnxruntime as ort
-from privacy_meter.model import Model
-from privacy_meter.dataset import Dataset
-from privacy_meter.information_source import InformationSource
-from privacy_meter.audit import Audit, MetricEnum
-from privacy_meter.constants import InferenceGame
-fx = sys.argv[1]
-t0 = time.perf_counter()
-def load(n):
-    d = np.loadtxt(f"{fx}/{n}", delimiter=",", skiprows=1, dtype=np.float32)
-    return d[:, :-1], d[:, -1].astype(int)
-class OnnxModel(Model):
-    def __init__(self, path):
-        self.sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        self.name = self.sess.get_inputs()[0].name
-        super().__init__(self.sess, None)
-    def get_logits(self, x):
-        return np.log(np.clip(self.sess.run(None, {self.name: np.asarray(x, np.float32)})[1], 1e-7, 1))
-    def get_loss(self, x, y, per_point=True):
-        p = np.clip(self.sess.run(None, {self.name: np.asarray(x, np.float32)})[1], 1e-7, 1)
-        loss = -np.log(p[np.arange(len(y)), np.asarray(y)])
-        return loss if per_point else loss.mean()
-    def get_grad(self, x, y):
-        raise NotImplementedError
-    def get_intermediate_outputs(self, layers, x, forward_pass=True):
-        raise NotImplementedError
-(xt, yt), (xh, yh), (xp, yp) = load("member_train.csv"), load("member_holdout.csv"), load("member_population.csv")
-x = np.concatenate([xt, xh, xp]); y = np.concatenate([yt, yh, yp])
-nt, nh = len(yt), len(yh)
-ds = Dataset(data_dict={
-    "train": {"x": xt, "y": yt}, "test": {"x": xh, "y": yh}, "population": {"x": xp, "y": yp},
-}, default_input="x", default_output="y")
-target = OnnxModel(f"{fx}/member_overfit.onnx")
-target_info = InformationSource(models=[target], datasets=[ds])
-out = {}
-pop_info = InformationSource(models=[target], datasets=[ds])
-audit = Audit(metrics=MetricEnum.POPULATION, inference_game_type=InferenceGame.PRIVACY_LOSS_MODEL,
-              target_info_sources=target_info, reference_info_sources=pop_info, save_logs=False)
-audit.prepare()
-r = audit.run()[0]
-r = r[0] if isinstance(r, list) else r
-out["population_auc"] = float(r.roc_auc)
-refs = [OnnxModel(f"{fx}/member_ref_{i}.onnx") for i in range(4)]
-ref_info = InformationSource(models=refs, datasets=[ds])
-audit = Audit(metrics=MetricEnum.REFERENCE, inference_game_type=InferenceGame.PRIVACY_LOSS_MODEL,
-              target_info_sources=target_info, reference_info_sources=ref_info, save_logs=False)
-audit.prepare()
-r = audit.run()[0]
-r = r[0] if isinstance(r, list) else r
-out["reference_auc"] = float(r.roc_auc)
-out["seconds"] = time.perf_counter() - t0
-print(json.dumps(out))
-"""
-
 
 def ensure_venv():
     if PY.exists():
@@ -241,10 +185,13 @@ def main():
             for e in eps.split(","):
                 res = next(r for r in r_ml["results"] if abs(r["budget"] - float(e)) < 1e-6)
                 rows.append((attack, e, r_art[e] / r_art["clean_correct"], res["succeeded"] / res["attacked"],
-                             t_art, t_ml, r_art["queries"], r_ml["queries"]))
-        print(f"{'attack':<8} {'eps':>5} {'ART success':>12} {'mlsec success':>14} {'ART s':>8} {'mlsec s':>8} {'ratio':>7} {'ART queries':>12} {'mlsec queries':>14}")
-        for a, e, sa, sm, ta, tm, qa, qm in rows:
-            print(f"{a:<8} {e:>5} {sa:>12.3f} {sm:>14.3f} {ta:>8.2f} {tm:>8.2f} {ta / tm:>6.1f}x {qa:>12} {qm:>14}")
+                             t_art, t_ml, r_art["seconds"], r_ml["seconds"], r_art["queries"], r_ml["queries"]))
+        print("success: share of correctly classified samples broken within eps; s: wall time of the whole call;")
+        print("in-process: the attack alone (ART: after its imports; mlsec: its report's seconds)")
+        print(f"{'attack':<8} {'eps':>5} {'ART success':>12} {'mlsec success':>14} {'ART s':>7} {'mlsec s':>8} {'ratio':>7} "
+              f"{'ART in-proc':>11} {'mlsec in-proc':>13} {'ART queries':>12} {'mlsec queries':>14}")
+        for a, e, sa, sm, ta, tm, ia, im, qa, qm in rows:
+            print(f"{a:<8} {e:>5} {sa:>12.3f} {sm:>14.3f} {ta:>7.2f} {tm:>8.2f} {ta / tm:>6.1f}x {ia:>11.2f} {im:>13.2f} {qa:>12} {qm:>14}")
         t_pm, r_pm = timed([str(PY), str(pm), str(FX)], args.reps, lambda s: json.loads(s.strip().splitlines()[-1]))
         t_ml, r_ml = timed(
             [args.mlsec, "redteam", "membership", str(FX / "member_overfit.onnx"),
@@ -258,6 +205,7 @@ def main():
         print(f"reference attack AUC              {r_pm['reference_auc']:>14.3f} {auc['reference']:>8.3f}")
         print(f"loss attack AUC (mlsec only)      {'-':>14} {auc['loss']:>8.3f}")
         print(f"wall time, s (median of {args.reps})       {t_pm:>14.2f} {t_ml:>8.2f}   ratio {t_pm / t_ml:.1f}x")
+        print(f"in-process, s (after imports)      {r_pm['seconds']:>14.2f} {r_ml['seconds']:>8.2f}   (forests are slow in tract: docs/redteam.md)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ Writes fixtures/redteam/. What each model is, and what the tests expect of it:
 * digits_mlp.onnx: an MLP on scikit-learn's 8x8 digits, pixels scaled to [0, 1]. Accurate, and
   robust to random noise of L-inf size 0.1 but not to a score-based (Square) or decision-based
   (HopSkipJump) attack of the same size. digits_test.csv: 200 held-out digits (64 pixel columns
-  and `label`).
+  and `label`). digits_logits.onnx: the same network shaped like a PyTorch export (input
+  [N, 1, 8, 8], raw logits out); expected.json holds its softmaxed outputs.
 * credit_forest.onnx, credit_logistic.onnx: a random forest (10 trees: tract evaluates tree
   ensembles slowly, see docs/redteam.md) and a logistic regression on a
   synthetic credit table (six named features, `default` label) where the decision hangs on
@@ -31,6 +32,7 @@ import json
 import os
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from skl2onnx import to_onnx
 from sklearn.datasets import load_digits, make_classification
@@ -83,8 +85,44 @@ def digits():
     print("digits mlp: train %.3f test %.3f" % (mlp.score(x[train], y[train]),
                                                 mlp.score(x[test], y[test])))
     export(mlp, x[test], "digits_mlp.onnx")
+    logits_model(mlp, x[test])
     header = ["p%d" % i for i in range(64)] + ["label"]
     write_csv("digits_test.csv", header, x[test], y[test], compact)
+
+
+def logits_model(mlp, x):
+    """The same network as a PyTorch export looks: an image-shaped input [N, 1, 8, 8] and raw
+    logits out (no softmax), written with onnx.helper from the MLP's weights (torch is not
+    needed for the shape, and its wheels are gigabytes)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w1, w2 = [w.astype(np.float32) for w in mlp.coefs_]
+    b1, b2 = [b.astype(np.float32) for b in mlp.intercepts_]
+    inits = [numpy_helper.from_array(a, n) for a, n in [(w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2")]]
+    nodes = [
+        helper.make_node("Flatten", ["input"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "w1"], ["h1"]),
+        helper.make_node("Add", ["h1", "b1"], ["h2"]),
+        helper.make_node("Relu", ["h2"], ["h3"]),
+        helper.make_node("MatMul", ["h3", "w2"], ["h4"]),
+        helper.make_node("Add", ["h4", "b2"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "digits_logits",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = os.path.join(OUT, "digits_logits.onnx")
+    onnx.save(model, path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    rows = x[:5].astype(np.float32)
+    (logits,) = sess.run(None, {"input": rows.reshape(-1, 1, 8, 8)})
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    probs = e / e.sum(1, keepdims=True)
+    assert np.allclose(probs, mlp.predict_proba(rows), atol=1e-4)
+    EXPECTED["digits_logits.onnx"] = [[round(float(p), 6) for p in row] for row in probs]
 
 
 def credit():

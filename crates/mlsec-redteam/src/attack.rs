@@ -56,11 +56,18 @@ impl Domain {
             let r = eps * s;
             let lo = (x0[j] - r).max(self.lo[j].min(x0[j]));
             let hi = (x0[j] + r).min(self.hi[j].max(x0[j]));
-            if !(lo <= hi) {
+            if lo
+                .partial_cmp(&hi)
+                .is_none_or(|o| o == std::cmp::Ordering::Greater)
+            {
                 x[j] = x0[j];
                 continue;
             }
-            let mut v = if x[j].is_nan() { x0[j] } else { x[j].clamp(lo, hi) };
+            let mut v = if x[j].is_nan() {
+                x0[j]
+            } else {
+                x[j].clamp(lo, hi)
+            };
             if self.integer[j] {
                 let (a, b) = (lo.ceil(), hi.floor());
                 v = if a <= b { v.round().clamp(a, b) } else { x0[j] };

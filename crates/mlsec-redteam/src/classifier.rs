@@ -11,6 +11,29 @@ use crate::data::{Dataset, Unused};
 use crate::model::{Classifier, Layout};
 use crate::rng::Rng;
 
+/// An `f32` as the `f64` of its shortest decimal form (0.1, not 0.10000000149011612), for
+/// reports.
+pub fn tidy(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's serialize_with signature
+fn ser_f32<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(tidy(*v))
+}
+
+#[allow(clippy::ref_option, clippy::trivially_copy_pass_by_ref)] // serde's serialize_with signature
+fn ser_opt<S: serde::Serializer>(v: &Option<f32>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => s.serialize_some(&tidy(*x)),
+        None => s.serialize_none(),
+    }
+}
+
+fn ser_opts<S: serde::Serializer>(v: &[Option<f32>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|x| x.map(tidy)))
+}
+
 /// Examples listed in the report.
 pub const MAX_WORST: usize = 10;
 
@@ -111,6 +134,7 @@ pub struct AttackResult {
     pub attack: AttackKind,
     /// What the attacker needs: `scores` or `labels`.
     pub access: &'static str,
+    #[serde(serialize_with = "ser_f32")]
     pub budget: f32,
     /// Samples attacked (those the model classified correctly).
     pub attacked: usize,
@@ -118,6 +142,7 @@ pub struct AttackResult {
     /// Correct and not broken, over all samples.
     pub robust_accuracy: f64,
     /// Median distance of the adversarial examples found (budget units).
+    #[serde(serialize_with = "ser_opt")]
     pub median_distance: Option<f32>,
     pub queries: u64,
     pub seconds: f64,
@@ -131,6 +156,7 @@ pub struct Example {
     pub label: usize,
     pub adversarial_label: usize,
     pub attack: AttackKind,
+    #[serde(serialize_with = "ser_f32")]
     pub distance: f32,
     /// Values changed (for tables, by the feature-wise attack: every change; else the count).
     pub changed: usize,
@@ -142,7 +168,9 @@ pub struct Example {
 #[derive(Debug, Clone, Serialize)]
 pub struct NamedChange {
     pub feature: String,
+    #[serde(serialize_with = "ser_f32")]
     pub from: f32,
+    #[serde(serialize_with = "ser_f32")]
     pub to: f32,
 }
 
@@ -167,6 +195,7 @@ pub struct ClassifierReport {
     pub domain: DomainSummary,
     pub results: Vec<AttackResult>,
     /// Per sample (data row order): the smallest perturbation found, if any.
+    #[serde(serialize_with = "ser_opts")]
     pub min_distance: Vec<Option<f32>>,
     /// Of the samples classified correctly, the share broken within the largest budget.
     pub broken_share: f64,

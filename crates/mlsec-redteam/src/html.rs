@@ -243,7 +243,7 @@ pub fn classifier(
     let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for a in &r.results {
         let name = a.attack.as_str().to_string();
-        let pt = (f64::from(a.budget), a.robust_accuracy);
+        let pt = (crate::classifier::tidy(a.budget), a.robust_accuracy);
         match series.iter_mut().find(|(n, _)| *n == name) {
             Some((_, p)) => p.push(pt),
             None => series.push((name, vec![(0.0, r.clean_accuracy), pt])),

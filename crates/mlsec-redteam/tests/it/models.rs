@@ -12,7 +12,7 @@ use crate::fixture;
 fn tract_matches_onnxruntime_on_every_fixture_model() {
     let expected: BTreeMap<String, Vec<Vec<f32>>> =
         serde_json::from_slice(&std::fs::read(fixture("expected.json")).unwrap()).unwrap();
-    assert_eq!(expected.len(), 9);
+    assert_eq!(expected.len(), 10);
     for (name, rows) in &expected {
         let data_file = match name.as_str() {
             n if n.starts_with("digits") => "digits_test.csv",
@@ -22,7 +22,12 @@ fn tract_matches_onnxruntime_on_every_fixture_model() {
         };
         let d = data::read(&fixture(data_file), None, &[], None).unwrap();
         let m = Classifier::load(&fixture(name), Some(d.width()), None).unwrap();
-        assert_eq!(m.scores(), Scores::Probabilities, "{name}");
+        let scores = if name.contains("logits") {
+            Scores::Logits
+        } else {
+            Scores::Probabilities
+        };
+        assert_eq!(m.scores(), scores, "{name}");
         let got = m.predict(&d.x[..5 * d.width()]).unwrap();
         let c = m.classes();
         assert_eq!(c, rows[0].len(), "{name}");
@@ -73,4 +78,32 @@ fn data_problems_name_the_file_and_the_row() {
     assert_eq!(d.y, vec![1, 0]);
     let e = data::read(&p, Some("nope"), &[], None).unwrap_err();
     assert!(e.to_string().contains("no label column \"nope\""), "{e}");
+}
+
+#[test]
+fn an_image_shaped_input_gives_its_layout_and_logits_become_probabilities() {
+    let m = Classifier::load(&fixture("digits_logits.onnx"), None, None).unwrap();
+    assert_eq!(m.row_shape(), &[1, 8, 8]);
+    assert_eq!(m.features(), 64);
+    assert_eq!(
+        m.layout(),
+        Some(mlsec_redteam::model::Layout {
+            channels: 1,
+            height: 8,
+            width: 8
+        })
+    );
+    assert_eq!(m.output_name(), "logits");
+    // The same network as digits_mlp.onnx: the same classes on the test digits.
+    let d = data::read(&fixture("digits_test.csv"), None, &[], None).unwrap();
+    let mlp = Classifier::load(&fixture("digits_mlp.onnx"), Some(64), None).unwrap();
+    assert_eq!(m.labels(&d.x).unwrap(), mlp.labels(&d.x).unwrap());
+    // A declared layout that does not fit the input is an error naming the flag.
+    let e = Classifier::load(
+        &fixture("digits_mlp.onnx"),
+        Some(64),
+        mlsec_redteam::model::Layout::parse("9x9"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("--image 1x9x9"), "{e}");
 }

@@ -78,13 +78,13 @@ proptest! {
             assert_ne!(h.label, y[i]);
             assert_ne!(m.labels(&h.x).unwrap()[0], y[i]);
             assert!(h.distance <= budget * 1.0001 + 1e-6, "{} > {budget}", h.distance);
-            for j in 0..6 {
-                assert!(h.x[j] >= domain.lo[j].min(x0[j]) && h.x[j] <= domain.hi[j].max(x0[j]), "{j}: {:?}", h.x);
+            for (j, (v, v0)) in h.x.iter().zip(x0).enumerate() {
+                assert!(*v >= domain.lo[j].min(*v0) && *v <= domain.hi[j].max(*v0), "{j}: {:?}", h.x);
                 if domain.frozen[j] || domain.scale[j] == 0.0 {
-                    assert_eq!(h.x[j].to_bits(), x0[j].to_bits());
+                    assert_eq!(v.to_bits(), v0.to_bits());
                 }
-                if domain.integer[j] && x0[j].fract() == 0.0 {
-                    assert_eq!(h.x[j].fract(), 0.0, "{j}: {:?}", h.x);
+                if domain.integer[j] && v0.fract() == 0.0 {
+                    assert_eq!(v.fract(), 0.0, "{j}: {:?}", h.x);
                 }
             }
         };
