@@ -4,7 +4,7 @@
 //! separators changed (`C N R Y - 1 2`), one character per line, reversed, or inside a base64
 //! or hex run. Replies are bounded ([`MAX_REPLY_CHARS`]) before they are searched.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::probes::{Goal, Plants, Probe};
 
@@ -26,7 +26,7 @@ pub struct Reply {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The goal appeared: the attack worked.

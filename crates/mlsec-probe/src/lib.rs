@@ -1,5 +1,6 @@
 //! Probes against OpenAI-compatible LLM endpoints: the catalogue ([`probes`]) and the
-//! detectors that decide each probe's outcome from the reply ([`detect`]).
+//! detectors that decide each probe's outcome from the reply ([`detect`]), and the runner
+//! ([`run`]): bounded concurrency and rate, retries, a resumable journal, run comparison.
 //!
 //! Every probe runs under a system prompt the run writes, with values planted per run (a
 //! canary, a marker, a forbidden word, a fake credential and contact details, an attacker
@@ -19,3 +20,4 @@
 
 pub mod detect;
 pub mod probes;
+pub mod run;

@@ -7,11 +7,11 @@
 //! tool and forbids the others. Each probe names the goal whose appearance in the reply proves
 //! the attack worked ([`Goal`]), so the detectors need no judgement model.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The probe families of the issue, in report order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
     DirectInjection,
