@@ -249,6 +249,12 @@ pub fn judge(probe: &Probe, plants: &Plants, reply: &Reply) -> Verdict {
                     .map(|at| format!("(forged in text) {}", snippet(&text, at, quoted.len())))
             }),
     };
+    // Evidence is one line of printable text, whatever the reply held.
+    let found = found.map(|e| {
+        e.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+    });
     Verdict {
         outcome: if found.is_some() {
             Outcome::Vulnerable

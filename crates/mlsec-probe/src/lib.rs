@@ -1,6 +1,7 @@
 //! Probes against OpenAI-compatible LLM endpoints: the catalogue ([`probes`]) and the
 //! detectors that decide each probe's outcome from the reply ([`detect`]), and the runner
-//! ([`run`]): bounded concurrency and rate, retries, a resumable journal, run comparison.
+//! ([`run`]): bounded concurrency and rate, retries, a resumable journal, run comparison;
+//! [`report`] turns a run into findings (rules `RTL001`-`RTL007`), text and HTML.
 //!
 //! Every probe runs under a system prompt the run writes, with values planted per run (a
 //! canary, a marker, a forbidden word, a fake credential and contact details, an attacker
@@ -20,4 +21,5 @@
 
 pub mod detect;
 pub mod probes;
+pub mod report;
 pub mod run;

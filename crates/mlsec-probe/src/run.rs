@@ -92,7 +92,7 @@ pub struct ProbeResult {
 }
 
 /// Counts per family.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FamilySummary {
     pub family: Option<Family>,
     pub probes: usize,
@@ -102,7 +102,7 @@ pub struct FamilySummary {
     pub errors: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeReport {
     pub url: String,
     pub model: String,

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use mlsec_diagnostics::Report;
-use mlsec_drift::html::escape;
+use mlsec_diagnostics::render::escape_html as escape;
 
 use crate::classifier::ClassifierReport;
 use crate::membership::MembershipReport;

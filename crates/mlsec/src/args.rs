@@ -44,7 +44,7 @@ pub enum Command {
     /// Training-data checks: `mlsec data audit DATASET --label COL`.
     Data(DataArgs),
     /// Red-team a model: black-box adversarial attacks on an ONNX classifier, a
-    /// membership-inference audit.
+    /// membership-inference audit, probes against an LLM endpoint.
     Redteam(RedteamArgs),
     /// OMS conformance adapter: sign (the form the model-signing conformance suite drives).
     #[command(name = "sign-model", hide = true)]
@@ -866,6 +866,62 @@ pub enum RedteamCommand {
     Classifier(RedteamClassifierArgs),
     /// Membership-inference audit: can an attacker tell the training records from unseen ones?
     Membership(RedteamMembershipArgs),
+    /// Probe an OpenAI-compatible chat endpoint (directly or through mlsec gateway): prompt
+    /// injection, system-prompt extraction, jailbreaks, encodings, exfiltration links, secret
+    /// and PII leakage, tool-call forging.
+    Llm(RedteamLlmArgs),
+    /// Compare two `redteam llm --format json` reports probe by probe (before and after a
+    /// guard or model change): fixed, regressed, still vulnerable.
+    Compare(RedteamCompareArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RedteamLlmArgs {
+    /// The API base, as OpenAI clients take it (http://127.0.0.1:8000/v1).
+    #[arg(long)]
+    pub url: String,
+    /// The model name to send.
+    #[arg(long)]
+    pub model: String,
+    /// The API key (sent as a bearer token). Default: the MLSEC_PROBE_API_KEY environment
+    /// variable; prefer it, a flag shows in the process list.
+    #[arg(long, env = "MLSEC_PROBE_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Probe families to run (default: all): direct-injection, indirect-injection,
+    /// prompt-extraction, jailbreak, encoding, exfiltration, leakage, tool-forging.
+    #[arg(long, value_delimiter = ',')]
+    pub families: Vec<String>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// At most this many requests per second.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds to wait for each reply.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Retries of a request that got 429, 5xx or no answer.
+    #[arg(long, default_value_t = 2)]
+    pub retries: u32,
+    /// Seed of the planted values (same seed, same probes).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Append each result to this file and skip probes it already decided (resume a run).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: RedteamOutput,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RedteamCompareArgs {
+    /// The earlier run's JSON report.
+    pub before: PathBuf,
+    /// The later run's JSON report.
+    pub after: PathBuf,
+    /// text or json.
+    #[arg(long, value_enum, default_value_t = RedteamFormat::Text)]
+    pub format: RedteamFormat,
 }
 
 /// Options every red-team report shares.

@@ -4,6 +4,25 @@ pub mod json;
 pub mod sarif;
 pub mod text;
 
+/// Escapes text for HTML element content and quoted attributes (the self-contained HTML
+/// reports of drift, data audits and red-team runs). Control characters other than newline
+/// and tab become U+FFFD.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Version of the JSON report shape (`docs/report.schema.json`). Bumped on any breaking change.
 pub const JSON_SCHEMA_VERSION: &str = "1.1.0";
 

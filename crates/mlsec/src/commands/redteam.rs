@@ -11,15 +11,120 @@ use mlsec_redteam::model::{Classifier, Layout};
 use mlsec_redteam::{data, examples, membership};
 
 use crate::args::{
-    RedteamArgs, RedteamClassifierArgs, RedteamCommand, RedteamFormat, RedteamMembershipArgs,
-    RedteamOutput,
+    RedteamArgs, RedteamClassifierArgs, RedteamCommand, RedteamCompareArgs, RedteamFormat,
+    RedteamLlmArgs, RedteamMembershipArgs, RedteamOutput,
 };
 
 pub fn run(args: &RedteamArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         RedteamCommand::Classifier(a) => run_classifier(a),
         RedteamCommand::Membership(a) => run_membership(a),
+        RedteamCommand::Llm(a) => run_llm(a),
+        RedteamCommand::Compare(a) => run_compare(a),
     }
+}
+
+fn run_llm(a: &RedteamLlmArgs) -> anyhow::Result<ExitCode> {
+    use mlsec_probe::probes::Family;
+    let mut families = Vec::new();
+    for f in &a.families {
+        match Family::parse(f) {
+            Some(x) => families.push(x),
+            None => bail!(
+                "--families {f}: unknown family ({})",
+                Family::ALL.map(Family::as_str).join(", ")
+            ),
+        }
+    }
+    if families.is_empty() {
+        families = Family::ALL.to_vec();
+    }
+    if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
+        bail!("--url {}: expected an http:// or https:// API base", a.url);
+    }
+    let target = mlsec_probe::run::Target {
+        url: a.url.clone(),
+        model: a.model.clone(),
+        key: a.key.clone(),
+    };
+    let opts = mlsec_probe::run::Options {
+        families,
+        concurrency: a.concurrency,
+        rate: a.rate,
+        timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+        retries: a.retries,
+        seed: a.seed,
+        journal: a.journal.clone(),
+        ..mlsec_probe::run::Options::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(mlsec_probe::run::run(&target, &opts))?;
+    let findings = mlsec_probe::report::findings(&report);
+    let total = report.summary.last().cloned().unwrap_or_default();
+    eprintln!(
+        "{} probes: {} vulnerable, {} resisted, {} blocked, {} undecided ({} requests in {:.1} s)",
+        total.probes,
+        total.vulnerable,
+        total.resisted,
+        total.blocked,
+        total.errors,
+        report.requests,
+        report.seconds
+    );
+    let mut json = serde_json::to_value(&report)?;
+    json["kind"] = "llm".into();
+    emit(
+        &a.out,
+        json,
+        &findings,
+        || mlsec_probe::report::text(&report),
+        || mlsec_probe::report::html(&report, &findings),
+    )
+}
+
+fn run_compare(a: &RedteamCompareArgs) -> anyhow::Result<ExitCode> {
+    let read = |p: &std::path::Path| -> anyhow::Result<mlsec_probe::run::ProbeReport> {
+        let bytes = fs_err::read(p)?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", p.display()))?;
+        if v["kind"] != "llm" {
+            bail!(
+                "{}: not a `mlsec redteam llm --format json` report",
+                p.display()
+            );
+        }
+        serde_json::from_value(v).with_context(|| format!("{}: not a probe report", p.display()))
+    };
+    let (before, after) = (read(&a.before)?, read(&a.after)?);
+    let c = mlsec_probe::run::compare(&before, &after)?;
+    let out = match a.format {
+        RedteamFormat::Json => {
+            let mut v = serde_json::to_value(&c)?;
+            v["kind"] = "llm-compare".into();
+            v["schema_version"] = mlsec_redteam::SCHEMA_VERSION.into();
+            let mut b = serde_json::to_vec_pretty(&v)?;
+            b.push(b'\n');
+            b
+        }
+        RedteamFormat::Text => mlsec_probe::report::comparison_text(&c).into_bytes(),
+        RedteamFormat::Sarif | RedteamFormat::Html => {
+            bail!("compare prints text or json")
+        }
+    };
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &out)?;
+    eprintln!(
+        "{} fixed, {} regressed, {} still vulnerable",
+        c.fixed.len(),
+        c.regressed.len(),
+        c.still_vulnerable.len()
+    );
+    Ok(if c.regressed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::EXIT_FINDINGS)
+    })
 }
 
 fn range(s: &str, what: &str) -> anyhow::Result<(f32, f32)> {

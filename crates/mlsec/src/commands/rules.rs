@@ -17,6 +17,7 @@ fn all() -> Vec<&'static Rule> {
     all.extend(mlsec_drift::RULES.iter().copied());
     all.extend(mlsec_drift::audit::RULES.iter().copied());
     all.extend(mlsec_redteam::RULES.iter().copied());
+    all.extend(mlsec_probe::report::RULES.iter().copied());
     all.extend(
         mlsec_scan_secrets::Engine::builtin()
             .catalogue()

@@ -241,3 +241,147 @@ fn bad_input_is_exit_2_naming_the_file_or_flag() {
         assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
     }
 }
+
+#[allow(dead_code)]
+#[path = "../../../mlsec-probe/tests/it/server.rs"]
+mod vulnerable;
+
+/// The scripted vulnerable chat model on a loopback port, for the life of the test process.
+fn vulnerable_model() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tx.send(vulnerable::start(0).await).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+#[test]
+fn llm_probes_report_findings_resume_and_compare() {
+    let url = vulnerable_model();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.jsonl");
+    let before = dir.path().join("before.json");
+    let args = |families: &str, out: &std::path::Path| -> Vec<String> {
+        [
+            "redteam",
+            "llm",
+            "--url",
+            &url,
+            "--model",
+            "any",
+            "--families",
+            families,
+            "--journal",
+            journal.to_str().unwrap(),
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+    };
+    let a = args("encoding,tool-forging", &before);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("9 probes: 5 vulnerable"),
+        "{}",
+        stderr(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&before).unwrap()).unwrap();
+    assert_valid(SCHEMA, &v);
+    let mut ids = rule_ids(&v);
+    ids.sort_unstable();
+    assert_eq!(ids, vec!["RTL001", "RTL006"]);
+    // The same run again is answered from the journal: no request is sent.
+    let again = dir.path().join("again.json");
+    let a = args("encoding,tool-forging", &again);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("(0 requests"), "{}", stderr(&o));
+    // Compare: identical runs, nothing fixed or regressed.
+    let o = run(&[
+        "redteam",
+        "compare",
+        before.to_str().unwrap(),
+        again.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_valid(SCHEMA, &c);
+    assert_eq!(c["still_vulnerable"].as_array().unwrap().len(), 5);
+    // Text and HTML.
+    let o = run(&[
+        "redteam",
+        "llm",
+        "--url",
+        &url,
+        "--model",
+        "any",
+        "--families",
+        "leakage",
+    ]);
+    assert!(
+        stdout(&o).contains("leakage/credential/0"),
+        "{}",
+        stdout(&o)
+    );
+    let text = stdout(&o);
+    for (i, _) in text.match_indices("mlsec-test-key-") {
+        assert!(
+            text[i + 15..].starts_with('…'),
+            "the planted key is masked: {text}"
+        );
+    }
+    let o = run(&[
+        "redteam",
+        "llm",
+        "--url",
+        &url,
+        "--model",
+        "any",
+        "--families",
+        "jailbreak",
+        "--format",
+        "html",
+    ]);
+    assert!(stdout(&o).contains("<svg id=\"families\""));
+    // Bad input: exit 2 naming the flag or the file.
+    let o = run(&["redteam", "llm", "--url", "ftp://x", "--model", "m"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("--url ftp://x"), "{}", stderr(&o));
+    let o = run(&[
+        "redteam",
+        "llm",
+        "--url",
+        &url,
+        "--model",
+        "m",
+        "--families",
+        "telepathy",
+    ]);
+    assert!(
+        stderr(&o).contains("--families telepathy"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "redteam",
+        "compare",
+        "fixtures/redteam/expected.json",
+        before.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("expected.json"), "{}", stderr(&o));
+}
