@@ -262,12 +262,13 @@ fn sarif_matches_official_schema() {
         &v,
     );
     let rules = v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
-    // Every scanner rule; `mlsec rules` also lists the registry inventory's, drift's and the
-    // data audit's,
-    // which a scan does not run.
+    // Every scanner rule; `mlsec rules` also lists the registry inventory's, drift's, the
+    // data audit's and the red-team tools', which a scan does not run.
     let others = mlsec_registry::inventory::RULES.len()
         + mlsec_drift::RULES.len()
-        + mlsec_drift::audit::RULES.len();
+        + mlsec_drift::audit::RULES.len()
+        + mlsec_redteam::RULES.len()
+        + mlsec_probe::report::RULES.len();
     assert_eq!(rules.len() + others, mlsec_rule_count());
     // GitHub code scanning needs region.startLine on every result.
     let results = v["runs"][0]["results"].as_array().unwrap();
