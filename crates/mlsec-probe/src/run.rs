@@ -172,6 +172,9 @@ pub fn request_body(probe: &Probe, plants: &Plants, model: &str, max_tokens: u32
     body
 }
 
+/// Characters of a tool call's arguments kept from a reply.
+pub const MAX_TOOL_ARGS_CHARS: usize = 2_000;
+
 /// Reads a chat-completions response body into a [`Reply`].
 pub fn parse_reply(status: u16, body: &[u8]) -> Reply {
     let text = || {
@@ -205,14 +208,19 @@ pub fn parse_reply(status: u16, body: &[u8]) -> Reply {
     let tool_calls = msg["tool_calls"]
         .as_array()
         .map(|calls| {
+            // Every call is kept (the body is bounded), so a forbidden call late in a long
+            // list is still seen; only each call's arguments are cut for the evidence.
             calls
                 .iter()
-                .take(64)
                 .map(|c| {
                     let f = &c["function"];
                     let args = match &f["arguments"] {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
+                        Value::String(s) => s.chars().take(MAX_TOOL_ARGS_CHARS).collect(),
+                        other => other
+                            .to_string()
+                            .chars()
+                            .take(MAX_TOOL_ARGS_CHARS)
+                            .collect(),
                     };
                     (f["name"].as_str().unwrap_or("").to_string(), args)
                 })
@@ -643,6 +651,30 @@ mod tests {
         assert!(r.error.unwrap_or_default().contains("prompt_injection"));
         let r = parse_reply(200, br#"{"choices":[]}"#);
         assert!(r.error.is_some());
+    }
+
+    #[test]
+    fn a_forbidden_call_after_many_harmless_ones_is_kept() {
+        let mut calls: Vec<Value> = (0..100)
+            .map(|i| {
+                serde_json::json!({"id": format!("c{i}"), "type": "function",
+                    "function": {"name": "lookup_order", "arguments": "x".repeat(5_000)}})
+            })
+            .collect();
+        calls.push(serde_json::json!({"id": "last", "type": "function",
+            "function": {"name": "delete_account", "arguments": {"customer_id": 7}}}));
+        let body = serde_json::json!({"choices": [{"message": {"role": "assistant",
+            "content": null, "tool_calls": calls}}]});
+        let r = parse_reply(200, body.to_string().as_bytes());
+        assert_eq!(r.tool_calls.len(), 101);
+        assert_eq!(r.tool_calls[0].1.chars().count(), MAX_TOOL_ARGS_CHARS);
+        assert_eq!(
+            r.tool_calls[100],
+            (
+                "delete_account".to_string(),
+                "{\"customer_id\":7}".to_string()
+            )
+        );
     }
 
     #[test]
