@@ -38,6 +38,8 @@ pub struct Unused {
     pub invalid: u64,
     /// The first problem, with its data row.
     pub first: Option<String>,
+    /// Valid rows left out on request (`--max-samples`): said in the report, not a finding.
+    pub limited: u64,
 }
 
 impl Unused {
@@ -47,6 +49,15 @@ impl Unused {
 }
 
 impl Dataset {
+    /// Keeps the first `n` rows; the rest are counted in `unused.limited`.
+    pub fn limit(&mut self, n: usize) {
+        let n = n.min(self.rows());
+        self.unused.limited += (self.rows() - n) as u64;
+        self.x.truncate(n * self.width());
+        self.y.truncate(n);
+        self.source_rows.truncate(n);
+    }
+
     pub fn rows(&self) -> usize {
         self.y.len()
     }
@@ -123,6 +134,7 @@ pub fn from_frame(
                 .first_problem
                 .as_ref()
                 .map(|(line, msg)| format!("line {line}: {msg}")),
+            limited: 0,
         },
     };
     let mut row = Vec::with_capacity(features.len());

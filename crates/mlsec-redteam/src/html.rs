@@ -213,10 +213,15 @@ pub fn classifier(
     head(&mut h, &format!("mlsec redteam classifier: {}", r.model));
     let _ = write!(
         h,
-        "<h1>Adversarial robustness</h1><div class=\"sub\">model <code>{}</code> &middot; data <code>{}</code> ({} samples, {} mode, budget in {})</div>",
+        "<h1>Adversarial robustness</h1><div class=\"sub\">model <code>{}</code> &middot; data <code>{}</code> ({} samples{}, {} mode, budget in {})</div>",
         escape(&r.model),
         escape(&r.data),
         r.samples,
+        if r.unused.limited > 0 {
+            format!("; {} more left out by --max-samples", r.unused.limited)
+        } else {
+            String::new()
+        },
         r.mode,
         r.domain.budget_unit
     );

@@ -247,10 +247,13 @@ fn run_classifier(a: &RedteamClassifierArgs) -> anyhow::Result<ExitCode> {
         if n == 0 {
             bail!("--max-samples 0: nothing to attack");
         }
-        let n = n.min(ds.rows());
-        ds.x.truncate(n * ds.width());
-        ds.y.truncate(n);
-        ds.source_rows.truncate(n);
+        ds.limit(n);
+        if ds.unused.limited > 0 {
+            eprintln!(
+                "note: {}: attacking the first {n} valid rows; {} more left out (--max-samples)",
+                ds.path, ds.unused.limited
+            );
+        }
     }
     let model = Classifier::load(&a.model, Some(ds.width()), layout)?;
     let opts = classifier::Options {
@@ -309,8 +312,18 @@ fn classifier_text(r: &ClassifierReport) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{} on {}: {} samples, {} mode, {} classes, budget in {}",
-        r.model, r.data, r.samples, r.mode, r.classes, r.domain.budget_unit
+        "{} on {}: {} samples{}, {} mode, {} classes, budget in {}",
+        r.model,
+        r.data,
+        r.samples,
+        if r.unused.limited > 0 {
+            format!(" ({} more left out by --max-samples)", r.unused.limited)
+        } else {
+            String::new()
+        },
+        r.mode,
+        r.classes,
+        r.domain.budget_unit
     );
     let _ = writeln!(t, "clean accuracy {:.3}\n", r.clean_accuracy);
     let _ = writeln!(

@@ -34,6 +34,11 @@ fn classifier_json_follows_its_schema_and_fails_on_fragility() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_valid(SCHEMA, &v);
     assert_eq!(v["samples"], 60);
+    assert_eq!(
+        v["unused"]["limited"], 140,
+        "the rows --max-samples left out are said"
+    );
+    assert!(stderr(&o).contains("140 more left out"), "{}", stderr(&o));
     assert!(rule_ids(&v).contains(&"RTM001"));
     assert!(stderr(&o).contains("clean accuracy"), "{}", stderr(&o));
     assert!(
