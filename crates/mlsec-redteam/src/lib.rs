@@ -34,6 +34,7 @@ pub mod html;
 pub mod membership;
 pub mod model;
 pub mod rng;
+pub mod trees;
 
 use std::path::PathBuf;
 

@@ -207,9 +207,12 @@ impl Classifier {
         shape.extend(row_shape.iter().map(|&d| d.to_dim()));
         m.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
             .map_err(|e| err(e.to_string()))?;
-        let typed = m
+        let mut typed = m
             .into_optimized()
             .map_err(|e| err(format!("cannot be prepared to run: {e:#}")))?;
+        // Tree ensembles run through mlsec's evaluator: the same scores, some 50 times faster.
+        crate::trees::accelerate(&mut typed)
+            .map_err(|e| err(format!("has a tree ensemble that cannot be run: {e:#}")))?;
         // The output: a float tensor [batch, classes], preferring one named for probabilities.
         let mut candidates = Vec::new();
         let outlets = typed

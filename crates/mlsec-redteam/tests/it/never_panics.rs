@@ -30,6 +30,29 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    /// A damaged forest reaches mlsec's tree-ensemble evaluator with whatever tables tract
+    /// decoded: it loads and runs, or fails with an error naming the file.
+    #[test]
+    fn damaged_forests_never_panic(flips in proptest::collection::vec((0usize..20_000, any::<u8>()), 1..8)) {
+        let mut bytes = std::fs::read(fixture("credit_forest.onnx")).unwrap();
+        let len = bytes.len();
+        for (at, v) in flips {
+            bytes[at % len] ^= v;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("damaged.onnx");
+        std::fs::write(&p, &bytes).unwrap();
+        match Classifier::load(&p, Some(6), None) {
+            Ok(m) => {
+                let _ = m.predict(&[0.5, f32::NAN, 1e30, -1e30, 0.0, 3.0]);
+            }
+            Err(e) => prop_assert!(e.to_string().contains("damaged.onnx"), "{}", e),
+        }
+    }
+}
+
 use mlsec_redteam::attack::{self, Domain, HsjOptions, Target};
 use mlsec_redteam::rng::Rng;
 
