@@ -319,6 +319,9 @@ impl Default for HsjOptions {
     }
 }
 
+/// Clean samples of another class HopSkipJump compares a sample with to find its start.
+pub const MAX_START_CANDIDATES: usize = 2_048;
+
 /// HopSkipJump (L-inf, untargeted): for each sample the smallest adversarial perturbation
 /// found from labels alone. Starting points are the clean samples the model assigns another
 /// class (the nearest one), else random points in the domain.
@@ -420,10 +423,15 @@ fn hsj_one(
         budget: opts.queries,
     };
     let big = f32::MAX;
-    // Start: the nearest sample the model puts in another class, else random points.
-    let start = (0..t.y.len())
-        .filter(|&j| clean_labels[j] != y)
-        .map(|j| (t.domain.distance(x0, t.row(j)), j))
+    // Start: the nearest sample the model puts in another class, else random points. Past
+    // MAX_START_CANDIDATES such samples, an even spread of that many is searched, so the search
+    // stays linear in the data.
+    let others: Vec<usize> = (0..t.y.len()).filter(|&j| clean_labels[j] != y).collect();
+    let stride = others.len().div_ceil(MAX_START_CANDIDATES).max(1);
+    let start = others
+        .iter()
+        .step_by(stride)
+        .map(|&j| (t.domain.distance(x0, t.row(j)), j))
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, j)| {
             let mut v = t.row(j).to_vec();
