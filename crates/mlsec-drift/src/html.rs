@@ -17,35 +17,25 @@ pub const CURRENT_COLOUR: &str = "#dd6b20";
 const MAX_BARS: usize = 40;
 
 pub use mlsec_diagnostics::render::escape_html as escape;
+use mlsec_diagnostics::render::html::{findings_list, page_head};
 
-const STYLE: &str = r#"
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1a202c;background:#fff;max-width:1100px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
-.sub{color:#4a5568;font-size:13px;margin-bottom:16px}
-.cards{display:flex;gap:12px;flex-wrap:wrap}
-.card{border:1px solid #e2e8f0;border-radius:6px;padding:10px 14px;min-width:140px}
-.card b{display:block;font-size:22px}
-.drift{background:#fff5f5;border-color:#feb2b2}.ok{background:#f0fff4;border-color:#9ae6b4}
-table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #edf2f7;vertical-align:top}
-th{background:#f7fafc}
+const STYLE: &str = "
+.drift{background:#fff5f5;border-color:#feb2b2}
 .yes{color:#c53030;font-weight:600}.no{color:#2f855a}
 .col{border:1px solid #e2e8f0;border-radius:6px;padding:10px 14px;margin:12px 0}
 .col h3{font-size:15px;margin:0 0 4px;word-break:break-all}
 .sig{font-size:13px;color:#c53030;margin:2px 0}
 .note{font-size:13px;color:#4a5568;margin:2px 0}
-.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
-ul.findings{font-size:13px;padding-left:18px}
-"#;
+";
 
 /// The whole page.
 pub fn render(report: &DriftReport, findings: &Report) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let s = &report.summary;
-    let _ = write!(
-        h,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>mlsec drift: {}</title><style>{STYLE}</style></head><body>",
-        escape(&report.current.path)
+    page_head(
+        &mut h,
+        &format!("mlsec drift: {}", &report.current.path),
+        STYLE,
     );
     let _ = write!(
         h,
@@ -95,10 +85,10 @@ pub fn render(report: &DriftReport, findings: &Report) -> String {
 /// The audit report as one self-contained page: summary cards, findings, and a table per check.
 pub fn render_audit(report: &crate::audit::AuditReport, findings: &Report) -> String {
     let mut h = String::with_capacity(32 * 1024);
-    let _ = write!(
-        h,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>mlsec data audit: {}</title><style>{STYLE}</style></head><body>",
-        escape(&report.dataset)
+    page_head(
+        &mut h,
+        &format!("mlsec data audit: {}", &report.dataset),
+        STYLE,
     );
     let _ = write!(
         h,
@@ -180,23 +170,6 @@ pub fn render_audit(report: &crate::audit::AuditReport, findings: &Report) -> St
     }
     h.push_str("<p class=\"note\">Made by mlsec data audit.</p></body></html>\n");
     h
-}
-
-fn findings_list(h: &mut String, findings: &Report) {
-    if findings.findings.is_empty() {
-        return;
-    }
-    h.push_str("<h2>Findings</h2><ul class=\"findings\">");
-    for f in &findings.findings {
-        let _ = write!(
-            h,
-            "<li><b>{}</b> {} &middot; {}</li>",
-            f.rule.id,
-            f.severity.as_str(),
-            escape(&f.message)
-        );
-    }
-    h.push_str("</ul>");
 }
 
 fn kind(k: Kind) -> &'static str {

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use mlsec_diagnostics::render::escape_html as escape;
+use mlsec_diagnostics::render::html::{findings_list, page_head};
 use mlsec_diagnostics::{Finding, Location, Report, Rule, Severity};
 
 use crate::detect::Outcome;
@@ -290,10 +291,10 @@ const COLOURS: [(&str, &str); 4] = [
 /// The HTML page: a stacked bar per family and the table of probes.
 pub fn html(r: &ProbeReport, findings: &Report) -> String {
     let mut h = String::with_capacity(32 * 1024);
-    let _ = write!(
-        h,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>mlsec redteam llm: {}</title><style>body{{font-family:system-ui,sans-serif;margin:24px;color:#1a202c;max-width:1100px}}table{{border-collapse:collapse;width:100%;font-size:13px}}th,td{{text-align:left;padding:4px 8px;border-bottom:1px solid #edf2f7;vertical-align:top}}.vulnerable{{color:#c53030;font-weight:600}}.legend span{{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}}</style></head><body>",
-        escape(&r.url)
+    page_head(
+        &mut h,
+        &format!("mlsec redteam llm: {}", r.url),
+        ".vulnerable{color:#c53030;font-weight:600}",
     );
     let _ = write!(
         h,
@@ -304,22 +305,8 @@ pub fn html(r: &ProbeReport, findings: &Report) -> String {
         r.requests,
         r.seconds
     );
-    let _ = write!(
-        h,
-        "<h2>Findings ({})</h2><ul id=\"findings\">",
-        findings.findings.len()
-    );
-    for f in &findings.findings {
-        let _ = write!(
-            h,
-            "<li><b>{}</b> {} [{}]: {}</li>",
-            f.rule.id,
-            f.rule.name,
-            f.severity,
-            escape(&f.message)
-        );
-    }
-    h.push_str("</ul><h2>Outcomes per family</h2>");
+    findings_list(&mut h, findings);
+    h.push_str("<h2>Outcomes per family</h2>");
     let families: Vec<_> = r.summary.iter().filter(|s| s.family.is_some()).collect();
     let (bar_h, label_w, plot_w) = (22.0, 170.0, 520.0);
     let height = bar_h * families.len() as f64 + 10.0;

@@ -6,56 +6,20 @@ use std::fmt::Write as _;
 
 use mlsec_diagnostics::Report;
 use mlsec_diagnostics::render::escape_html as escape;
+use mlsec_diagnostics::render::html::{findings_list, page_head};
 
 use crate::classifier::ClassifierReport;
 use crate::membership::MembershipReport;
 
-const STYLE: &str = r#"
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1a202c;background:#fff;max-width:1100px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
-.sub{color:#4a5568;font-size:13px;margin-bottom:16px}
-.cards{display:flex;gap:12px;flex-wrap:wrap}
-.card{border:1px solid #e2e8f0;border-radius:6px;padding:10px 14px;min-width:140px}
-.card b{display:block;font-size:22px}
-.bad{background:#fff5f5;border-color:#feb2b2}.ok{background:#f0fff4;border-color:#9ae6b4}
-table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #edf2f7;vertical-align:top}
-th{background:#f7fafc}
-.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
-ul.findings{font-size:13px;padding-left:18px}
-p.note{font-size:14px;max-width:900px}
-"#;
+const STYLE: &str =
+    ".bad{background:#fff5f5;border-color:#feb2b2}p.note{font-size:14px;max-width:900px}";
 
 const COLOURS: [&str; 6] = [
     "#2b6cb0", "#dd6b20", "#2f855a", "#c53030", "#6b46c1", "#718096",
 ];
 
 fn head(h: &mut String, title: &str) {
-    let _ = write!(
-        h,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>",
-        escape(title)
-    );
-}
-
-fn findings_list(h: &mut String, findings: &Report) {
-    let _ = write!(h, "<h2>Findings ({})</h2>", findings.findings.len());
-    if findings.findings.is_empty() {
-        h.push_str("<p class=\"note\">None at the thresholds set.</p>");
-        return;
-    }
-    h.push_str("<ul class=\"findings\" id=\"findings\">");
-    for f in &findings.findings {
-        let _ = write!(
-            h,
-            "<li><b>{}</b> {} [{}]: {}</li>",
-            f.rule.id,
-            f.rule.name,
-            f.severity,
-            escape(&f.message)
-        );
-    }
-    h.push_str("</ul>");
+    page_head(h, title, STYLE);
 }
 
 /// A line chart: `series` of (name, points) with x in [0, x_max], y in [0, 1].

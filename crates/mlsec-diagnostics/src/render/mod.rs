@@ -1,5 +1,6 @@
 //! Renderers: one module per output format, each a pure function of a [`Report`](crate::Report).
 
+pub mod html;
 pub mod json;
 pub mod sarif;
 pub mod text;
